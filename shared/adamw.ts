@@ -1,0 +1,84 @@
+// AdamW with PyTorch's torch.optim.AdamW semantics: decoupled decay, bias-corrected moments, decay by rank.
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+/**
+ * Moments are created on first use and updated in one tf.tidy with assign(). Tensors of rank >= 2 get
+ * weight decay, the others (LayerNorm gains) none. State order for checkpoints: step, then m and v per
+ * parameter in the order of `params`.
+ */
+export class AdamW {
+  readonly opts: AdamWOptions;
+  step = 0; // updates applied so far
+  private m: tf.Variable[] = [];
+  private v: tf.Variable[] = [];
+
+  constructor(opts: AdamWOptions) {
+    this.opts = opts;
+  }
+
+  /** One update of `params` with gradients `grads` (same order) at learning rate `lr`. Does not dispose grads. */
+  apply(params: tf.Variable[], grads: tf.Tensor[], lr: number): void {
+    if (this.m.length === 0) {
+      this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
+      this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
+    }
+    this.step += 1;
+    const { beta1, beta2, eps, weightDecay } = this.opts;
+    const bc1 = 1 - beta1 ** this.step;
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** this.step);
+    const stepSize = lr / bc1;
+    tf.tidy(() => {
+      params.forEach((p, i) => {
+        const g = grads[i]!;
+        const m = this.m[i]!.mul(beta1).add(g.mul(1 - beta1));
+        const v = this.v[i]!.mul(beta2).add(g.square().mul(1 - beta2));
+        this.m[i]!.assign(m);
+        this.v[i]!.assign(v);
+        const decayed = p.rank >= 2 && weightDecay > 0 ? p.mul(1 - lr * weightDecay) : p;
+        const denom = v.sqrt().div(bc2Sqrt).add(eps);
+        p.assign(decayed.sub(m.div(denom).mul(stepSize)));
+      });
+    });
+  }
+
+  /** Moments in the documented order (m0, v0, m1, v1, …), as host arrays. */
+  getState(): { step: number; moments: Float32Array[] } {
+    const moments: Float32Array[] = [];
+    this.m.forEach((m, i) => moments.push(m.dataSync() as Float32Array, this.v[i]!.dataSync() as Float32Array));
+    return { step: this.step, moments };
+  }
+
+  setState(params: tf.Variable[], state: { step: number; moments: Float32Array[] }): void {
+    this.dispose();
+    this.step = state.step;
+    if (state.moments.length === 0) return;
+    if (state.moments.length !== 2 * params.length) throw new Error(`AdamW state has ${state.moments.length} moments, expected ${2 * params.length}`);
+    this.m = params.map((p, i) => tf.variable(tf.tensor(state.moments[2 * i]!, p.shape), false));
+    this.v = params.map((p, i) => tf.variable(tf.tensor(state.moments[2 * i + 1]!, p.shape), false));
+  }
+
+  dispose(): void {
+    for (const t of [...this.m, ...this.v]) t.dispose();
+    this.m = [];
+    this.v = [];
+  }
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_: scales all gradients by min(1, maxNorm / (norm + 1e-6)).
+ * Returns the pre-clip global norm and NEW clipped gradients (the inputs are not disposed).
+ */
+export function clipGlobalNorm(grads: tf.Tensor[], maxNorm: number): { norm: number; grads: tf.Tensor[] } {
+  const normT = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))));
+  const norm = normT.dataSync()[0]!;
+  normT.dispose();
+  const coef = maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
+  return { norm, grads: grads.map((g) => (coef < 1 ? tf.mul(g, coef) : tf.clone(g))) };
+}
