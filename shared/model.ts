@@ -158,7 +158,7 @@ export class GPT {
   static crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
     const logp = tf.logSoftmax(logits); // (N, V)
     const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, logits.shape[1]).asType('float32')), 1); // (N)
-    return tf.neg(tf.mean(picked));
+    return tf.neg(tf.mean(picked)) as tf.Scalar;
   }
 
   /** Mean loss on a batch without gradients. */
