@@ -1,13 +1,15 @@
 // Shared entry-point wrapper: known errors print their message and exit 2 (bad input) or 1 (failed run).
 import { ConfigError } from '../shared/config.ts';
+import { CheckpointError } from '../shared/checkpoint.ts';
 import { DataError } from '../shared/data.ts';
+import { SafetensorsError } from '../shared/safetensors.ts';
 
-/** Runs `main`; ConfigError and DataError exit 2 with their message, anything else exits 1 with its stack. */
+/** Runs `main`; bad input (config, data, weights or checkpoint files) exits 2 with their message, anything else exits 1 with its stack. */
 export function runMain(main: () => Promise<number | void>): void {
   main().then(
     (code) => process.exit(code ?? 0),
     (e: unknown) => {
-      if (e instanceof ConfigError || e instanceof DataError) {
+      if (e instanceof ConfigError || e instanceof DataError || e instanceof SafetensorsError || e instanceof CheckpointError) {
         process.stderr.write(`error [${e.code}]: ${e.message}\n`);
         process.exit(2);
       }
