@@ -8,6 +8,7 @@ import { decode, encode } from '../shared/data.ts';
 import { GPT } from '../shared/model.ts';
 import { Rng, STREAM } from '../shared/rng.ts';
 import { loadSafetensors } from '../shared/safetensors.ts';
+import { loadCheckpoint } from '../shared/checkpoint.ts';
 import { runMain } from './cli-main.ts';
 
 const S = 'run' as const;
@@ -50,11 +51,7 @@ runMain(async () => {
   const model = new GPT(cfg, cfg.seed);
   const final = join(dir, 'model.safetensors');
   if (existsSync(final)) model.importWeights(loadSafetensors(final).tensors);
-  else {
-    const { loadCheckpoint } = await import('../shared/checkpoint.ts');
-    const ckpt = loadCheckpoint(dir);
-    for (const p of model.params) p.variable.assign((await import('@tensorflow/tfjs')).tensor(ckpt.weights.find((w) => w.name === p.name)!.data, p.shape));
-  }
+  else model.assignAll(loadCheckpoint(dir).weights.map((w) => w.data)); // an unfinished run: its last checkpoint
   const chars = [...cfg.vocab];
   const n = number(v.tokens, 'tokens', 500);
   const rng = new Rng(number(v.seed, 'seed', 1337), STREAM.sample);

@@ -1,12 +1,45 @@
-// `npm run train`: parse flags, resolve the config, load data, pick the backend, train.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// `npm run train` / `npm start`: one process (--local), or a coordinator plus N local worker processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { nanoid } from 'nanoid';
+import { trainDistributed } from '../coordinator/run.ts';
 import { initBackend, listGpus } from '../shared/backend.ts';
-import { parseTrainArgs, trainHelp } from '../shared/cli.ts';
-import { ConfigError, resolveConfig, validateConfig, type TrainConfig } from '../shared/config.ts';
-import { DEFAULT_DATA_PATH, loadCorpus } from '../shared/data.ts';
+import { parseTrainArgs, trainHelp, type TrainArgs } from '../shared/cli.ts';
+import { ConfigError } from '../shared/config.ts';
 import { trainLocal } from '../shared/train.ts';
 import { runMain } from './cli-main.ts';
+import { interruptSignal, setupRun } from './run-setup.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+
+/** Which local workers to start: one per listed GPU (--gpus), else --workers, else one per GPU, else per core. */
+function plannedWorkers(args: TrainArgs): { count: number; gpus: (number | null)[] } {
+  if (args.gpus) {
+    if (args.workers !== undefined && args.workers !== args.gpus.length) throw new ConfigError('E_BAD_FLAG', `--workers ${args.workers} disagrees with --gpus ${args.gpus.join(',')} (one worker per GPU)`);
+    return { count: args.gpus.length, gpus: args.gpus };
+  }
+  const gpuCount = listGpus().length;
+  const count = args.workers ?? (gpuCount > 0 ? gpuCount : cpus().length);
+  if (count < 1) throw new ConfigError('E_BAD_FLAG', '--workers must be >= 1 (for a coordinator alone use `npm run coordinator`)');
+  return { count, gpus: Array.from({ length: count }, (_, i) => (args.workers === undefined && gpuCount > 0 ? i : null)) };
+}
+
+/** Starts local worker processes, each logging to DIR/worker-i.log; returns them so they can be stopped. */
+function startWorkers(url: string, token: string, args: TrainArgs, plan: { count: number; gpus: (number | null)[] }, outDir: string): ChildProcess[] {
+  mkdirSync(outDir, { recursive: true });
+  return plan.gpus.map((gpu, i) => {
+    const env = { ...process.env, ...(gpu === null ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }) };
+    const flags = ['--connect', url, '--token', token, '--retry-for', '15000', ...(args.backend ? ['--backend', args.backend] : [])];
+    // own process group: a Ctrl-C reaches the coordinator, which checkpoints and then ends the workers
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts'), ...flags], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const logFile = createWriteStream(join(outDir, `worker-${i}.log`));
+    child.stdout!.pipe(logFile);
+    child.stderr!.pipe(logFile);
+    return child;
+  });
+}
 
 runMain(async () => {
   const args = parseTrainArgs(process.argv.slice(2));
@@ -14,46 +47,32 @@ runMain(async () => {
     console.log(trainHelp());
     return 0;
   }
-  if (!args.local) {
-    throw new ConfigError('E_NOT_YET', 'distributed training (coordinator + workers) is not built yet: run with --local');
+  const run = setupRun(args);
+  const backend = await initBackend(args.backend ?? (run.resume ? 'auto' : run.cfg.backend), (l) => console.log(l));
+  const signal = interruptSignal(console.log);
+  const common = { ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal };
+  if (args.local) {
+    const result = await trainLocal(common);
+    return result.finished || args.stopAt !== undefined ? 0 : 130;
   }
-  const dataPath = args.data ?? DEFAULT_DATA_PATH;
-  const corpus = loadCorpus(dataPath);
-
-  let cfg: TrainConfig;
-  let outDir: string;
-  if (args.resume) {
-    outDir = args.resume;
-    const cfgFile = join(outDir, 'config.json');
-    if (!existsSync(cfgFile)) throw new ConfigError('E_RESUME', `--resume ${outDir}: no config.json there`);
-    const given = Object.keys(args.overrides).filter((k) => k !== 'max_iters');
-    if (given.length > 0 || args.preset || args.smi || args.initFrom) {
-      throw new ConfigError('E_RESUME', `--resume takes the run's own config.json; only --max-iters may change (got ${[...given, args.preset && 'preset', args.smi && 'smi', args.initFrom && 'init-from'].filter(Boolean).join(', ')})`);
-    }
-    cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as TrainConfig;
-    if (args.overrides.max_iters !== undefined) cfg.max_iters = args.overrides.max_iters;
-    validateConfig(cfg);
-  } else {
-    const preset = args.preset ?? (listGpus().length > 0 ? 'paper' : 'cpu');
-    cfg = resolveConfig({ preset, smi: args.smi, spectral: args.spectral, backend: args.backend, overrides: args.overrides }, corpus.chars.length);
-    outDir = args.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
-    if (existsSync(join(outDir, 'config.json'))) {
-      throw new ConfigError('E_OUT_EXISTS', `${outDir} already holds a run: use --resume ${outDir} to continue it, or another --out`);
-    }
+  const plan = plannedWorkers(args);
+  const token = args.token ?? nanoid(16);
+  let children: ChildProcess[] = [];
+  const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
+  process.once('exit', killAll);
+  try {
+    const result = await trainDistributed({
+      ...common,
+      server: { host: args.host ?? '127.0.0.1', port: args.port ?? 0, token, minWorkers: args.minWorkers ?? plan.count, stepTimeoutMs: args.stepTimeout, log: (l) => console.log(l) },
+      onListening: (port) => {
+        const url = `ws://127.0.0.1:${port}`;
+        console.log(`coordinator on ${url}; starting ${plan.count} local worker(s) (logs: ${run.outDir}/worker-*.log)`);
+        children = startWorkers(url, token, args, plan, run.outDir);
+      },
+    });
+    await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => { c.once('exit', r); setTimeout(r, 10_000); }))));
+    return result.finished || args.stopAt !== undefined ? 0 : 130;
+  } finally {
+    killAll();
   }
-  if (cfg.vocab_size !== corpus.chars.length) {
-    throw new ConfigError('E_BAD_CONFIG', `the run's vocabulary has ${cfg.vocab_size} characters, the data ${corpus.chars.length}`);
-  }
-  const backend = await initBackend(args.backend ?? (args.resume ? 'auto' : cfg.backend), (l) => console.log(l));
-  const controller = new AbortController();
-  process.once('SIGINT', () => {
-    console.log('\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)');
-    controller.abort();
-    process.once('SIGINT', () => process.exit(130));
-  });
-  const result = await trainLocal({
-    cfg, corpus, dataPath, outDir, backend, resume: args.resume !== undefined, initFrom: args.initFrom,
-    logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal: controller.signal,
-  });
-  return result.finished || args.stopAt !== undefined ? 0 : 130;
 });

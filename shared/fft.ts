@@ -15,7 +15,9 @@
 // multiple of 16 of that form) and kissfft otherwise (any length; odd row lengths go through a complex FFT
 // with zero imaginary part). Plans are cached per length; the wasm-side scratch buffers grow to the largest
 // shape seen. All of it is freed by disposeFft(). Not re-entrant (a single JS thread never needs it to be).
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { instantiate } from './wasm-asm.ts';
 
 /** 'auto' = pffft on each axis whose length it supports, kissfft on the others; 'kissfft' = kissfft only. */
 export type FftLibrary = 'auto' | 'kissfft';
@@ -66,6 +68,9 @@ const PFFFT_BACKWARD = 1;
 
 let kiss: KissModule | undefined;
 let pffft: PffftModule | undefined;
+/** pffft's WebAssembly.Memory (caught at instantiation), for the kernels below that work in it. */
+let pffftMemory: WebAssembly.Memory | undefined;
+let kernels: TransposeKernels | undefined;
 let loading: Promise<void> | undefined;
 let library: FftLibrary = 'auto';
 
@@ -91,8 +96,46 @@ async function load(): Promise<void> {
   }
   // The package ships no type declarations: a non-literal specifier keeps tsc from looking for them.
   const pffftPackage: string = '@echogarden/pffft-wasm/simd';
-  const { default: loadPffft } = (await import(pffftPackage)) as { default: () => Promise<PffftModule> };
-  pffft = await loadPffft();
+  type Instantiate = (imports: WebAssembly.Imports, receive: (i: WebAssembly.Instance, m: WebAssembly.Module) => void) => object;
+  const { default: loadPffft } = (await import(pffftPackage)) as { default: (o?: { instantiateWasm?: Instantiate }) => Promise<PffftModule> };
+  // Instantiate it ourselves (Emscripten's instantiateWasm hook) to get hold of its WebAssembly.Memory, which
+  // the module does not export to JS: our kernels import it. Without it, everything still works in JS.
+  let wasmBytes: Uint8Array<ArrayBuffer> | undefined;
+  try {
+    wasmBytes = new Uint8Array(readFileSync(require.resolve(pffftPackage).replace(/\.js$/, '.wasm')));
+  } catch {
+    wasmBytes = undefined;
+  }
+  let instantiated: Promise<unknown> = Promise.resolve();
+  const instantiateWasm: Instantiate = (imports, receive) => {
+    instantiated = WebAssembly.instantiate(wasmBytes!, imports).then(({ instance, module }) => {
+      pffftMemory = Object.values(instance.exports).find((e): e is WebAssembly.Memory => e instanceof WebAssembly.Memory);
+      receive(instance, module);
+    });
+    return {};
+  };
+  const loaded = loadPffft(wasmBytes ? { instantiateWasm } : undefined);
+  await instantiated; // rejects (rather than leaving `loaded` pending) if our instantiation fails
+  pffft = await loaded;
+  if (pffftMemory && pffftMemory.buffer !== pffft.HEAPF32.buffer) pffftMemory = undefined;
+  kernels = pffftMemory ? instantiate<TransposeKernels>(TRANSPOSE_WAT, pffftMemory) : undefined;
+}
+
+/**
+ * pffft's memory and its Emscripten module, for kernels that work on transform results where they lie
+ * (shared/smi-host.ts); undefined before initFft() or when the memory could not be caught.
+ */
+export function pffftHeap(): { memory: WebAssembly.Memory; mem: Memory } | undefined {
+  return pffftMemory && pffft ? { memory: pffftMemory, mem: pffft } : undefined;
+}
+
+/**
+ * A grow-only scratch buffer of `floats` floats in pffft's heap for callers of this module (slot 0, 1, …, kept
+ * apart from the transforms' own); returns its float index into HEAPF32. Freed by disposeFft().
+ */
+export function pffftScratchBuffer(slot: number, floats: number): number {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= CALLER_SLOTS) throw new RangeError(`pffftScratchBuffer: no slot ${slot}`);
+  return pffftBuffer(SLOTS + slot, floats) >> 2;
 }
 
 /** Chooses the library for later transforms (for benchmarks and tests; the default 'auto' is the fast one). */
@@ -133,8 +176,10 @@ interface Scratch {
 }
 
 const SLOTS = 6;
+/** pffft scratch slots after the transforms' own, for pffftScratchBuffer(). */
+const CALLER_SLOTS = 4;
 const kissScratch: Scratch[] = Array.from({ length: SLOTS }, () => ({ ptr: 0, floats: 0 }));
-const pffftScratch: Scratch[] = Array.from({ length: SLOTS }, () => ({ ptr: 0, floats: 0 }));
+const pffftScratch: Scratch[] = Array.from({ length: SLOTS + CALLER_SLOTS }, () => ({ ptr: 0, floats: 0 }));
 
 function kissBuffer(slot: number, floats: number): Ptr {
   const s = kissScratch[slot];
@@ -213,7 +258,7 @@ export function disposeFft(): void {
 //   packed (pffft's ordered real format): X[0].re at 0, X[cols/2].re at 1, X[k] at (2k, 2k+1) for 0 < k < cols/2.
 
 /** A wasm module's memory; HEAPF32 is re-read at each use because a malloc may grow (and detach) it. */
-interface Memory {
+export interface Memory {
   HEAPF32: Float32Array;
 }
 
@@ -282,10 +327,12 @@ function rowsInverseBuffer(rows: number, cols: number): RowBuffer {
 }
 
 /**
- * Unscaled inverse row FFTs of the spectra written into rowsInverseBuffer(), times `scale`, into y.
- * The imaginary parts of X[0] and, for even cols, X[cols/2] are ignored (taking the Hermitian part).
+ * Unscaled inverse row FFTs of the spectra written into rowsInverseBuffer(); returns where the real rows ×
+ * cols result is: value (r, c) at heap[base + stride·(r·cols + c)] (stride 2 for odd cols: the real parts of
+ * a complex result). The imaginary parts of X[0] and, for even cols, X[cols/2] are ignored (taking the
+ * Hermitian part).
  */
-function rowsInverseRun(rows: number, cols: number, scale: number, y: Float32Array): void {
+function rowsInverseRun(rows: number, cols: number): HeapResult {
   const engine = rowEngine(cols);
   if (engine === 'pffft') {
     const m = pffftModule();
@@ -296,9 +343,7 @@ function rowsInverseRun(rows: number, cols: number, scale: number, y: Float32Arr
     for (let r = 0; r < rows; r++) {
       m._pffft_transform_ordered(plan, inp + r * cols * 4, out + r * cols * 4, work, PFFFT_BACKWARD);
     }
-    const heap = m.HEAPF32;
-    for (let i = 0, o = out >> 2, n = rows * cols; i < n; i++) y[i] = heap[o + i] * scale;
-    return;
+    return { mem: m, base: out >> 2, stride: 1 };
   }
   const m = kissModule();
   if (engine === 'kiss-real') {
@@ -307,16 +352,14 @@ function rowsInverseRun(rows: number, cols: number, scale: number, y: Float32Arr
     const inp = kissBuffer(0, rows * half * 2);
     const out = kissBuffer(1, rows * cols);
     for (let r = 0; r < rows; r++) m._kiss_fftri(plan, inp + r * half * 8, out + r * cols * 4);
-    const heap = m.HEAPF32;
-    for (let i = 0, o = out >> 2, n = rows * cols; i < n; i++) y[i] = heap[o + i] * scale;
-    return;
+    return { mem: m, base: out >> 2, stride: 1 };
   }
   // Odd length: complete each row's spectrum by conjugate symmetry, complex inverse, keep the real part.
   const half = halfCols(cols);
   const plan = kissPlan('c', cols, true);
   const inp = kissBuffer(0, rows * cols * 2);
   const out = kissBuffer(1, rows * cols * 2);
-  let heap = m.HEAPF32;
+  const heap = m.HEAPF32;
   for (let r = 0, b = inp >> 2; r < rows; r++, b += 2 * cols) {
     heap[b + 1] = 0;
     for (let k = 1; k < half; k++) {
@@ -325,8 +368,7 @@ function rowsInverseRun(rows: number, cols: number, scale: number, y: Float32Arr
     }
   }
   for (let r = 0; r < rows; r++) m._kiss_fft(plan, inp + r * cols * 8, out + r * cols * 8);
-  heap = m.HEAPF32;
-  for (let i = 0, o = out >> 2, n = rows * cols; i < n; i++, o += 2) y[i] = heap[o] * scale;
+  return { mem: m, base: out >> 2, stride: 2 };
 }
 
 // ---- the transpose between the passes (blocked: BLOCK rows at a time keep the reads in cache) -------------
@@ -338,6 +380,10 @@ const BLOCK = 16;
  */
 function rowsToColumns(src: RowBuffer, rows: number, half: number, dstMem: Memory, dBase: number): void {
   const { base, stride, packed } = src;
+  if (kernels && packed && src.mem === pffft && dstMem === pffft) {
+    kernels.rows_to_cols(base << 2, dBase << 2, rows, stride);
+    return;
+  }
   const heap = src.mem.HEAPF32;
   const dst = dstMem.HEAPF32;
   // Columns read from (2k, 2k+1): all of them when interleaved; all but the first and the last when packed.
@@ -368,6 +414,10 @@ function rowsToColumns(src: RowBuffer, rows: number, half: number, dstMem: Memor
 /** The reverse of rowsToColumns: column-major interleaved complex → per-row spectra in `dst`. */
 function columnsToRows(srcMem: Memory, sBase: number, rows: number, half: number, dst: RowBuffer): void {
   const { base, stride, packed } = dst;
+  if (kernels && packed && srcMem === pffft && dst.mem === pffft) {
+    kernels.cols_to_rows(sBase << 2, base << 2, rows, stride);
+    return;
+  }
   const src = srcMem.HEAPF32;
   const heap = dst.mem.HEAPF32;
   const kEnd = packed ? half - 1 : half;
@@ -392,11 +442,123 @@ function columnsToRows(srcMem: Memory, sBase: number, rows: number, half: number
   }
 }
 
+/** The two transposes for pffft's packed rows (cols even), in pffft's memory; pointers in bytes. */
+interface TransposeKernels {
+  rows_to_cols(src: number, dst: number, rows: number, cols: number): void;
+  cols_to_rows(src: number, dst: number, rows: number, cols: number): void;
+}
+
+// rowsToColumns and columnsToRows for packed rows, as wasm: the same copies, BLOCK = 16 rows at a time, each
+// complex value moved as one i64 (bit for bit). Spectral columns 1 … cols/2 − 1 are complex; columns 0 and
+// cols/2 are the real values pffft packs at floats 0 and 1 of a row (their imaginary parts are written as 0).
+const TRANSPOSE_WAT = `
+(func $rows_to_cols (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+  (local $rowBytes i32) (local $colBytes i32) (local $kEnd i32) (local $r0 i32) (local $r1 i32) (local $k i32)
+  (local $s i32) (local $d i32) (local $e i32) (local $last i32)
+  local.get $cols i32.const 2 i32.shl local.set $rowBytes
+  local.get $rows i32.const 3 i32.shl local.set $colBytes
+  local.get $cols i32.const 1 i32.shr_u local.set $kEnd
+  block $rowsDone
+    loop $rowBlock
+      local.get $r0 local.get $rows i32.ge_u br_if $rowsDone
+      ;; r1 = min(rows, r0 + 16)
+      local.get $r0 i32.const 16 i32.add local.set $r1
+      local.get $r1 local.get $rows local.get $r1 local.get $rows i32.lt_u select local.set $r1
+      i32.const 1 local.set $k
+      block $kDone
+        loop $kLoop
+          local.get $k local.get $kEnd i32.ge_u br_if $kDone
+          ;; s = src + r0·rowBytes + 8k (row r0, column k); d … e = dst + k·colBytes + 8·(r0 … r1)
+          local.get $src local.get $r0 local.get $rowBytes i32.mul i32.add local.get $k i32.const 3 i32.shl i32.add local.set $s
+          local.get $dst local.get $k local.get $colBytes i32.mul i32.add local.tee $d
+          local.get $r1 i32.const 3 i32.shl i32.add local.set $e
+          local.get $d local.get $r0 i32.const 3 i32.shl i32.add local.set $d
+          loop $copy
+            local.get $d local.get $s i64.load i64.store
+            local.get $s local.get $rowBytes i32.add local.set $s
+            local.get $d i32.const 8 i32.add local.tee $d
+            local.get $e i32.lt_u br_if $copy
+          end
+          local.get $k i32.const 1 i32.add local.set $k
+          br $kLoop
+        end
+      end
+      local.get $r1 local.set $r0
+      br $rowBlock
+    end
+  end
+  ;; columns 0 and cols/2
+  local.get $dst local.get $kEnd local.get $colBytes i32.mul i32.add local.set $last
+  local.get $src local.set $s
+  local.get $dst local.tee $d local.get $colBytes i32.add local.set $e
+  loop $edge
+    local.get $d local.get $s i32.load i32.store
+    local.get $d i32.const 0 i32.store offset=4
+    local.get $last local.get $s i32.load offset=4 i32.store
+    local.get $last i32.const 0 i32.store offset=4
+    local.get $s local.get $rowBytes i32.add local.set $s
+    local.get $last i32.const 8 i32.add local.set $last
+    local.get $d i32.const 8 i32.add local.tee $d
+    local.get $e i32.lt_u br_if $edge
+  end)
+
+(func $cols_to_rows (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+  (local $rowBytes i32) (local $colBytes i32) (local $kEnd i32) (local $r0 i32) (local $r1 i32) (local $k i32)
+  (local $s i32) (local $d i32) (local $e i32) (local $last i32)
+  local.get $cols i32.const 2 i32.shl local.set $rowBytes
+  local.get $rows i32.const 3 i32.shl local.set $colBytes
+  local.get $cols i32.const 1 i32.shr_u local.set $kEnd
+  block $rowsDone
+    loop $rowBlock
+      local.get $r0 local.get $rows i32.ge_u br_if $rowsDone
+      local.get $r0 i32.const 16 i32.add local.set $r1
+      local.get $r1 local.get $rows local.get $r1 local.get $rows i32.lt_u select local.set $r1
+      i32.const 1 local.set $k
+      block $kDone
+        loop $kLoop
+          local.get $k local.get $kEnd i32.ge_u br_if $kDone
+          ;; s … e = src + k·colBytes + 8·(r0 … r1); d = dst + r0·rowBytes + 8k
+          local.get $src local.get $k local.get $colBytes i32.mul i32.add local.tee $s
+          local.get $r1 i32.const 3 i32.shl i32.add local.set $e
+          local.get $s local.get $r0 i32.const 3 i32.shl i32.add local.set $s
+          local.get $dst local.get $r0 local.get $rowBytes i32.mul i32.add local.get $k i32.const 3 i32.shl i32.add local.set $d
+          loop $copy
+            local.get $d local.get $s i64.load i64.store
+            local.get $d local.get $rowBytes i32.add local.set $d
+            local.get $s i32.const 8 i32.add local.tee $s
+            local.get $e i32.lt_u br_if $copy
+          end
+          local.get $k i32.const 1 i32.add local.set $k
+          br $kLoop
+        end
+      end
+      local.get $r1 local.set $r0
+      br $rowBlock
+    end
+  end
+  ;; columns 0 and cols/2: their real parts
+  local.get $src local.get $kEnd local.get $colBytes i32.mul i32.add local.set $last
+  local.get $dst local.set $d
+  local.get $src local.tee $s local.get $colBytes i32.add local.set $e
+  loop $edge
+    local.get $d local.get $s i32.load i32.store
+    local.get $d local.get $last i32.load i32.store offset=4
+    local.get $d local.get $rowBytes i32.add local.set $d
+    local.get $last i32.const 8 i32.add local.set $last
+    local.get $s i32.const 8 i32.add local.tee $s
+    local.get $e i32.lt_u br_if $edge
+  end)
+`;
+
 // ---- the column pass: complex FFTs of length rows over column-major interleaved data ----------------------
 
-/** A column-major interleaved buffer of rows·half complex values in the module the column pass uses. */
-function columnBuffer(rows: number, half: number): { mem: Memory; base: number } {
-  const usePffft = library === 'auto' && pffftSupports(rows, true);
+/**
+ * A column-major interleaved buffer of rows·half complex values in the module the column pass uses (for one
+ * row, where there is no column pass: the module of the row pass).
+ */
+function columnBuffer(rows: number, cols: number): { mem: Memory; base: number } {
+  const half = halfCols(cols);
+  const usePffft = rows === 1 ? rowEngine(cols) === 'pffft' : library === 'auto' && pffftSupports(rows, true);
   const ptr = usePffft ? pffftBuffer(3, 2 * rows * half) : kissBuffer(3, 2 * rows * half);
   return { mem: usePffft ? pffftModule() : kissModule(), base: ptr >> 2 };
 }
@@ -431,6 +593,46 @@ function checkShape(length: number, rows: number, cols: number): void {
   if (length !== rows * cols) throw new RangeError(`FFT input has ${length} values, shape ${rows}×${cols} needs ${rows * cols}`);
 }
 
+/** Where a transform left a result: float index `base` of `mem.HEAPF32` (re-read HEAPF32: a malloc may replace it). */
+export interface HeapResult {
+  mem: Memory;
+  base: number;
+  /** floats between consecutive values (real results only; spectra are interleaved complex) */
+  stride: number;
+}
+
+/**
+ * The forward transform of rfft2 without the copy out. The half spectrum stays in a wasm heap, column-major
+ * interleaved: X[k1][k2] = heap[spec + 2i] + i·heap[spec + 2i + 1] with i = k2·rows + k1 (the index of
+ * HalfSpectrum's re / im). `inverse` is where irfft2Heap() will read the spectrum it inverts, in the same
+ * layout and the same heap (it may be `spec` itself: then write in place). Both stay valid until the next
+ * transform of another shape; x may live in any memory (e.g. another wasm module's heap).
+ */
+export function rfft2Heap(x: Float32Array, rows: number, cols: number): { mem: Memory; spec: number; inverse: number } {
+  checkShape(x.length, rows, cols);
+  const half = halfCols(cols);
+  const rowOut = rowsForward(x, rows, cols);
+  const col = columnBuffer(rows, cols);
+  rowsToColumns(rowOut, rows, half, col.mem, col.base);
+  // One row: its spectrum already is the result; otherwise the column FFTs.
+  const res = rows === 1 ? col : columnsRun(rows, half, false);
+  return { mem: res.mem, spec: res.base, inverse: col.base };
+}
+
+/**
+ * The inverse transform of irfft2 on the spectrum written at rfft2Heap(...).inverse (which must be the last
+ * rfft2Heap call's, for this shape), without the scaling and the copy out: returns where Re(IFFT2)·rows·cols
+ * is, value (r, c) at heap[base + stride·(r·cols + c)]. The spectrum there is overwritten.
+ */
+export function irfft2Heap(rows: number, cols: number): HeapResult {
+  const half = halfCols(cols);
+  const col = columnBuffer(rows, cols);
+  const res = rows === 1 ? col : columnsRun(rows, half, true);
+  const rowIn = rowsInverseBuffer(rows, cols);
+  columnsToRows(res.mem, res.base, rows, half, rowIn);
+  return rowsInverseRun(rows, cols);
+}
+
 /**
  * Forward 2-D FFT of the real matrix x (rows × cols, row-major) → its half spectrum, stored transposed
  * ([half, rows], see the top of this file). `out` is reused when given (its re / im must hold rows·half values).
@@ -445,13 +647,9 @@ export function rfft2(x: Float32Array, rows: number, cols: number, out?: HalfSpe
   spec.cols = cols;
   spec.half = half;
   const { re, im } = spec;
-  const rowOut = rowsForward(x, rows, cols);
-  const col = columnBuffer(rows, half);
-  rowsToColumns(rowOut, rows, half, col.mem, col.base);
-  // One row: its spectrum already is the result; otherwise the column FFTs.
-  const res = rows === 1 ? col : columnsRun(rows, half, false);
+  const res = rfft2Heap(x, rows, cols);
   const heap = res.mem.HEAPF32;
-  for (let i = 0, o = res.base; i < n; i++, o += 2) {
+  for (let i = 0, o = res.spec; i < n; i++, o += 2) {
     re[i] = heap[o];
     im[i] = heap[o + 1];
   }
@@ -472,15 +670,15 @@ export function irfft2(spec: HalfSpectrum, out?: Float32Array): Float32Array {
   }
   const y = out ?? new Float32Array(rows * cols);
   if (y.length !== rows * cols) throw new RangeError('irfft2: out has the wrong size');
-  const col = columnBuffer(rows, half);
+  const col = columnBuffer(rows, cols);
   const heap = col.mem.HEAPF32;
   for (let i = 0, o = col.base; i < n; i++, o += 2) {
     heap[o] = re[i];
     heap[o + 1] = im[i];
   }
-  const res = rows === 1 ? col : columnsRun(rows, half, true);
-  const rowIn = rowsInverseBuffer(rows, cols);
-  columnsToRows(res.mem, res.base, rows, half, rowIn);
-  rowsInverseRun(rows, cols, 1 / (rows * cols), y);
+  const res = irfft2Heap(rows, cols);
+  const scale = 1 / (rows * cols);
+  const h = res.mem.HEAPF32;
+  for (let i = 0, o = res.base, n2 = rows * cols, st = res.stride; i < n2; i++, o += st) y[i] = h[o] * scale;
   return y;
 }

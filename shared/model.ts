@@ -186,6 +186,15 @@ export class GPT {
     return { loss, grads: vars.map((v) => grads[v.name]!) };
   }
 
+  /** Sets every parameter from host arrays in `params` order and our layouts (checkpoints, the wire). */
+  assignAll(values: readonly Float32Array[]): void {
+    if (values.length !== this.params.length) throw new Error(`${values.length} tensors for a model of ${this.params.length} parameters`);
+    this.params.forEach((p, i) => {
+      if (values[i]!.length !== p.variable.size) throw new Error(`${p.name}: ${values[i]!.length} values, expected ${p.variable.size}`);
+      tf.tidy(() => p.variable.assign(tf.tensor(values[i]!, p.shape)));
+    });
+  }
+
   /** Weights under nanoGPT's names and PyTorch layouts, lm_head included (tied to wte). */
   exportWeights(): Map<string, { shape: number[]; data: Float32Array }> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();

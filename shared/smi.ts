@@ -14,9 +14,13 @@
 // (as tfjs's float32 kernels do), and τ is returned rounded up to float32 so that `H ≥ τ` gives the same mask
 // whether H is compared as float32 (tf) or as a double (host).
 import * as tf from '@tensorflow/tfjs';
+import type { DataId, DataType, TensorInfo } from '@tensorflow/tfjs';
 import { halfCols, irfft2, rfft2, type HalfSpectrum } from './fft.ts';
 import { halfSpectrumQuantile } from './quantile.ts';
+import { MASK_CHECKSUM_SEED, float32AtLeast, hostStep, lap, selfConjugateColumns, type HostStepParams, type HostStepProfile } from './smi-host.ts';
 import type { SmiRunName } from './config.ts';
+
+export { MASK_CHECKSUM_SEED };
 
 export type { SmiRunName };
 
@@ -80,12 +84,6 @@ export function forward(G: Float32Array, rows: number, cols: number): Spectrum {
   return rfft2(G, rows, cols);
 }
 
-/** Spectral columns c (0, and cols/2 for even cols) whose rows k1 and (rows−k1) % rows are conjugates. */
-function selfConjugateColumns(cols: number): number[] {
-  const half = halfCols(cols);
-  return cols % 2 === 0 && half > 1 ? [0, half - 1] : [0];
-}
-
 /**
  * Step 3: M = |Ĝ| ([half, rows]). In the self-conjugate columns each conjugate pair of rows gets the mean of
  * its two magnitudes: they are equal in exact arithmetic, and making them bit-equal keeps the mask Hermitian.
@@ -113,17 +111,6 @@ export function updateHistory(H: Float32Array | null, M: Float32Array, beta: num
   const c = Math.fround(1 - beta);
   for (let i = 0; i < H.length; i++) H[i] = Math.fround(Math.fround(b * H[i]) + Math.fround(c * M[i]));
   return H;
-}
-
-/** The smallest float32 ≥ x (so that, for float32 h, h ≥ x ⇔ h ≥ result). */
-function float32AtLeast(x: number): number {
-  const f = Math.fround(x);
-  if (f >= x) return f;
-  if (f === 0) return 1.401298464324817e-45; // x in (0, smallest subnormal)
-  // Next float32 up: one more unit in the last place for a positive f, one less for a negative f.
-  const bits = new Int32Array(new Float32Array([f]).buffer);
-  bits[0] += f > 0 ? 1 : -1;
-  return new Float32Array(bits.buffer)[0];
 }
 
 /**
@@ -164,9 +151,6 @@ export function maskedBlend(spec: Spectrum, G: Float32Array, H: Float32Array, ta
   for (let i = 0; i < out.length; i++) out[i] = Math.fround(Math.fround(a * out[i]) + Math.fround(c * G[i]));
   return out;
 }
-
-/** FNV-1a offset basis: the seed of a new mask checksum. */
-export const MASK_CHECKSUM_SEED = 0x811c9dc5;
 
 /**
  * FNV-1a (32-bit) over the mask bits [H[i] ≥ τ] packed into bytes (bit j of byte b is H[8b + j] ≥ τ, the
@@ -337,6 +321,8 @@ export class SpectralMomentum {
    * computes it on the host from the H it downloads for the quantile); 0 before any apply and for the baseline.
    */
   lastMaskChecksum = 0;
+  /** When set, host-engine steps add their time per stage (HOST_STAGES in shared/smi-host.ts) to it. */
+  hostProfile: HostStepProfile | null = null;
   private readonly hostHist = new Map<string, History<Float32Array>>();
   private readonly tfHist = new Map<string, History<tf.Variable>>();
 
@@ -387,17 +373,47 @@ export class SpectralMomentum {
     return positional ? out.map(({ tensor }) => tensor) : out;
   }
 
+  /**
+   * The host engine's step (shared/smi-host.ts: the separable steps' arithmetic, fused). On the wasm backend
+   * the gradient is read from, and the result written into, tensor memory in the wasm heap.
+   */
   private stepHost(name: string, g: tf.Tensor, rows: number, cols: number, alpha: number, seed: number): [tf.Tensor, number] {
-    const G = g.dataSync() as Float32Array;
-    const spec = forward(G, rows, cols);
-    const M = magnitude(spec);
     const prev = this.hostHist.get(name);
     if (prev) checkHistory(name, prev, rows, cols);
-    const H = prev ? updateHistory(prev.H, M, this.run.beta) : M; // M is ours: no copy needed
-    if (!prev) this.hostHist.set(name, { rows, half: spec.half, H });
-    const tau = threshold(H, rows, cols, this.run.q);
-    const out = maskedBlend(spec, G, H, tau, alpha);
-    return [tf.tensor(out, g.shape, 'float32'), maskChecksum(H, tau, seed)];
+    const hist = prev ?? { rows, half: halfCols(cols), H: new Float32Array(rows * halfCols(cols)) };
+    const params: HostStepParams = { beta: this.run.beta, q: this.run.q, alpha };
+    const profile = this.hostProfile ?? undefined;
+    let t = profile ? performance.now() : 0;
+    let out: tf.Tensor;
+    let sum: number;
+    const heap = heapBackendOf(g);
+    if (heap) {
+      let info: TensorInfo | undefined;
+      try {
+        const G0 = heap.typedArrayFromHeap(g) as Float32Array;
+        t = lap(profile, 0, t);
+        sum = hostStep(G0, rows, cols, hist.H, !prev, params, seed, () => {
+          info = heap.makeOutput([...g.shape], 'float32');
+          // Views after makeOutput: its malloc may have grown the heap (and replaced its buffer).
+          return { G: heap.typedArrayFromHeap(g) as Float32Array, out: heap.typedArrayFromHeap(info) as Float32Array };
+        }, profile);
+      } catch (e) {
+        if (info) heap.disposeData(info.dataId, true);
+        throw e;
+      }
+      if (profile) t = performance.now();
+      out = tf.engine().makeTensorFromTensorInfo(info!);
+    } else {
+      const G = g.dataSync() as Float32Array;
+      const data = new Float32Array(G.length); // a new array each time: other backends keep what tf.tensor gets
+      t = lap(profile, 0, t);
+      sum = hostStep(G, rows, cols, hist.H, !prev, params, seed, () => ({ G, out: data }), profile);
+      if (profile) t = performance.now();
+      out = tf.tensor(data, g.shape, 'float32');
+    }
+    lap(profile, 7, t);
+    if (!prev) this.hostHist.set(name, hist);
+    return [out, sum];
   }
 
   private stepTf(name: string, g: tf.Tensor, rows: number, cols: number, alpha: number, seed: number): [tf.Tensor, number] {
@@ -470,6 +486,22 @@ export class SpectralMomentum {
     this.tfHist.clear();
     this.hostHist.clear();
   }
+}
+
+/** The parts of the tfjs wasm backend that read and write tensor memory in place (as shared/wasm-kernels.ts). */
+interface HeapBackend {
+  dataIdMap: { has(dataId: DataId): boolean };
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  disposeData(dataId: DataId, force?: boolean): boolean;
+}
+
+/** The wasm backend holding g, or null (another backend: then dataSync() and tf.tensor()). */
+function heapBackendOf(g: tf.Tensor): HeapBackend | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const be = tf.backend() as unknown as Partial<HeapBackend>;
+  const ok = typeof be.typedArrayFromHeap === 'function' && typeof be.makeOutput === 'function' && be.dataIdMap?.has(g.dataId) === true;
+  return ok ? (be as HeapBackend) : null;
 }
 
 function checkHistory(name: string, h: { rows: number; half: number }, rows: number, cols: number): void {

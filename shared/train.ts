@@ -15,7 +15,7 @@ import { SMI_RUNS, SpectralMomentum, alphaAt } from './smi.ts';
 
 export type LogRecord =
   | { kind: 'start'; step: number; backend: string; device: string; params: number; resumed: boolean }
-  | { kind: 'step'; step: number; loss: number; lr: number; alpha: number; ms: number; tokens: number; workers: number; grad_norm: number; offsets?: number[] }
+  | { kind: 'step'; step: number; loss: number; lr: number; alpha: number; ms: number; tokens: number; workers: number; grad_norm: number; offsets?: number[]; [more: string]: unknown }
   | { kind: 'eval'; step: number; train_loss: number; val_loss: number }
   | { kind: 'done'; step: number; ms: number; tokens_per_sec: number; train_loss: number; val_loss: number };
 
@@ -92,11 +92,12 @@ export interface RunState {
   step: number;
 }
 
-export function createRunState(cfg: TrainConfig, backend: BackendInfo): RunState {
+/** A fresh model, optimizer and (unless `smi: false`, for engines that keep SMI state elsewhere) SMI state. */
+export function createRunState(cfg: TrainConfig, backend: BackendInfo, opts: { smi?: boolean } = {}): RunState {
   return {
     model: new GPT(cfg, cfg.seed),
     opt: new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay }),
-    smi: cfg.smi === 'baseline' ? null : new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral),
+    smi: cfg.smi === 'baseline' || opts.smi === false ? null : new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral),
     step: 0,
   };
 }
@@ -112,11 +113,11 @@ export function snapshot(s: RunState, cfg: TrainConfig): TrainState {
 }
 
 export function restore(s: RunState, ckpt: TrainState): void {
-  for (const p of s.model.params) {
+  s.model.assignAll(s.model.params.map((p) => {
     const w = ckpt.weights.find((x) => x.name === p.name);
     if (!w || w.shape.join() !== p.shape.join()) throw new ConfigError('E_CHECKPOINT', `checkpoint lacks ${p.name} [${p.shape}]`);
-    tf.tidy(() => p.variable.assign(tf.tensor(w.data, w.shape)));
-  }
+    return w.data;
+  }));
   s.opt.setState(s.model.params.map((p) => p.variable), ckpt.adam);
   s.smi?.setState(ckpt.smi);
   s.step = ckpt.step;
@@ -136,7 +137,7 @@ export function saveModel(dir: string, model: GPT, cfg: TrainConfig): void {
   });
 }
 
-export interface LocalRunOptions {
+export interface RunOptions {
   cfg: TrainConfig;
   corpus: Corpus;
   dataPath: string;
@@ -150,6 +151,8 @@ export interface LocalRunOptions {
   progress?: Progress;
   signal?: AbortSignal; // abort = checkpoint after the current step and return
 }
+/** @deprecated name kept for callers of the one-process path */
+export type LocalRunOptions = RunOptions;
 
 export interface RunResult {
   step: number;
@@ -158,26 +161,73 @@ export interface RunResult {
   valLoss?: number;
 }
 
+/** What one optimizer step reports back to the loop. */
+export interface StepOutcome {
+  loss: number;
+  gradNorm: number;
+  alpha: number;
+  workers: number;
+  extra?: Record<string, unknown>; // more fields for the step record (e.g. the synced mask checksum)
+}
+
+/**
+ * How steps are computed: in this process (trainLocal) or by workers (the coordinator). `step` must leave
+ * state.model and state.opt updated by exactly one optimizer step, or throw and leave them untouched.
+ */
+export interface StepEngine {
+  step(step: number, offsets: number[]): Promise<StepOutcome>;
+  /** Called once before the first step (e.g. to wait for --min-workers), outside the step timing. */
+  start?(): Promise<void>;
+  /** The SMI state for checkpoints, where it does not live in RunState.smi (e.g. the shared synced history). */
+  spectralState?: { get(): TrainState['smi']; set(entries: TrainState['smi']): void };
+}
+
+/** The one-process engine: gradients here, then clip → SMI → AdamW. */
+export function localEngine(state: RunState, cfg: TrainConfig, corpus: Corpus): StepEngine {
+  return {
+    async step(step, offsets) {
+      const { x, y } = makeBatch(corpus.train, offsets, cfg.block_size);
+      const { loss, grads } = state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step]);
+      if (!Number.isFinite(loss)) {
+        tf.dispose(grads);
+        throw new TrainingError('E_NONFINITE_LOSS', `loss is ${loss} at step ${step}: training diverged; update refused (resume from the last checkpoint)`);
+      }
+      const { gradNorm, alpha } = applyGradients(state.model, state.opt, state.smi, cfg, step, grads);
+      return { loss, gradNorm, alpha, workers: 1 };
+    },
+  };
+}
+
 /** Trains in this process. Writes config.json, log.jsonl, checkpoint/ and, at the end, model.safetensors. */
-export async function trainLocal(o: LocalRunOptions): Promise<RunResult> {
+export function trainLocal(o: RunOptions): Promise<RunResult> {
+  return runTraining(o, (state) => localEngine(state, o.cfg, o.corpus));
+}
+
+/**
+ * The training loop, top to bottom: resume or init → eval at step 0 → for each step: batch → engine.step
+ * (gradients → clip → SMI → AdamW) → log → eval / checkpoint → stop. Writes config.json, log.jsonl,
+ * checkpoint/ and, at the end, model.safetensors.
+ */
+export async function runTraining(o: RunOptions, makeEngine: (state: RunState) => StepEngine | Promise<StepEngine>, stateOptions: { smi?: boolean } = {}): Promise<RunResult> {
   const { cfg, corpus, outDir, backend } = o;
   const progress = o.progress ?? new Progress();
   const init = o.initFrom && !o.resume ? loadSafetensors(o.initFrom).tensors : undefined; // fail before writing anything
-  const state = createRunState(cfg, backend);
-  if (init) {
-    try {
-      state.model.importWeights(init);
-    } catch (e) {
-      disposeRunState(state);
-      throw new ConfigError('E_INIT_FROM', `--init-from ${o.initFrom}: ${(e as Error).message}`);
-    }
-  }
-  mkdirSync(outDir, { recursive: true });
-  const log = new RunLog(outDir);
+  const ckpt = o.resume ? loadCheckpoint(outDir) : undefined;
+  const state = createRunState(cfg, backend, stateOptions);
   try {
-    if (o.resume) {
-      const ckpt = loadCheckpoint(outDir);
-      restore(state, ckpt);
+    if (init) {
+      try {
+        state.model.importWeights(init);
+      } catch (e) {
+        throw new ConfigError('E_INIT_FROM', `--init-from ${o.initFrom}: ${(e as Error).message}`);
+      }
+    }
+    if (ckpt) restore(state, ckpt);
+    const engine = await makeEngine(state);
+    if (ckpt) engine.spectralState?.set(ckpt.smi);
+    mkdirSync(outDir, { recursive: true });
+    const log = new RunLog(outDir);
+    if (ckpt) {
       log.truncateAfter(ckpt.step);
       progress.print(`resumed ${outDir} at step ${ckpt.step}`);
     } else {
@@ -185,7 +235,12 @@ export async function trainLocal(o: LocalRunOptions): Promise<RunResult> {
     }
     const params = state.model.numParams();
     log.write({ kind: 'start', step: state.step, backend: backend.name, device: backend.device, params, resumed: o.resume });
-    if (!o.resume) progress.print(`${cfg.preset} preset, ${(params / 1e6).toFixed(2)}M parameters, SMI run ${cfg.smi}, ${cfg.max_iters} steps → ${outDir}`);
+    if (!ckpt) progress.print(`${cfg.preset} preset, ${(params / 1e6).toFixed(2)}M parameters, SMI run ${cfg.smi}, ${cfg.max_iters} steps → ${outDir}`);
+    const save = () => {
+      const snap = snapshot(state, cfg);
+      if (engine.spectralState) snap.smi = engine.spectralState.get();
+      saveCheckpoint(outDir, snap);
+    };
 
     const ckptEvery = o.checkpointInterval ?? cfg.eval_interval;
     const tokensPerStep = cfg.batch_size * cfg.block_size;
@@ -197,6 +252,7 @@ export async function trainLocal(o: LocalRunOptions): Promise<RunResult> {
     };
     let last: { train_loss: number; val_loss: number } | undefined;
     if (state.step === 0) last = runEval(0);
+    await engine.start?.();
 
     let windowMs = 0;
     let windowSteps = 0;
@@ -205,14 +261,8 @@ export async function trainLocal(o: LocalRunOptions): Promise<RunResult> {
     while (state.step < cfg.max_iters) {
       const step = state.step + 1;
       const offsets = trainOffsets(cfg.seed, step, cfg.batch_size, cfg.block_size, corpus.train.length);
-      const { x, y } = makeBatch(corpus.train, offsets, cfg.block_size);
       const t0 = performance.now();
-      const { loss, grads } = state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step]);
-      if (!Number.isFinite(loss)) {
-        tf.dispose(grads);
-        throw new TrainingError('E_NONFINITE_LOSS', `loss is ${loss} at step ${step}: training diverged; update refused (resume from the last checkpoint)`);
-      }
-      const { gradNorm, alpha } = applyGradients(state.model, state.opt, state.smi, cfg, step, grads);
+      const { loss, gradNorm, alpha, workers, extra } = await engine.step(step, offsets);
       state.step = step;
       const ms = performance.now() - t0;
       windowMs += ms;
@@ -221,7 +271,8 @@ export async function trainLocal(o: LocalRunOptions): Promise<RunResult> {
       trainSteps += 1;
       const lr = lrAt(cfg, step - 1);
       log.write({
-        kind: 'step', step, loss, lr, alpha, ms, tokens: tokensPerStep, workers: 1, grad_norm: gradNorm,
+        kind: 'step', step, loss, lr, alpha, ms, tokens: tokensPerStep, workers, grad_norm: gradNorm,
+        ...extra,
         ...(o.logBatches ? { offsets } : {}),
       });
       if (step % cfg.log_interval === 0 || step === cfg.max_iters) {
@@ -235,7 +286,7 @@ export async function trainLocal(o: LocalRunOptions): Promise<RunResult> {
       }
       if (step % cfg.eval_interval === 0 || step === cfg.max_iters) last = runEval(step);
       const stopping = step === o.stopAt || o.signal?.aborted === true;
-      if (step % ckptEvery === 0 || step === cfg.max_iters || stopping) saveCheckpoint(outDir, snapshot(state, cfg));
+      if (step % ckptEvery === 0 || step === cfg.max_iters || stopping) save();
       if (stopping && step < cfg.max_iters) {
         progress.print(`stopped after step ${step}; checkpoint written: continue with --resume ${outDir}`);
         return { step, finished: false };

@@ -1,5 +1,5 @@
 // Test helpers: run the project's scripts as real child processes.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,10 +13,12 @@ export interface RunOutput {
   stderr: string;
 }
 
-/** Runs `scripts/<script>.ts` with tsx in a child process; resolves when it exits. */
+const scriptPath = (script: string) => join(ROOT, script.includes('/') ? `${script}.ts` : `scripts/${script}.ts`);
+
+/** Runs `scripts/<script>.ts` (or `<dir>/<file>` given with a slash) with tsx in a child process; resolves when it exits. */
 export function runScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunOutput> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', `${script}.ts`), ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', scriptPath(script), ...args], {
       cwd: ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,4 +40,82 @@ export const tempDir = (prefix = 'smi-') => mkdtempSync(join(tmpdir(), prefix));
 
 export function readLog(dir: string): Record<string, unknown>[] {
   return readFileSync(join(dir, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** A long-running child (coordinator, worker) whose output can be awaited line by line. */
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+  waitFor: (re: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>;
+  exited: Promise<number | null>;
+}
+
+export function startScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Started {
+  const child = spawn(process.execPath, ['--import', 'tsx', scriptPath(script), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const listeners = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    out += d;
+    for (const l of listeners) l();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => { r(code); for (const l of listeners) l(); }));
+  const waitFor = (re: RegExp, timeoutMs = 120_000) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = () => {
+        const m = out.match(re);
+        if (m) {
+          listeners.delete(check);
+          clearTimeout(timer);
+          resolve(m);
+        } else if (child.exitCode !== null) {
+          listeners.delete(check);
+          clearTimeout(timer);
+          reject(new Error(`${script} exited (${child.exitCode}) before printing ${re}:\n${out}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`timed out waiting for ${re} from ${script}:\n${out}`));
+      }, timeoutMs);
+      listeners.add(check);
+      check();
+    });
+  return { child, output: () => out, waitFor, exited };
+}
+
+/** Waits until log.jsonl in `dir` has a step record with step >= `step`. */
+export async function waitForStep(dir: string, step: number, timeoutMs = 120_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    try {
+      if (readLog(dir).some((r) => r.kind === 'step' && (r.step as number) >= step)) return;
+    } catch {
+      // not written yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no step ${step} in ${dir}/log.jsonl after ${timeoutMs} ms`);
+}
+
+/** Relative L2 distance ‖a − b‖ / ‖b‖ of two weight files, worst over tensors. */
+export function maxRelativeDiff(a: Map<string, { data: Float32Array }>, b: Map<string, { data: Float32Array }>): number {
+  let worst = 0;
+  for (const [name, tb] of b) {
+    const ta = a.get(name);
+    if (!ta) return Infinity;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < tb.data.length; i++) {
+      num += (ta.data[i]! - tb.data[i]!) ** 2;
+      den += tb.data[i]! ** 2;
+    }
+    worst = Math.max(worst, Math.sqrt(num / (den || 1)));
+  }
+  return worst;
 }

@@ -9,7 +9,7 @@ const base = ['--local', '--preset', 'test', '--data', DATA];
 t.test('a 40-step --local run: the loss falls clearly and every output is written', async (t) => {
   const out = join(tempDir(), 'run');
   const r = await runScript('train', [...base, '--max-iters', '40', '--eval-interval', '20', '--out', out, '--log-batches']);
-  t.equal(r.code, 0, r.stderr);
+  t.equal(r.code, 0, 'exits 0', { stderr: r.stderr });
   t.match(r.stdout, /backend: \w+/, 'says which backend it took');
   t.match(r.stdout, /step 40\/40 \| loss \d+\.\d+ \| lr .* \| α 0\.\d+ \| .* ms\/step \| \d+ tok\/s \| ETA/, 'progress line');
   const log = readLog(out);

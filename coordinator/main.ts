@@ -1,0 +1,33 @@
+// `npm run coordinator`: a coordinator alone; workers on any host connect to it.
+import { nanoid } from 'nanoid';
+import { initBackend } from '../shared/backend.ts';
+import { parseTrainArgs, trainHelp } from '../shared/cli.ts';
+import { ConfigError } from '../shared/config.ts';
+import { runMain } from '../scripts/cli-main.ts';
+import { interruptSignal, setupRun } from '../scripts/run-setup.ts';
+import { trainDistributed } from './run.ts';
+
+runMain(async () => {
+  const args = parseTrainArgs(process.argv.slice(2));
+  if (args.help) {
+    console.log(trainHelp('npm run coordinator --'));
+    return 0;
+  }
+  if (args.local || args.workers !== undefined || args.gpus) {
+    throw new ConfigError('E_BAD_FLAG', '--local, --workers and --gpus belong to `npm run train`; a coordinator alone waits for workers started with `npm run worker`');
+  }
+  const run = setupRun(args);
+  const backend = await initBackend(args.backend ?? (run.resume ? 'auto' : run.cfg.backend), (l) => console.log(l));
+  const host = args.host ?? '0.0.0.0';
+  const token = args.token ?? nanoid(16);
+  const result = await trainDistributed({
+    ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt,
+    checkpointInterval: args.checkpointInterval, signal: interruptSignal(console.log),
+    server: { host, port: args.port ?? 0, token, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, log: (l) => console.log(l) },
+    onListening: (port) => {
+      console.log(`coordinator listening on ws://${host}:${port}`);
+      console.log(`start workers with: npm run worker -- --connect ws://<this host>:${port} --token ${token}`);
+    },
+  });
+  return result.finished || args.stopAt !== undefined ? 0 : 130;
+});
