@@ -11,7 +11,9 @@ import { PROTOCOL_VERSION, type Blended, type Grads, type Hello, type Message } 
 import { SMI_RUNS, alphaAt, view2d } from '../shared/smi.ts';
 import { TrainingError, applyGradients, type RunState, type StepEngine, type StepOutcome } from '../shared/train.ts';
 import type { Corpus } from '../shared/data.ts';
-import { Peer, serverOptions } from '../shared/wire.ts';
+import { MAX_MESSAGE_BYTES, Peer, serverOptions } from '../shared/wire.ts';
+
+const PRE_AUTH_MESSAGE_BYTES = 1 << 20;
 
 export interface CoordinatorOptions {
   cfg: TrainConfig;
@@ -108,7 +110,8 @@ export class Coordinator {
   }
 
   private accept(ws: WebSocket): void {
-    const peer = new Peer(ws);
+    // until its hello is accepted a client may not make us allocate more than a hello needs
+    const peer = new Peer(ws, { maxMessageBytes: PRE_AUTH_MESSAGE_BYTES });
     let member: Member | null = null;
     peer.onClose((code, reason) => {
       if (member) this.drop(member, `link closed (${code} ${reason})`);
@@ -122,6 +125,7 @@ export class Coordinator {
         if (!member) {
           if (msg.type !== 'hello') throw protocolError('E_UNEXPECTED', `expected hello, got ${msg.type}`);
           member = this.join(peer, msg);
+          peer.maxMessageBytes = MAX_MESSAGE_BYTES;
           return;
         }
         this.receive(member, msg);
@@ -295,7 +299,7 @@ export class Coordinator {
 
     const attemptStep = async (k: number, offsets: number[]): Promise<StepOutcome> => {
       const parts = Math.max(1, Math.min(this.members.size, offsets.length));
-      type G = { n: number; loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; holder: string; attempt: number };
+      type G = { n: number; loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; holder: string; attempt: number; phases: Record<string, number> };
       const items: Item<G>[] = splitBatch(offsets, parts).map((o, index) => ({ index, offsets: o }));
       const wantMagnitudes = mode === 'synced';
       await this.phase<G>(
@@ -310,7 +314,7 @@ export class Coordinator {
             if (!g.magnitudes) throw protocolError('E_SHAPE', 'synced mode needs magnitudes');
             this.checkTensors('magnitudes', g.magnitudes, halfSizes);
           }
-          return { n: g.sequences, loss: g.loss, grads: g.tensors, magnitudes: g.magnitudes, holder: m.id, attempt: g.attempt };
+          return { n: g.sequences, loss: g.loss, grads: g.tensors, magnitudes: g.magnitudes, holder: m.id, attempt: g.attempt, phases: g.phases };
         },
       );
       const B = offsets.length;
@@ -319,10 +323,12 @@ export class Coordinator {
       const mean = weightedSum(items.map((i) => i.result!.grads), w);
       const alpha = alphaAt(run, k, cfg.max_iters);
       const workers = new Set(items.map((i) => i.result!.holder)).size;
+      // the slowest chunk's forward+backward: the step's compute on the critical path
+      const computeMs = Math.max(...items.map((i) => i.result!.phases.compute ?? 0));
 
       if (mode === 'global') {
         const { gradNorm } = applyGradients(state.model, state.opt, state.smi, cfg, k, mean.map((g, i) => tf.tensor(g, shapes[i]!)));
-        return { loss, gradNorm, alpha, workers };
+        return { loss, gradNorm, alpha, workers, extra: { compute_ms: computeMs } };
       }
       const { norm, coef } = clipCoefficient(mean, cfg.grad_clip);
       if (!Number.isFinite(norm)) throw new TrainingError('E_NONFINITE_GRAD', `gradient norm is ${norm} at step ${k}: update refused, weights unchanged`);
@@ -359,7 +365,7 @@ export class Coordinator {
       shared?.commit();
       // the checksums the workers reported for the masks they applied (absent for chunks blended here)
       const reported = blendItems.map((i) => i.result!.checksum).filter((c) => c !== undefined);
-      return { loss, gradNorm: norm, alpha, workers, extra: checksum !== undefined ? { mask_checksum: checksum, mask_checksums: reported } : undefined };
+      return { loss, gradNorm: norm, alpha, workers, extra: { compute_ms: computeMs, ...(checksum !== undefined ? { mask_checksum: checksum, mask_checksums: reported } : {}) } };
     };
 
     return {

@@ -1,8 +1,10 @@
 // Benchmarks the host FFT libraries on the gradient shapes of the cpu and paper presets: forward + inverse, and a full SMI step.
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { initFft, irfft2, rfft2, setFftLibrary, disposeFft, type FftLibrary } from '../shared/fft.ts';
 import { SMI_RUNS, SpectralMomentum } from '../shared/smi.ts';
+import { HOST_STAGES, setHostSimd } from '../shared/smi-host.ts';
 
 const HELP = `Usage: npx tsx scripts/bench-fft.ts [options]
 
@@ -11,21 +13,28 @@ step (SpectralMomentum.apply on the host engine, run top75) over all parameters 
 FFT library side by side:
   auto     pffft-wasm (SIMD) on every axis whose length it supports, kissfft-wasm on the others (the default)
   kissfft  kissfft-wasm on both axes
+The SMI step is also timed with its passes in JS only (no wasm kernels: shared/smi-host.ts setHostSimd).
+With --stages, instead: the host SMI step (run cosine) split into its stages, per parameter shape.
 
 Options:
   --preset <cpu|paper|all>  which preset's shapes (default: all)
   --reps <n>                timed repetitions per measurement, after warm-up (default: 9)
+  --backend <wasm|cpu>      tfjs backend holding the gradients (default: wasm, as training on a CPU)
+  --stages                  per-stage table of the host SMI step instead
   -h, --help                this text
 
 Examples:
   npx tsx scripts/bench-fft.ts
   npx tsx scripts/bench-fft.ts --preset cpu --reps 31
+  npx tsx scripts/bench-fft.ts --preset cpu --stages --reps 51
 
 Exit codes: 0 done, 2 bad arguments.`;
 
 const OPTIONS = {
   preset: { type: 'string', default: 'all' },
   reps: { type: 'string', default: '9' },
+  backend: { type: 'string', default: 'wasm' },
+  stages: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -98,26 +107,67 @@ function benchPreset(name: 'cpu' | 'paper', reps: number): void {
   console.log(`${'all parameters, FFTs only'.padEnd(36)} ${totals.map(fmt).join(' ')}`);
 
   // One SMI step (top75) over every parameter, host engine: download, FFT, magnitude, EMA, quantile, mask, inverse, upload.
-  const grads = shapes.flatMap(([label, rows, cols, count]) =>
-    Array.from({ length: count }, (_, i) => ({
-      name: `${label}.${i}`,
-      tensor: rows === 1 ? tf.tensor1d(randomMatrix(cols)) : tf.tensor2d(randomMatrix(rows * cols), [rows, cols]),
-    })),
-  );
-  const apply = LIBRARIES.map((lib) => {
-    setFftLibrary(lib);
+  const grads = gradsOf(shapes);
+  const applyMs = () => {
     const smi = new SpectralMomentum(SMI_RUNS.top75, 'host');
     let step = 1;
     const t = timeMs(reps, () => tf.dispose(smi.apply(grads, step++, 1000).map((g) => g.tensor)));
     smi.dispose();
     return t;
+  };
+  const apply = LIBRARIES.map((lib) => {
+    setFftLibrary(lib);
+    return applyMs();
   });
+  setFftLibrary('auto');
   console.log(`${'all parameters, SMI apply (host)'.padEnd(36)} ${apply.map(fmt).join(' ')}`);
+  setHostSimd(false);
+  console.log(`${'  the same, passes in JS only'.padEnd(36)} ${fmt(applyMs())}`);
+  setHostSimd(true);
   tf.dispose(grads.map((g) => g.tensor));
 }
 
+/** `count` random gradients of each shape, named by shape and index (1-D for one row, as LayerNorm gains). */
+function gradsOf(shapes: Shape[]): { name: string; tensor: tf.Tensor }[] {
+  return shapes.flatMap(([label, rows, cols, count]) =>
+    Array.from({ length: count }, (_, i) => ({
+      name: `${label}.${i}`,
+      tensor: rows === 1 ? tf.tensor1d(randomMatrix(cols)) : tf.tensor2d(randomMatrix(rows * cols), [rows, cols]),
+    })),
+  );
+}
+
+/** The host SMI step (run cosine) per stage and per shape: ms per step over all tensors of the shape. */
+function benchStages(name: 'cpu' | 'paper', reps: number): void {
+  const shapes = PRESETS[name];
+  console.log(`\n${name} preset: host SMI step (cosine) by stage, ms per step for all tensors of a shape, median of ${reps} steps`);
+  const cols = [...HOST_STAGES, 'all'];
+  console.log(`${'shape'.padEnd(24)} ${'count'.padStart(5)} ${cols.map((c) => c.padStart(11)).join('')}`);
+  const totals = new Float64Array(cols.length);
+  for (const shape of shapes) {
+    const [label, rows, c, count] = shape;
+    const grads = gradsOf([shape]);
+    const smi = new SpectralMomentum(SMI_RUNS.cosine, 'host');
+    const runs: Float64Array[] = [];
+    for (let step = 1; step <= reps + 3; step++) {
+      const profile = new Float64Array(HOST_STAGES.length);
+      smi.hostProfile = profile;
+      const t0 = performance.now();
+      tf.dispose(smi.apply(grads, step, 2000).map((g) => g.tensor));
+      const all = performance.now() - t0;
+      if (step > 3) runs.push(Float64Array.from([...profile, all]));
+    }
+    smi.dispose();
+    tf.dispose(grads.map((g) => g.tensor));
+    const med = cols.map((_, i) => median(runs.map((r) => r[i])));
+    med.forEach((m, i) => (totals[i] += m));
+    console.log(`${`${label} ${rows}×${c}`.padEnd(24)} ${String(count).padStart(5)} ${med.map((m) => m.toFixed(3).padStart(11)).join('')}`);
+  }
+  console.log(`${'all parameters'.padEnd(30)} ${[...totals].map((m) => m.toFixed(3).padStart(11)).join('')}`);
+}
+
 async function main(): Promise<number> {
-  let values: { preset: string; reps: string; help: boolean };
+  let values: { preset: string; reps: string; backend: string; stages: boolean; help: boolean };
   try {
     ({ values } = parseArgs({ options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (e) {
@@ -131,14 +181,15 @@ async function main(): Promise<number> {
   const reps = Number(values.reps);
   const presets: ('cpu' | 'paper')[] = values.preset === 'all' ? ['cpu', 'paper'] : [];
   if (values.preset === 'cpu' || values.preset === 'paper') presets.push(values.preset);
-  if (!Number.isInteger(reps) || reps < 1 || presets.length === 0) {
-    console.error(`bad --reps ${values.reps} or --preset ${values.preset}\n\n${HELP}`);
+  if (!Number.isInteger(reps) || reps < 1 || presets.length === 0 || !['wasm', 'cpu'].includes(values.backend)) {
+    console.error(`bad --reps ${values.reps}, --preset ${values.preset} or --backend ${values.backend}\n\n${HELP}`);
     return 2;
   }
-  await tf.setBackend('cpu'); // tensors only carry the gradients in and out here
+  tf.enableProdMode();
+  await tf.setBackend(values.backend); // tensors only carry the gradients in and out here
   await initFft();
-  console.log(`Node ${process.version}, median of ${reps} repetitions after warm-up; libraries: ${LIBRARIES.join(', ')}`);
-  for (const p of presets) benchPreset(p, reps);
+  console.log(`Node ${process.version}, tfjs backend ${tf.getBackend()}, median of ${reps} repetitions after warm-up; libraries: ${LIBRARIES.join(', ')}`);
+  for (const p of presets) (values.stages ? benchStages : benchPreset)(p, reps);
   disposeFft();
   return 0;
 }

@@ -2,7 +2,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../shared/backend.ts';
 import { parseWithTable } from '../shared/cli.ts';
-import { BACKENDS, ConfigError, PRESET_NAMES, oneOf, resolveConfig, type SmiRunName } from '../shared/config.ts';
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { BACKENDS, ConfigError, PRESET_NAMES, SPECTRAL_MODES, closest, oneOf, resolveConfig, type SmiRunName } from '../shared/config.ts';
+import { benchScaling, scalingTable } from './bench-scaling.ts';
 import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../shared/data.ts';
 import { STREAM } from '../shared/rng.ts';
 import { applyGradients, createRunState, disposeRunState } from '../shared/train.ts';
@@ -82,16 +86,48 @@ async function compute(argv: string[]): Promise<number> {
   return 0;
 }
 
+const BENCHES = ['compute', 'scaling', 'transport'];
+
+const SCALING_OPTIONS = {
+  workers: { type: 'string' as const, arg: '1,2', section: S, help: 'worker counts [1,2]' },
+  steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [40]' },
+  warmup: { type: 'string' as const, arg: 'N', section: S, help: 'first steps not counted [5]' },
+  spectral: { type: 'string' as const, arg: 'MODES', section: S, help: 'spectral modes to run [synced,global]' },
+  data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
+  help: { type: 'boolean' as const, section: S, help: 'this text' },
+};
+
+async function scaling(argv: string[]): Promise<number> {
+  const v = parseWithTable(argv, SCALING_OPTIONS);
+  if (v.help) {
+    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--steps 40] [--warmup 5] [--spectral synced,global]\n\nWeak scaling of the cpu preset (12 sequences per worker): tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of step time outside the slowest worker\'s forward+backward.');
+    return 0;
+  }
+  const workers = String(v.workers ?? '1,2').split(',').map(Number);
+  const modes = String(v.spectral ?? 'synced,global').split(',').map((m) => oneOf('spectral mode', m, SPECTRAL_MODES));
+  const rows = await benchScaling({ workers, modes, steps: Number(v.steps ?? 40), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined });
+  console.log(`cpu preset, 12 sequences × 64 tokens per worker, cosine SMI, on ${cpus().length} cores (coordinator and workers share them)\n`);
+  console.log(scalingTable(rows));
+  return 0;
+}
+
 runMain(async () => {
   const [sub, ...rest] = process.argv.slice(2);
   switch (sub) {
     case 'compute':
       return compute(rest);
+    case 'scaling':
+      return scaling(rest);
+    case 'transport': {
+      // its own process: the transport bench starts a worker child and may set ws environment flags
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bench-transport.ts'), ...rest], { stdio: 'inherit' });
+      return r.status ?? 1;
+    }
     case undefined:
     case '--help':
       console.log(HELP);
       return sub ? 0 : 2;
     default:
-      throw new ConfigError('E_BAD_FLAG', `unknown benchmark '${sub}': did you mean 'compute'? (available: compute)`);
+      throw new ConfigError('E_BAD_FLAG', `unknown benchmark '${sub}': did you mean '${closest(sub, BENCHES)}'? (available: ${BENCHES.join(', ')})`);
   }
 });

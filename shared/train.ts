@@ -187,13 +187,15 @@ export function localEngine(state: RunState, cfg: TrainConfig, corpus: Corpus): 
   return {
     async step(step, offsets) {
       const { x, y } = makeBatch(corpus.train, offsets, cfg.block_size);
+      const t0 = performance.now();
       const { loss, grads } = state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step]);
+      const computeMs = performance.now() - t0;
       if (!Number.isFinite(loss)) {
         tf.dispose(grads);
         throw new TrainingError('E_NONFINITE_LOSS', `loss is ${loss} at step ${step}: training diverged; update refused (resume from the last checkpoint)`);
       }
       const { gradNorm, alpha } = applyGradients(state.model, state.opt, state.smi, cfg, step, grads);
-      return { loss, gradNorm, alpha, workers: 1 };
+      return { loss, gradNorm, alpha, workers: 1, extra: { compute_ms: computeMs } };
     },
   };
 }
