@@ -142,7 +142,7 @@ function benchStages(name: 'cpu' | 'paper', reps: number): void {
   const shapes = PRESETS[name];
   console.log(`\n${name} preset: host SMI step (cosine) by stage, ms per step for all tensors of a shape, median of ${reps} steps`);
   const cols = [...HOST_STAGES, 'all'];
-  console.log(`${'shape'.padEnd(24)} ${'count'.padStart(5)} ${cols.map((c) => c.padStart(11)).join('')}`);
+  console.log(`${'shape'.padEnd(24)} ${'count'.padStart(5)} ${cols.map((c) => c.padStart(12)).join('')}`);
   const totals = new Float64Array(cols.length);
   for (const shape of shapes) {
     const [label, rows, c, count] = shape;
@@ -161,9 +161,9 @@ function benchStages(name: 'cpu' | 'paper', reps: number): void {
     tf.dispose(grads.map((g) => g.tensor));
     const med = cols.map((_, i) => median(runs.map((r) => r[i])));
     med.forEach((m, i) => (totals[i] += m));
-    console.log(`${`${label} ${rows}×${c}`.padEnd(24)} ${String(count).padStart(5)} ${med.map((m) => m.toFixed(3).padStart(11)).join('')}`);
+    console.log(`${`${label} ${rows}×${c}`.padEnd(24)} ${String(count).padStart(5)} ${med.map((m) => m.toFixed(3).padStart(12)).join('')}`);
   }
-  console.log(`${'all parameters'.padEnd(30)} ${[...totals].map((m) => m.toFixed(3).padStart(11)).join('')}`);
+  console.log(`${'all parameters'.padEnd(30)} ${[...totals].map((m) => m.toFixed(3).padStart(12)).join('')}`);
 }
 
 async function main(): Promise<number> {

@@ -15,6 +15,9 @@
 // multiple of 16 of that form) and kissfft otherwise (any length; odd row lengths go through a complex FFT
 // with zero imaginary part). Plans are cached per length; the wasm-side scratch buffers grow to the largest
 // shape seen. All of it is freed by disposeFft(). Not re-entrant (a single JS thread never needs it to be).
+// When both passes are pffft's, the transposes between them run as small wasm kernels in pffft's memory (JS
+// loops cost about 1 ns a value here). rfft2Heap / irfft2Heap leave the spectrum in that heap, for callers that
+// work on it in place (shared/smi-host.ts); rfft2 / irfft2 copy it out to / in from re / im arrays.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { instantiate } from './wasm-asm.ts';

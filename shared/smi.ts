@@ -4,6 +4,9 @@
 // forward + magnitude; coordinator: average magnitudes, updateHistory, threshold; each worker: maskedBlend
 // with the shared H and τ), on two engines with the same data layout:
 //   host: Float32Array in/out, FFTs from shared/fft.ts (wasm); for the wasm and cpu tfjs backends.
+//         SpectralMomentum runs these steps fused (shared/smi-host.ts: the same bits, no per-step arrays,
+//         the passes as wasm kernels; on the wasm backend the gradient is read and the result written in
+//         place in tensor memory).
 //   tf:   the same steps as tensors with tf.spectral ops; for tfjs-node / GPU. Only the quantile runs on
 //         the host (H is downloaded and selected there).
 // Spectra and histories are half spectra stored transposed: [half, rows], half = floor(cols/2)+1, spectral
