@@ -11,7 +11,8 @@ import { PROTOCOL_VERSION, type Blended, type Grads, type Hello, type Message } 
 import { SMI_RUNS, alphaAt, view2d } from '../shared/smi.ts';
 import { TrainingError, applyGradients, type RunState, type StepEngine, type StepOutcome } from '../shared/train.ts';
 import type { Corpus } from '../shared/data.ts';
-import { MAX_MESSAGE_BYTES, Peer, serverOptions } from '../shared/wire.ts';
+import { MAX_MESSAGE_BYTES, Peer, serverOptions, type ReceiveInfo } from '../shared/wire.ts';
+import { NullPhases, StepPhases, TraceWriter, summarizePhases, type StepPhaseRecord } from './phases.ts';
 
 const PRE_AUTH_MESSAGE_BYTES = 1 << 20;
 
@@ -23,6 +24,8 @@ export interface CoordinatorOptions {
   token?: string; // workers must present it when set
   minWorkers?: number; // live workers before step 1 [1]
   stepTimeoutMs?: number; // a result later than this fails its worker [60 s]
+  timing?: boolean; // per-phase timing in each step record [true]
+  trace?: string; // write a Chrome trace-event file here
   log?: (line: string) => void;
 }
 
@@ -48,6 +51,10 @@ interface Pending {
   item: Item<unknown>;
   timer: NodeJS.Timeout;
   accept: (msg: Grads | Blended, member: Member) => unknown;
+  phases: StepPhases;
+  sent: number; // performance.now() when the request was handed to the socket
+  encodeMs: number;
+  answered: boolean; // the result came before the send's own bookkeeping did (possible under load)
 }
 
 class RestartStep extends Error {}
@@ -69,9 +76,11 @@ export class Coordinator {
   readonly errors = new Map<string, number>(); // protocol errors by code
   private readonly log: (line: string) => void;
   readonly ready: Promise<number>; // resolves with the listening port
+  private readonly trace: TraceWriter | null;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.log ?? (() => {});
+    this.trace = o.trace ? new TraceWriter(o.trace) : null;
     this.wss = new WebSocketServer(serverOptions({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 }));
     this.ready = new Promise((resolve, reject) => {
       this.wss.once('listening', () => resolve((this.wss.address() as { port: number }).port));
@@ -92,6 +101,7 @@ export class Coordinator {
       m.peer.close(protocolError('E_SHUTDOWN', reason));
     }
     this.members.clear();
+    this.trace?.close();
     await new Promise<void>((r) => this.wss.close(() => r()));
   }
 
@@ -120,7 +130,7 @@ export class Coordinator {
       this.countError(err.code);
       this.log(`protocol error from ${member?.id ?? 'a new connection'}: ${err.code} ${err.message}`);
     });
-    peer.onMessage((msg: Message) => {
+    peer.onMessage((msg: Message, info: ReceiveInfo) => {
       try {
         if (!member) {
           if (msg.type !== 'hello') throw protocolError('E_UNEXPECTED', `expected hello, got ${msg.type}`);
@@ -128,7 +138,7 @@ export class Coordinator {
           peer.maxMessageBytes = MAX_MESSAGE_BYTES;
           return;
         }
-        this.receive(member, msg);
+        this.receive(member, msg, info);
       } catch (e) {
         const err = e instanceof ProtocolError ? e : protocolError('E_MALFORMED', (e as Error).message);
         this.countError(err.code);
@@ -166,7 +176,7 @@ export class Coordinator {
     this.wake();
   }
 
-  private receive(m: Member, msg: Message): void {
+  private receive(m: Member, msg: Message, info: ReceiveInfo): void {
     switch (msg.type) {
       case 'grads':
       case 'blended': {
@@ -178,6 +188,8 @@ export class Coordinator {
         this.pending.delete(msg.attempt);
         m.inflight--;
         p.item.result = p.accept(msg, m); // throws ProtocolError on a bad result: the worker is dropped, the item redone
+        p.answered = true;
+        p.phases.roundTrip(m.id, msg.type, p.sent, performance.now(), msg.phases, p.encodeMs, info.decodeMs);
         this.wake();
         return;
       }
@@ -205,12 +217,13 @@ export class Coordinator {
    * fails has its items handed to the others. `orphan` handles an item whose holder is gone.
    */
   private async phase<R>(
-    step: number, kind: 'grads' | 'blended', items: Item<R>[],
-    send: (m: Member, item: Item<R>, attempt: number) => Promise<unknown>,
+    step: number, kind: 'grads' | 'blended', items: Item<R>[], phases: StepPhases,
+    send: (m: Member, item: Item<R>, attempt: number) => Promise<{ encodeMs: number }>,
     accept: (msg: Grads | Blended, m: Member, item: Item<R>) => R,
     orphan?: (item: Item<R>) => R,
   ): Promise<void> {
     let waitingLogged = false;
+    phases.beginRound();
     for (;;) {
       const busy = new Set([...this.pending.values()].map((p) => p.item));
       for (const item of items) {
@@ -230,10 +243,23 @@ export class Coordinator {
           this.drop(m, 'E_TIMEOUT');
           m.peer.close(protocolError('E_TIMEOUT', `no result for step ${step} within ${this.o.stepTimeoutMs ?? 60_000} ms`));
         }, this.o.stepTimeoutMs ?? 60_000);
-        this.pending.set(attempt, { member: m.id, step, kind, item: item as Item<unknown>, timer, accept: (msg, mm) => accept(msg, mm, item) });
-        send(m, item, attempt).catch(() => this.drop(m, 'send failed'));
+        const p: Pending = { member: m.id, step, kind, item: item as Item<unknown>, timer, accept: (msg, mm) => accept(msg, mm, item), phases, sent: performance.now(), encodeMs: 0, answered: false };
+        this.pending.set(attempt, p);
+        send(m, item, attempt).then(
+          (st) => {
+            if (p.answered) phases.lateEncode(m.id, st.encodeMs);
+            else {
+              p.encodeMs = st.encodeMs;
+              phases.encoded(m.id, st.encodeMs);
+            }
+          },
+          () => this.drop(m, 'send failed'),
+        );
       }
-      if (items.every((i) => i.result !== undefined)) return;
+      if (items.every((i) => i.result !== undefined)) {
+        phases.endRound();
+        return;
+      }
       if (this.members.size === 0 && !waitingLogged) {
         this.log(`step ${step}: no live workers; waiting for one to join`);
         waitingLogged = true;
@@ -280,15 +306,29 @@ export class Coordinator {
     refreshWeights(state.step);
     this.currentStep = state.step;
 
+    const timing = this.o.timing ?? true;
+    const recent: StepPhaseRecord[] = []; // since the last progress line, for the console summary
     const step = async (k: number, offsets: number[]): Promise<StepOutcome> => {
+      const phases = timing ? new StepPhases() : new NullPhases();
+      const bytesAt = new Map([...this.members.values()].map((m) => [m.id, [m.peer.bytesSent, m.peer.bytesReceived] as const]));
       for (;;) {
         try {
-          const out = await attemptStep(k, offsets);
+          const out = await attemptStep(k, offsets, phases);
+          const t0 = performance.now();
           refreshWeights(k);
           this.currentStep = k;
           const broadcast = { type: 'weights' as const, step: k, tensors: this.weights };
-          await Promise.all([...this.members.values()].map((m) => m.peer.send(broadcast).catch(() => this.drop(m, 'send failed'))));
-          return out;
+          await Promise.all([...this.members.values()].map((m) => m.peer.send(broadcast).then((st) => phases.encoded(m.id, st.encodeMs, true), () => this.drop(m, 'send failed'))));
+          phases.add('broadcast', t0, performance.now());
+          if (!timing) return out;
+          for (const m of this.members.values()) {
+            const [sent, received] = bytesAt.get(m.id) ?? [0, 0];
+            phases.bytes(m.id, m.peer.bytesSent - sent, m.peer.bytesReceived - received);
+          }
+          const record = phases.finish();
+          this.trace?.step(k, phases);
+          recent.push(record);
+          return { ...out, extra: { ...out.extra, phases: record } };
         } catch (e) {
           if (!(e instanceof RestartStep)) throw e;
           this.round++;
@@ -297,13 +337,13 @@ export class Coordinator {
       }
     };
 
-    const attemptStep = async (k: number, offsets: number[]): Promise<StepOutcome> => {
+    const attemptStep = async (k: number, offsets: number[], phases: StepPhases): Promise<StepOutcome> => {
       const parts = Math.max(1, Math.min(this.members.size, offsets.length));
       type G = { n: number; loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; holder: string; attempt: number; phases: Record<string, number> };
       const items: Item<G>[] = splitBatch(offsets, parts).map((o, index) => ({ index, offsets: o }));
       const wantMagnitudes = mode === 'synced';
       await this.phase<G>(
-        k, 'grads', items,
+        k, 'grads', items, phases,
         (m, item, attempt) => m.peer.send({ type: 'work', step: k, attempt, offsets: item.offsets, tokens: tokenWindows(corpus.train, item.offsets, cfg.block_size), magnitudes: wantMagnitudes }),
         (msg, m, item) => {
           const g = msg as Grads;
@@ -317,6 +357,7 @@ export class Coordinator {
           return { n: g.sequences, loss: g.loss, grads: g.tensors, magnitudes: g.magnitudes, holder: m.id, attempt: g.attempt, phases: g.phases };
         },
       );
+      let t = performance.now();
       const B = offsets.length;
       const w = items.map((i) => i.result!.n / B);
       const loss = items.reduce((a, i, c) => a + w[c]! * i.result!.loss, 0);
@@ -327,18 +368,28 @@ export class Coordinator {
       const computeMs = Math.max(...items.map((i) => i.result!.phases.compute ?? 0));
 
       if (mode === 'global') {
-        const { gradNorm } = applyGradients(state.model, state.opt, state.smi, cfg, k, mean.map((g, i) => tf.tensor(g, shapes[i]!)));
+        const tensors = mean.map((g, i) => tf.tensor(g, shapes[i]!));
+        const a = performance.now();
+        const { gradNorm, ms } = applyGradients(state.model, state.opt, state.smi, cfg, k, tensors);
+        const b = a + ms.clip; // clip → SMI → AdamW, timed inside applyGradients
+        phases.add('reduce', t, b);
+        phases.add('spectral', b, b + ms.spectral);
+        phases.add('optimizer', b + ms.spectral, b + ms.spectral + ms.optimizer);
         return { loss, gradNorm, alpha, workers, extra: { compute_ms: computeMs } };
       }
       const { norm, coef } = clipCoefficient(mean, cfg.grad_clip);
       if (!Number.isFinite(norm)) throw new TrainingError('E_NONFINITE_GRAD', `gradient norm is ${norm} at step ${k}: update refused, weights unchanged`);
+      phases.add('reduce', t, (t = performance.now()));
       let checksum: number | undefined;
       let masks: Uint8Array[] | undefined;
-      if (shared) ({ masks, checksum } = shared.prepare(names, shapes, items.map((i) => i.result!.magnitudes!), w, coef));
+      if (shared) {
+        ({ masks, checksum } = shared.prepare(names, shapes, items.map((i) => i.result!.magnitudes!), w, coef));
+        phases.add('spectral', t, performance.now());
+      }
       type Bl = { tensors: Float32Array[]; checksum?: number };
       const blendItems: Item<Bl>[] = items.map((i) => ({ index: i.index, offsets: i.offsets, holder: i.result!.holder }));
       await this.phase<Bl>(
-        k, 'blended', blendItems,
+        k, 'blended', blendItems, phases,
         (m, item, attempt) => {
           // `source` names the work attempt whose gradient (and spectra) the holder kept for this chunk
           const source = items[item.index]!.result!.attempt;
@@ -358,11 +409,14 @@ export class Coordinator {
           return { tensors: blendWithMasks(kept, masks!, coef, alpha) };
         } : undefined,
       );
+      t = performance.now();
       const blended = weightedSum(blendItems.map((i) => i.result!.tensors), w);
       const tensors = blended.map((g, i) => tf.tensor(g, shapes[i]!));
+      phases.add('reduce', t, (t = performance.now()));
       state.opt.apply(vars, tensors, lrAt(cfg, k - 1));
       tf.dispose(tensors);
       shared?.commit();
+      phases.add('optimizer', t, performance.now());
       // the checksums the workers reported for the masks they applied (absent for chunks blended here)
       const reported = blendItems.map((i) => i.result!.checksum).filter((c) => c !== undefined);
       return { loss, gradNorm: norm, alpha, workers, extra: { compute_ms: computeMs, ...(checksum !== undefined ? { mask_checksum: checksum, mask_checksums: reported } : {}) } };
@@ -371,6 +425,7 @@ export class Coordinator {
     return {
       step,
       start: () => this.waitForWorkers(this.o.minWorkers ?? 1),
+      summary: () => (recent.length ? summarizePhases(recent.splice(0)) : undefined),
       ...(shared
         ? { spectralState: { get: () => shared.getState(), set: (e) => shared.setState(e, new Map(names.map((n, i) => [n, shapes[i]!]))) } }
         : {}),

@@ -64,8 +64,11 @@ function median(xs: number[]): number {
   return s[s.length >> 1];
 }
 
-function timeMs(reps: number, fn: () => void): number {
-  for (let i = 0; i < 3; i++) fn(); // warm-up: plans, scratch buffers, JIT
+/** Warm-up calls before an SMI step is timed: V8 tiers the wasm kernels and JS up over the first few dozen. */
+const SMI_WARMUP = 30;
+
+function timeMs(reps: number, fn: () => void, warmup = 3): number {
+  for (let i = 0; i < warmup; i++) fn(); // warm-up: plans, scratch buffers, JIT
   const ts: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
@@ -111,7 +114,7 @@ function benchPreset(name: 'cpu' | 'paper', reps: number): void {
   const applyMs = () => {
     const smi = new SpectralMomentum(SMI_RUNS.top75, 'host');
     let step = 1;
-    const t = timeMs(reps, () => tf.dispose(smi.apply(grads, step++, 1000).map((g) => g.tensor)));
+    const t = timeMs(reps, () => tf.dispose(smi.apply(grads, step++, 1000).map((g) => g.tensor)), SMI_WARMUP);
     smi.dispose();
     return t;
   };
@@ -149,13 +152,13 @@ function benchStages(name: 'cpu' | 'paper', reps: number): void {
     const grads = gradsOf([shape]);
     const smi = new SpectralMomentum(SMI_RUNS.cosine, 'host');
     const runs: Float64Array[] = [];
-    for (let step = 1; step <= reps + 3; step++) {
+    for (let step = 1; step <= reps + SMI_WARMUP; step++) {
       const profile = new Float64Array(HOST_STAGES.length);
       smi.hostProfile = profile;
       const t0 = performance.now();
       tf.dispose(smi.apply(grads, step, 2000).map((g) => g.tensor));
       const all = performance.now() - t0;
-      if (step > 3) runs.push(Float64Array.from([...profile, all]));
+      if (step > SMI_WARMUP) runs.push(Float64Array.from([...profile, all]));
     }
     smi.dispose();
     tf.dispose(grads.map((g) => g.tensor));

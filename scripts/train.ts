@@ -52,6 +52,7 @@ runMain(async () => {
   const signal = interruptSignal(console.log);
   const common = { ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal };
   if (args.local) {
+    if (args.trace) throw new ConfigError('E_BAD_FLAG', '--trace records the coordinator and its workers: drop --local (e.g. --workers 1)');
     const result = await trainLocal(common);
     return result.finished || args.stopAt !== undefined ? 0 : 130;
   }
@@ -63,7 +64,7 @@ runMain(async () => {
   try {
     const result = await trainDistributed({
       ...common,
-      server: { host: args.host ?? '127.0.0.1', port: args.port ?? 0, token, minWorkers: args.minWorkers ?? plan.count, stepTimeoutMs: args.stepTimeout, log: (l) => console.log(l) },
+      server: { host: args.host ?? '127.0.0.1', port: args.port ?? 0, token, minWorkers: args.minWorkers ?? plan.count, stepTimeoutMs: args.stepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
       onListening: (port) => {
         const url = `ws://127.0.0.1:${port}`;
         console.log(`coordinator on ${url}; starting ${plan.count} local worker(s) (logs: ${run.outDir}/worker-*.log)`);

@@ -33,6 +33,8 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   token: { type: 'string', arg: 'T', section: 'distributed', help: 'shared secret workers must present' },
   'min-workers': { type: 'string', arg: 'N', section: 'distributed', help: 'workers to wait for before step 1 [1]' },
   'step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's share is reassigned after this [60000]" },
+  trace: { type: 'string', arg: 'FILE', section: 'output', help: 'write a Chrome trace-event file (Perfetto, chrome://tracing): a track per process, a span per phase' },
+  timing: { type: 'string', arg: 'on|off', section: 'output', help: 'per-phase timing in log.jsonl [on]' },
   help: { type: 'boolean', section: 'run', help: 'this text' },
 };
 
@@ -62,6 +64,8 @@ export interface TrainArgs {
   token?: string;
   minWorkers?: number;
   stepTimeout?: number;
+  trace?: string;
+  timing: boolean;
   help: boolean;
 }
 
@@ -127,6 +131,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     token: s('token'),
     minWorkers: num('min-workers', s('min-workers'), true),
     stepTimeout: num('step-timeout', s('step-timeout'), true),
+    trace: s('trace'),
+    timing: s('timing') === undefined ? true : oneOf('--timing value', s('timing')!, ['on', 'off'] as const) === 'on',
     help: v.help === true,
   };
 }

@@ -63,10 +63,14 @@ export function evaluate(model: GPT, corpus: Corpus, cfg: TrainConfig, step: num
   return { train_loss: mean('train'), val_loss: mean('val') };
 }
 
-/** The optimizer side of one step: clip → SMI → AdamW. Disposes `grads`. Returns the pre-clip norm and α. */
+/**
+ * The optimizer side of one step: clip → SMI → AdamW. Disposes `grads`. Returns the pre-clip norm, α, and the
+ * milliseconds of each part (clip, spectral, optimizer).
+ */
 export function applyGradients(
   model: GPT, opt: AdamW, smi: SpectralMomentum | null, cfg: TrainConfig, step: number, grads: tf.Tensor[],
-): { gradNorm: number; alpha: number } {
+): { gradNorm: number; alpha: number; ms: { clip: number; spectral: number; optimizer: number } } {
+  const t0 = performance.now();
   const { norm, grads: clipped } = clipGlobalNorm(grads, cfg.grad_clip);
   tf.dispose(grads);
   if (!Number.isFinite(norm)) {
@@ -74,14 +78,17 @@ export function applyGradients(
     throw new TrainingError('E_NONFINITE_GRAD', `gradient norm is ${norm} at step ${step}: update refused, weights unchanged`);
   }
   let final = clipped;
+  const t1 = performance.now();
   if (smi) {
     const named = clipped.map((tensor, i) => ({ name: model.params[i]!.name, tensor }));
     final = smi.apply(named, step, cfg.max_iters).map((n) => n.tensor);
     tf.dispose(clipped);
   }
+  const t2 = performance.now();
   opt.apply(model.params.map((p) => p.variable), final, lrAt(cfg, step - 1));
   tf.dispose(final);
-  return { gradNorm: norm, alpha: alphaAt(SMI_RUNS[cfg.smi], step, cfg.max_iters) };
+  const t3 = performance.now();
+  return { gradNorm: norm, alpha: alphaAt(SMI_RUNS[cfg.smi], step, cfg.max_iters), ms: { clip: t1 - t0, spectral: t2 - t1, optimizer: t3 - t2 } };
 }
 
 /** Everything a run needs in memory; created fresh or from a checkpoint. */
@@ -176,6 +183,8 @@ export interface StepOutcome {
  */
 export interface StepEngine {
   step(step: number, offsets: number[]): Promise<StepOutcome>;
+  /** A console line for the last log interval (e.g. where the step time went), printed after the progress line. */
+  summary?(): string | undefined;
   /** Called once before the first step (e.g. to wait for --min-workers), outside the step timing. */
   start?(): Promise<void>;
   /** The SMI state for checkpoints, where it does not live in RunState.smi (e.g. the shared synced history). */
@@ -285,6 +294,8 @@ export async function runTraining(o: RunOptions, makeEngine: (state: RunState) =
         }));
         windowMs = 0;
         windowSteps = 0;
+        const line = engine.summary?.();
+        if (line) progress.print(line);
       }
       if (step % cfg.eval_interval === 0 || step === cfg.max_iters) last = runEval(step);
       const stopping = step === o.stopAt || o.signal?.aborted === true;

@@ -157,9 +157,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
             finish(null);
           }
         });
-        peer.onMessage((msg: Message) => {
+        peer.onMessage((msg: Message, info) => {
           lastContact = Date.now();
-          queue = queue.then(() => handle(peer, msg, finish)).catch((e: Error) => {
+          queue = queue.then(() => handle(peer, msg, info.decodeMs, finish)).catch((e: Error) => {
             log(`error: ${e.message}`);
             peer.close();
           });
@@ -172,7 +172,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
     });
   }
 
-  async function handle(peer: Peer, msg: Message, finish: (v: WorkerExit | null) => void): Promise<void> {
+  async function handle(peer: Peer, msg: Message, decodeMs: number, finish: (v: WorkerExit | null) => void): Promise<void> {
     switch (msg.type) {
       case 'welcome': {
         workerId = msg.workerId;
@@ -188,12 +188,12 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         return;
       case 'work': {
         const r = compute!.computeGrads(msg);
-        await peer.send({ type: 'grads', step: msg.step, attempt: msg.attempt, sequences: msg.offsets.length, loss: r.loss, tensors: r.grads, ...(r.magnitudes ? { magnitudes: r.magnitudes } : {}), phases: r.phases });
+        await peer.send({ type: 'grads', step: msg.step, attempt: msg.attempt, sequences: msg.offsets.length, loss: r.loss, tensors: r.grads, ...(r.magnitudes ? { magnitudes: r.magnitudes } : {}), phases: { ...r.phases, decode: decodeMs } });
         return;
       }
       case 'blend': {
         const r = compute!.blend(msg);
-        await peer.send({ type: 'blended', step: msg.step, attempt: msg.attempt, tensors: r.tensors, maskChecksum: r.maskChecksum, phases: r.phases });
+        await peer.send({ type: 'blended', step: msg.step, attempt: msg.attempt, tensors: r.tensors, maskChecksum: r.maskChecksum, phases: { ...r.phases, decode: decodeMs } });
         return;
       }
       case 'ping':

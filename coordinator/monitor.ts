@@ -1,0 +1,348 @@
+// The live monitor: a bounded in-memory history of the run, served as a page, JSON, Server-Sent Events and Prometheus metrics.
+import { readFile } from 'node:fs/promises';
+import type http from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ERROR_CODE_NAMES } from '../shared/errors.ts';
+import type { LogRecord } from '../shared/train.ts';
+
+export interface WorkerInfo {
+  id: string;
+  backend: string;
+  device: string;
+  host: string;
+  pid: number;
+  joinedAt: number; // ms since the epoch
+}
+
+type StartRecord = Extract<LogRecord, { kind: 'start' }>;
+type StepRecord = Extract<LogRecord, { kind: 'step' }>;
+type EvalRecord = Extract<LogRecord, { kind: 'eval' }>;
+type DoneRecord = Extract<LogRecord, { kind: 'done' }>;
+
+/** A step's `phases` (SPEC.md section 4), read loosely: any numeric field is a phase in ms, except the `bytes_*` counts. */
+interface Phases {
+  coordinator?: Record<string, number>;
+  workers?: Record<string, Record<string, number>>;
+}
+
+/** A step as the monitor keeps it: the record (without its batch offsets) and what is derived from it once. */
+export interface StepEntry {
+  record: StepRecord;
+  tokens_per_sec: number; // this step's tokens / its wall time
+  compute_ms: number | null; // the slowest worker's compute; null when the record has none
+  overhead: number | null; // 1 − compute/step (SPEC.md section 4); null without a compute time
+}
+
+/** What GET /api/state returns; the page starts from it and then applies /events with a larger `seq`. */
+export interface MonitorState {
+  title: string;
+  config: Record<string, unknown>;
+  seq: number; // the last event sent; events with a larger seq are newer than this state
+  now: number;
+  startedAt: number; // when the monitor was created (ms since the epoch)
+  start: StartRecord | null;
+  done: DoneRecord | null;
+  workers: WorkerInfo[];
+  errors: Record<string, number>; // every known code (0 if never seen), and any other code counted
+  steps: StepEntry[]; // the most recent, oldest first
+  evals: EvalRecord[];
+  totals: { steps: number; tokens: number; bytes_sent: number; bytes_received: number; errors: number };
+  historyLimit: number;
+}
+
+export interface MonitorOptions {
+  title?: string; // the page's heading [smi-trainer]
+  config?: Record<string, unknown>; // shown on the page and in /api/state
+  historyLimit?: number; // steps kept in memory; evals are all kept [2000]
+  heartbeatMs?: number; // SSE comment interval that keeps proxies from closing idle streams [15 s]
+}
+
+const PAGE_DIR = join(import.meta.dirname, 'page');
+// chart.js does not export its package.json; its main entry sits in dist/ next to the UMD build.
+const CHART_UMD = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js');
+
+const STATIC: Record<string, { file: string; type: string }> = {
+  '/': { file: join(PAGE_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
+  '/index.html': { file: join(PAGE_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
+  '/app.js': { file: join(PAGE_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
+  '/vendor/chart.umd.js': { file: CHART_UMD, type: 'text/javascript; charset=utf-8' },
+};
+
+// Phase times run from well under a millisecond (reduce on a tiny model) to tens of seconds (a slow worker).
+const PHASE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+// An SSE client this far behind is not reading; it is dropped rather than buffered without bound.
+const MAX_SSE_BACKLOG = 4 << 20;
+// tokens/s gauge: over the last few steps, so one slow step (an eval, a checkpoint) does not make it jump.
+const RATE_WINDOW = 10;
+
+const isPhase = (k: string, v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && !k.startsWith('bytes_');
+
+/** The slowest worker's compute time (ms) in a step, from its phases, else from `compute_ms`. */
+function slowestCompute(r: StepRecord, phases: Phases | undefined): number | null {
+  const workers = Object.values(phases?.workers ?? {});
+  const fromPhases = workers.map((w) => w.compute).filter((c): c is number => typeof c === 'number');
+  if (fromPhases.length > 0) return Math.max(...fromPhases);
+  return typeof r.compute_ms === 'number' ? r.compute_ms : null;
+}
+
+/**
+ * Watches one run: `record` every log record, `setWorkers` on every membership change, `countError` on every
+ * protocol error, and mount `handle` on the coordinator's HTTP server. Everything is in memory and bounded.
+ */
+export class Monitor {
+  private readonly title: string;
+  private readonly config: Record<string, unknown>;
+  private readonly historyLimit: number;
+  private readonly startedAt = Date.now();
+  private seq = 0;
+  private start: StartRecord | null = null;
+  private done: DoneRecord | null = null;
+  private workers: WorkerInfo[] = [];
+  private steps: StepEntry[] = [];
+  private evals: EvalRecord[] = [];
+  private readonly errors = new Map<string, number>(ERROR_CODE_NAMES.map((c) => [c, 0]));
+  private readonly totals = { steps: 0, tokens: 0, bytes_sent: 0, bytes_received: 0, errors: 0 };
+  private readonly clients = new Set<http.ServerResponse>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private closed = false;
+
+  private readonly registry = new Registry();
+  private readonly m = metrics(this.registry);
+
+  constructor(opts: MonitorOptions = {}) {
+    this.title = opts.title ?? 'smi-trainer';
+    this.config = opts.config ?? {};
+    this.historyLimit = opts.historyLimit ?? 2000;
+    // Zero series exist from the start, so rate() and alerts see them before the first event.
+    for (const d of ['sent', 'received'] as const) this.m.bytes.inc({ direction: d }, 0);
+    for (const c of ERROR_CODE_NAMES) this.m.errors.inc({ code: c }, 0);
+    this.m.liveWorkers.set(0);
+    this.heartbeat = setInterval(() => this.broadcast(': ping\n\n'), opts.heartbeatMs ?? 15_000);
+    this.heartbeat.unref();
+  }
+
+  /** Every record written to log.jsonl. */
+  record(r: LogRecord): void {
+    switch (r.kind) {
+      case 'start':
+        this.start = r;
+        this.done = null;
+        // A resumed run logs again from the checkpoint's step, as RunLog.truncateAfter does to the file.
+        this.steps = this.steps.filter((s) => s.record.step <= r.step);
+        this.evals = this.evals.filter((e) => e.step <= r.step);
+        this.emit('start', { record: r });
+        return;
+      case 'step':
+        return this.recordStep(r);
+      case 'eval':
+        this.evals.push(r);
+        this.m.trainLoss.set(r.train_loss);
+        this.m.valLoss.set(r.val_loss);
+        this.emit('eval', { record: r });
+        return;
+      case 'done':
+        this.done = r;
+        if (Number.isFinite(r.train_loss)) this.m.trainLoss.set(r.train_loss);
+        if (Number.isFinite(r.val_loss)) this.m.valLoss.set(r.val_loss);
+        this.emit('done', { record: r });
+        return;
+      default: {
+        const never: never = r;
+        throw new Error(`unknown log record ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private recordStep(full: StepRecord): void {
+    const { offsets: _offsets, ...r } = full; // the batch offsets are for reproduction, not for watching
+    const phases = r.phases as Phases | undefined;
+    const compute = slowestCompute(r, phases);
+    const wall = phases?.coordinator?.step ?? r.ms;
+    const entry: StepEntry = {
+      record: r,
+      tokens_per_sec: r.ms > 0 ? (r.tokens / r.ms) * 1000 : 0,
+      compute_ms: compute,
+      overhead: compute !== null && wall > 0 ? Math.min(1, Math.max(0, 1 - compute / wall)) : null,
+    };
+    this.steps.push(entry);
+    if (this.steps.length > this.historyLimit) this.steps.splice(0, this.steps.length - this.historyLimit);
+
+    this.totals.steps++;
+    this.totals.tokens += r.tokens;
+    this.m.step.set(r.step);
+    this.m.stepsTotal.inc();
+    this.m.tokensTotal.inc(r.tokens);
+    this.m.stepLoss.set(r.loss);
+    this.m.lr.set(r.lr);
+    this.m.alpha.set(r.alpha);
+    this.m.gradNorm.set(r.grad_norm);
+    const recent = this.steps.slice(-RATE_WINDOW);
+    const ms = recent.reduce((a, s) => a + s.record.ms, 0);
+    if (ms > 0) this.m.tokensPerSec.set((recent.reduce((a, s) => a + s.record.tokens, 0) / ms) * 1000);
+    if (entry.overhead !== null) this.m.overhead.set(entry.overhead);
+
+    for (const [k, v] of Object.entries(phases?.coordinator ?? {})) {
+      if (isPhase(k, v)) this.m.phase.observe({ phase: k, process: 'coordinator' }, v / 1000);
+    }
+    for (const [id, w] of Object.entries(phases?.workers ?? {})) {
+      for (const [k, v] of Object.entries(w)) if (isPhase(k, v)) this.m.phase.observe({ phase: k, process: id }, v / 1000);
+      const sent = w.bytes_sent ?? 0;
+      const received = w.bytes_received ?? 0;
+      this.totals.bytes_sent += sent;
+      this.totals.bytes_received += received;
+      this.m.bytes.inc({ direction: 'sent' }, sent);
+      this.m.bytes.inc({ direction: 'received' }, received);
+    }
+    this.emit('step', { entry });
+  }
+
+  /** The live workers, whenever membership changes. */
+  setWorkers(list: WorkerInfo[]): void {
+    this.workers = list.map((w) => ({ ...w }));
+    this.m.liveWorkers.set(list.length);
+    this.emit('workers', { workers: this.workers });
+  }
+
+  /** A protocol error by its stable code (E_TOKEN, E_SHAPE, …). */
+  countError(code: string): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    this.totals.errors++;
+    this.m.errors.inc({ code });
+    this.emit('errors', { errors: Object.fromEntries(this.errors) });
+  }
+
+  /** The state the page starts from; `steps` limits the step history returned (newest kept). */
+  state(steps = this.historyLimit): MonitorState {
+    return {
+      title: this.title,
+      config: this.config,
+      seq: this.seq,
+      now: Date.now(),
+      startedAt: this.startedAt,
+      start: this.start,
+      done: this.done,
+      workers: this.workers,
+      errors: Object.fromEntries(this.errors),
+      steps: steps > 0 ? this.steps.slice(-steps) : [],
+      evals: this.evals,
+      totals: { ...this.totals },
+      historyLimit: this.historyLimit,
+    };
+  }
+
+  /** Serves GET /, /app.js, /vendor/chart.umd.js, /api/state, /events and /metrics; 404 for anything else. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://monitor');
+    const known = url.pathname in STATIC || ['/api/state', '/events', '/metrics'].includes(url.pathname);
+    if (!known) return text(res, 404, 'not found\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return text(res, 405, 'method not allowed\n');
+    }
+    const file = STATIC[url.pathname];
+    if (file) return void serveFile(req, res, file.file, file.type);
+    switch (url.pathname) {
+      case '/api/state': {
+        const n = Number(url.searchParams.get('steps') ?? this.historyLimit);
+        return send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify(this.state(Number.isFinite(n) ? Math.max(0, Math.floor(n)) : this.historyLimit)));
+      }
+      case '/metrics':
+        this.registry.metrics().then(
+          (body) => send(req, res, 200, this.registry.contentType, body),
+          (err: unknown) => text(res, 500, `metrics failed: ${String(err)}\n`),
+        );
+        return;
+      case '/events':
+        return this.subscribe(req, res);
+    }
+  }
+
+  /** Ends every SSE stream and stops the heartbeat; the monitor keeps answering plain requests. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+  }
+
+  private subscribe(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.closed) return void res.writeHead(204).end(); // 204 tells EventSource to stop reconnecting
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no', // nginx: pass events through as they come
+    });
+    if (req.method === 'HEAD') return void res.end();
+    // retry: how long EventSource waits before reconnecting; the page reloads /api/state when it does.
+    res.write(`retry: 2000\n: seq ${this.seq}\n\n`);
+    this.clients.add(res);
+    const drop = () => this.clients.delete(res);
+    req.on('close', drop);
+    res.on('error', drop);
+  }
+
+  private emit(event: string, data: Record<string, unknown>): void {
+    const seq = ++this.seq;
+    if (this.clients.size === 0) return;
+    this.broadcast(`event: ${event}\nid: ${seq}\ndata: ${JSON.stringify({ seq, ...data })}\n\n`);
+  }
+
+  private broadcast(chunk: string): void {
+    for (const res of this.clients) {
+      if (res.writableLength > MAX_SSE_BACKLOG) {
+        this.clients.delete(res);
+        res.destroy();
+        continue;
+      }
+      res.write(chunk);
+    }
+  }
+}
+
+/** The monitor's Prometheus metrics, in a registry of its own so that several monitors can share a process. */
+function metrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    step: new Gauge({ name: 'smi_step', help: 'The last step logged', registers }),
+    stepsTotal: new Counter({ name: 'smi_steps_total', help: 'Steps logged since the coordinator started', registers }),
+    tokensTotal: new Counter({ name: 'smi_tokens_total', help: 'Training tokens processed since the coordinator started', registers }),
+    stepLoss: new Gauge({ name: 'smi_step_loss', help: 'Training loss of the last step (one batch)', registers }),
+    trainLoss: new Gauge({ name: 'smi_train_loss', help: 'Train-split loss at the last evaluation', registers }),
+    valLoss: new Gauge({ name: 'smi_val_loss', help: 'Validation loss at the last evaluation', registers }),
+    lr: new Gauge({ name: 'smi_learning_rate', help: 'Learning rate of the last step', registers }),
+    alpha: new Gauge({ name: 'smi_alpha', help: 'SMI blend factor of the last step', registers }),
+    gradNorm: new Gauge({ name: 'smi_grad_norm', help: 'Global gradient norm of the last step, before clipping', registers }),
+    tokensPerSec: new Gauge({ name: 'smi_tokens_per_second', help: `Training throughput over the last ${RATE_WINDOW} steps`, registers }),
+    overhead: new Gauge({ name: 'smi_overhead_ratio', help: 'Scaling overhead of the last step: 1 - slowest worker compute / step wall time', registers }),
+    phase: new Histogram({
+      name: 'smi_phase_seconds', help: 'Time per step in each phase (SPEC.md section 4), by process (coordinator or a worker id)',
+      labelNames: ['phase', 'process'] as const, buckets: PHASE_BUCKETS, registers,
+    }),
+    liveWorkers: new Gauge({ name: 'smi_live_workers', help: 'Workers connected now', registers }),
+    bytes: new Counter({ name: 'smi_bytes_total', help: 'Bytes the coordinator sent to / received from workers', labelNames: ['direction'] as const, registers }),
+    errors: new Counter({ name: 'smi_protocol_errors_total', help: 'Protocol errors by stable code (docs/errors.md)', labelNames: ['code'] as const, registers }),
+  };
+}
+
+function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, type: string, body: string | Buffer): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+function text(res: http.ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+async function serveFile(req: http.IncomingMessage, res: http.ServerResponse, file: string, type: string): Promise<void> {
+  let body: Buffer;
+  try {
+    body = await readFile(file); // read per request: small files, and an edited page shows on reload
+  } catch (err) {
+    return text(res, 500, `cannot read ${file}: ${(err as Error).message}\n`);
+  }
+  send(req, res, 200, type, body);
+}

@@ -1,0 +1,228 @@
+// Where a step's time goes (SPEC.md section 4): per-worker and coordinator phases on the coordinator's clock, and the trace.
+import { closeSync, openSync, writeSync } from 'node:fs';
+
+export interface WorkerPhases {
+  compute: number; // forward + backward, as the worker measured it
+  spectral: number; // the worker's FFTs, magnitudes and blends
+  encode: number; // serialisation both ways: the coordinator's encode and decode for this worker, the worker's decode
+  transfer: number; // the rest of each round trip: bytes on the wire both ways (and the worker's queueing)
+  wait: number; // idle after its result, until the slowest worker's result arrived
+  bytes_sent: number; // coordinator → worker, this step
+  bytes_received: number; // worker → coordinator, this step
+}
+
+export interface CoordinatorPhases {
+  step: number; // wall time of the whole step
+  reduce: number; // weighted means, clip coefficient
+  spectral: number; // the coordinator's part of SMI (global: all of it; synced: history, quantile, masks)
+  optimizer: number; // AdamW
+  broadcast: number; // reading the weights and sending them to every worker
+  encode: number; // all serialisation on the coordinator
+  wait: number; // first result → last result, summed over the step's rounds
+}
+
+export interface StepPhaseRecord {
+  coordinator: CoordinatorPhases;
+  workers: Record<string, WorkerPhases>;
+}
+
+/** A span for the trace, in ms on the coordinator's clock (performance.now()). */
+interface Span {
+  track: string; // 'coordinator' or a worker id
+  name: string;
+  start: number;
+  dur: number;
+}
+
+const zeroWorker = (): WorkerPhases => ({ compute: 0, spectral: 0, encode: 0, transfer: 0, wait: 0, bytes_sent: 0, bytes_received: 0 });
+
+/**
+ * Accumulates one step's phases. Round trips are placed on the coordinator's clock: a worker's reported
+ * compute and spectral time sit between the send and the arrival of its result, the rest is transfer.
+ */
+export class StepPhases {
+  readonly t0 = performance.now();
+  readonly coordinator: CoordinatorPhases = { step: 0, reduce: 0, spectral: 0, optimizer: 0, broadcast: 0, encode: 0, wait: 0 };
+  private readonly workers = new Map<string, WorkerPhases>();
+  readonly spans: Span[] = [];
+  private arrivals = new Map<string, number>();
+  private firstArrival = Infinity;
+  private roundStart = this.t0;
+
+  worker(id: string): WorkerPhases {
+    let w = this.workers.get(id);
+    if (!w) this.workers.set(id, (w = zeroWorker()));
+    return w;
+  }
+
+  /** A coordinator-side part, timed by the caller. */
+  add(part: Exclude<keyof CoordinatorPhases, 'step' | 'wait'>, start: number, end: number): void {
+    this.coordinator[part] += end - start;
+    if (part !== 'encode') this.spans.push({ track: 'coordinator', name: part, start, dur: end - start });
+  }
+
+  /** The coordinator encoded a request for worker `id` (ms); `broadcast` encodes count within the broadcast phase. */
+  encoded(id: string, ms: number, broadcast = false): void {
+    if (!broadcast) this.worker(id).encode += ms;
+    this.coordinator.encode += ms;
+  }
+
+  /** A round of requests begins (work, or blend): its time is shared out among the workers' phases. */
+  beginRound(): void {
+    this.roundStart = performance.now();
+  }
+
+  /** Encode time learnt only after the round trip was booked as transfer: move it from transfer to encode. */
+  lateEncode(id: string, ms: number): void {
+    const w = this.worker(id);
+    const moved = Math.min(ms, w.transfer);
+    w.transfer -= moved;
+    w.encode += moved;
+    this.coordinator.encode += moved;
+  }
+
+  /**
+   * A result arrived from worker `id`: the round trip began at `sent`; the worker reports compute, spectral and
+   * decode ms; the coordinator spent `encodeMs` encoding the request and `decodeMs` decoding the answer.
+   */
+  roundTrip(id: string, name: string, sent: number, arrived: number, reported: Record<string, number>, encodeMs: number, decodeMs: number): void {
+    const w = this.worker(id);
+    if (!this.arrivals.has(id)) sent = this.roundStart; // a worker's first answer this round: its time from the round's start
+    const compute = reported.compute ?? 0;
+    const spectral = reported.spectral ?? 0;
+    const workerDecode = reported.decode ?? 0;
+    const transfer = Math.max(0, arrived - sent - compute - spectral - workerDecode - encodeMs - decodeMs);
+    w.compute += compute;
+    w.spectral += spectral;
+    w.encode += workerDecode + decodeMs;
+    this.coordinator.encode += decodeMs;
+    w.transfer += transfer;
+    let t = sent + encodeMs;
+    const span = (n: string, d: number) => {
+      if (d > 0) this.spans.push({ track: id, name: n, start: t, dur: d });
+      t += d;
+    };
+    span('transfer', transfer / 2);
+    span('encode', workerDecode);
+    span(name === 'blended' ? 'spectral' : 'compute', name === 'blended' ? spectral : compute);
+    if (name !== 'blended') span('spectral', spectral);
+    span('transfer', Math.max(0, arrived - decodeMs - t));
+    span('encode', decodeMs);
+    this.arrivals.set(id, arrived);
+    this.firstArrival = Math.min(this.firstArrival, arrived);
+  }
+
+  /** A round of results is complete: every worker waited from its last arrival until now. */
+  endRound(): void {
+    if (this.arrivals.size === 0) return;
+    const last = performance.now();
+    for (const [id, at] of this.arrivals) {
+      this.worker(id).wait += last - at;
+      if (last > at) this.spans.push({ track: id, name: 'wait', start: at, dur: last - at });
+    }
+    this.coordinator.wait += last - this.firstArrival;
+    if (last > this.firstArrival) this.spans.push({ track: 'coordinator', name: 'wait', start: this.firstArrival, dur: last - this.firstArrival });
+    this.arrivals = new Map();
+    this.firstArrival = Infinity;
+  }
+
+  bytes(id: string, sent: number, received: number): void {
+    const w = this.worker(id);
+    w.bytes_sent += sent;
+    w.bytes_received += received;
+  }
+
+  finish(): StepPhaseRecord {
+    const end = performance.now();
+    this.coordinator.step = end - this.t0;
+    this.spans.push({ track: 'coordinator', name: 'step', start: this.t0, dur: end - this.t0 });
+    const round = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
+    return {
+      coordinator: round({ ...this.coordinator }) as unknown as CoordinatorPhases,
+      workers: Object.fromEntries([...this.workers].map(([id, w]) => [id, round({ ...w }) as unknown as WorkerPhases])),
+    };
+  }
+}
+
+/**
+ * Chrome trace-event JSON (the JSON array format), which Perfetto and chrome://tracing open: one process, one
+ * track (thread) for the coordinator and one per worker, a complete event per phase per step.
+ */
+export class TraceWriter {
+  private readonly fd: number;
+  private readonly tids = new Map<string, number>();
+  private readonly origin = performance.now();
+  private first = true;
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'w');
+    writeSync(this.fd, '[\n');
+    this.event({ name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: 'smi-trainer' } });
+    this.tid('coordinator');
+  }
+
+  private event(e: Record<string, unknown>): void {
+    writeSync(this.fd, (this.first ? '' : ',\n') + JSON.stringify(e));
+    this.first = false;
+  }
+
+  private tid(track: string): number {
+    let tid = this.tids.get(track);
+    if (tid === undefined) {
+      tid = this.tids.size;
+      this.tids.set(track, tid);
+      this.event({ name: 'thread_name', ph: 'M', pid: 1, tid, args: { name: track === 'coordinator' ? 'coordinator' : `worker ${track}` } });
+      this.event({ name: 'thread_sort_index', ph: 'M', pid: 1, tid, args: { sort_index: tid } });
+    }
+    return tid;
+  }
+
+  /** Writes a step's spans (timestamps in µs since the writer was opened). */
+  step(step: number, phases: StepPhases): void {
+    for (const s of phases.spans) {
+      this.event({ name: s.name, cat: 'phase', ph: 'X', pid: 1, tid: this.tid(s.track), ts: Math.round((s.start - this.origin) * 1000), dur: Math.max(1, Math.round(s.dur * 1000)), args: { step } });
+    }
+  }
+
+  close(): void {
+    writeSync(this.fd, '\n]\n');
+    closeSync(this.fd);
+  }
+}
+
+/** StepPhases that records nothing: what `--timing off` uses, to measure what the timing costs. */
+export class NullPhases extends StepPhases {
+  override add(): void {}
+  override encoded(): void {}
+  override lateEncode(): void {}
+  override roundTrip(): void {}
+  override endRound(): void {}
+  override beginRound(): void {}
+  override bytes(): void {}
+}
+
+/**
+ * The console summary of a log interval: overhead share (1 − slowest compute / step), the slowest worker by
+ * compute and how much slower than the fastest, MB/s on the wire.
+ */
+export function summarizePhases(records: StepPhaseRecord[]): string {
+  let step = 0;
+  let compute = 0;
+  let bytes = 0;
+  const perWorker = new Map<string, number>();
+  for (const r of records) {
+    step += r.coordinator.step;
+    const ws = Object.entries(r.workers);
+    compute += Math.max(0, ...ws.map(([, w]) => w.compute));
+    for (const [id, w] of ws) {
+      bytes += w.bytes_sent + w.bytes_received;
+      perWorker.set(id, (perWorker.get(id) ?? 0) + w.compute);
+    }
+  }
+  const ranked = [...perWorker].sort((a, b) => b[1] - a[1]);
+  const slowest = ranked[0];
+  const fastest = ranked.at(-1);
+  const slowText = slowest && fastest && ranked.length > 1 ? `slowest ${slowest[0]} (+${((100 * (slowest[1] - fastest[1])) / Math.max(fastest[1], 1e-9)).toFixed(0)}% compute vs fastest)` : slowest ? `worker ${slowest[0]}` : 'no workers';
+  const avg = (x: number) => x / Math.max(records.length, 1);
+  return `  overhead ${(100 * (1 - compute / Math.max(step, 1e-9))).toFixed(1)}% of ${avg(step).toFixed(1)} ms/step | ${slowText} | wire ${((bytes / 1e6) / (step / 1000)).toFixed(1)} MB/s`;
+}
