@@ -1,7 +1,9 @@
 // The coordinator: a ws server that shards each step's batch to workers, reduces their results and applies AdamW.
 import * as tf from '@tensorflow/tfjs';
 import { nanoid } from 'nanoid';
+import { createServer, type Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { Monitor } from './monitor.ts';
 import { lrAt, type TrainConfig } from '../shared/config.ts';
 import { protocolError, ProtocolError } from '../shared/errors.ts';
 import {
@@ -34,6 +36,7 @@ interface Member {
   peer: Peer;
   hello: Hello;
   inflight: number;
+  joinedAt: number;
 }
 
 /** One unit of work in a phase: a chunk of the batch, to be done by some worker. */
@@ -77,14 +80,19 @@ export class Coordinator {
   private readonly log: (line: string) => void;
   readonly ready: Promise<number>; // resolves with the listening port
   private readonly trace: TraceWriter | null;
+  readonly monitor: Monitor;
+  private readonly http: Server;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.log ?? (() => {});
     this.trace = o.trace ? new TraceWriter(o.trace) : null;
-    this.wss = new WebSocketServer(serverOptions({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 }));
+    // one port for everything: the live page and /metrics over HTTP, the workers over WebSocket upgrades
+    this.monitor = new Monitor({ title: `SMI trainer: ${o.cfg.preset} preset, ${o.cfg.smi}, ${o.cfg.spectral}`, config: { ...o.cfg } });
+    this.http = createServer((req, res) => this.monitor.handle(req, res));
+    this.wss = new WebSocketServer(serverOptions({ server: this.http }));
     this.ready = new Promise((resolve, reject) => {
-      this.wss.once('listening', () => resolve((this.wss.address() as { port: number }).port));
-      this.wss.once('error', reject);
+      this.http.once('error', reject);
+      this.http.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve((this.http.address() as { port: number }).port));
     });
     this.wss.on('connection', (ws) => this.accept(ws));
   }
@@ -102,7 +110,10 @@ export class Coordinator {
     }
     this.members.clear();
     this.trace?.close();
+    this.monitor.close();
     await new Promise<void>((r) => this.wss.close(() => r()));
+    this.http.closeAllConnections();
+    await new Promise<void>((r) => this.http.close(() => r()));
   }
 
   private wake(): void {
@@ -117,6 +128,12 @@ export class Coordinator {
 
   private countError(code: string): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    this.monitor.countError(code);
+  }
+
+  private membersChanged(): void {
+    this.monitor.setWorkers([...this.members.values()].map((m) => ({ id: m.id, backend: m.hello.backend, device: m.hello.device, host: m.hello.host, pid: m.hello.pid, joinedAt: m.joinedAt })));
+    this.wake();
   }
 
   private accept(ws: WebSocket): void {
@@ -154,12 +171,12 @@ export class Coordinator {
     if (this.o.token !== undefined && hello.token !== this.o.token) throw protocolError('E_TOKEN', 'wrong or missing token');
     let id = hello.workerId ?? nanoid(10);
     if (this.members.has(id)) id = nanoid(10); // a reconnect whose old link is not yet seen closed gets a new id
-    const m: Member = { id, peer, hello, inflight: 0 };
+    const m: Member = { id, peer, hello, inflight: 0, joinedAt: Date.now() };
     this.members.set(id, m);
     void peer.send({ type: 'welcome', workerId: id, config: this.o.cfg, step: this.weightsStep });
     void peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights });
     this.log(`worker ${id} joined: ${hello.backend} on ${hello.device}, ${hello.host} pid ${hello.pid} (${this.members.size} live)`);
-    this.wake();
+    this.membersChanged();
     return m;
   }
 
@@ -173,7 +190,7 @@ export class Coordinator {
       }
     }
     this.log(`worker ${m.id} left: ${why} (${this.members.size} live)`);
-    this.wake();
+    this.membersChanged();
   }
 
   private receive(m: Member, msg: Message, info: ReceiveInfo): void {

@@ -77,6 +77,8 @@ const MAX_SSE_BACKLOG = 4 << 20;
 // tokens/s gauge: over the last few steps, so one slow step (an eval, a checkpoint) does not make it jump.
 const RATE_WINDOW = 10;
 
+// prom-client counters throw on a negative increment; a bad number in a record must not reach the training loop.
+const count = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : 0);
 const isPhase = (k: string, v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && !k.startsWith('bytes_');
 
 /** The slowest worker's compute time (ms) in a step, from its phases, else from `compute_ms`. */
@@ -149,8 +151,8 @@ export class Monitor {
         this.emit('done', { record: r });
         return;
       default: {
-        const never: never = r;
-        throw new Error(`unknown log record ${JSON.stringify(never)}`);
+        const _unknown: never = r; // a kind added to LogRecord lands here until the monitor shows it
+        return; // never throw into the training loop over a record the page cannot show
       }
     }
   }
@@ -170,10 +172,10 @@ export class Monitor {
     if (this.steps.length > this.historyLimit) this.steps.splice(0, this.steps.length - this.historyLimit);
 
     this.totals.steps++;
-    this.totals.tokens += r.tokens;
+    this.totals.tokens += count(r.tokens);
     this.m.step.set(r.step);
     this.m.stepsTotal.inc();
-    this.m.tokensTotal.inc(r.tokens);
+    this.m.tokensTotal.inc(count(r.tokens));
     this.m.stepLoss.set(r.loss);
     this.m.lr.set(r.lr);
     this.m.alpha.set(r.alpha);
@@ -184,12 +186,12 @@ export class Monitor {
     if (entry.overhead !== null) this.m.overhead.set(entry.overhead);
 
     for (const [k, v] of Object.entries(phases?.coordinator ?? {})) {
-      if (isPhase(k, v)) this.m.phase.observe({ phase: k, process: 'coordinator' }, v / 1000);
+      if (isPhase(k, v)) this.m.phase.observe({ phase: k, process: 'coordinator' }, Math.max(0, v) / 1000);
     }
     for (const [id, w] of Object.entries(phases?.workers ?? {})) {
-      for (const [k, v] of Object.entries(w)) if (isPhase(k, v)) this.m.phase.observe({ phase: k, process: id }, v / 1000);
-      const sent = w.bytes_sent ?? 0;
-      const received = w.bytes_received ?? 0;
+      for (const [k, v] of Object.entries(w)) if (isPhase(k, v)) this.m.phase.observe({ phase: k, process: id }, Math.max(0, v) / 1000);
+      const sent = count(w.bytes_sent);
+      const received = count(w.bytes_received);
       this.totals.bytes_sent += sent;
       this.totals.bytes_received += received;
       this.m.bytes.inc({ direction: 'sent' }, sent);

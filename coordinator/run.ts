@@ -15,7 +15,7 @@ export async function trainDistributed(o: DistributedRunOptions): Promise<RunRes
     const port = await coord.ready;
     await o.onListening?.(port);
     const mode = o.cfg.smi === 'baseline' ? 'global' : o.cfg.spectral;
-    return await runTraining(o, (state) => coord.engine(state), { smi: mode === 'global' });
+    return await runTraining({ ...o, onRecord: (r) => coord.monitor.record(r) }, (state) => coord.engine(state), { smi: mode === 'global' });
   } finally {
     await coord.close();
   }

@@ -5,7 +5,7 @@ import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
 import { initBackend } from '../shared/backend.ts';
-import { PRESETS, type PresetName, type SmiRunName } from '../shared/config.ts';
+import { PRESETS, SMI_RUN_NAMES, type PresetName, type SmiRunName } from '../shared/config.ts';
 import { loadCorpus } from '../shared/data.ts';
 import { initFft } from '../shared/fft.ts';
 import { loadRunModel, measureInference, speedRatio, forwardFlopsPerToken, type InferenceResult, type RunConfig } from '../shared/inference.ts';
@@ -112,6 +112,7 @@ const pct = (x: number, d = 1) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(d)}%`
 export function judge(d: readonly number[], claim: Claim): Judgement {
   const n = d.length;
   if (n === 0) return { verdict: 'missing', mean: null, lo: null, hi: null, t: null, n, detail: 'no seed has both this run and the baseline' };
+  if (d.some((x) => Number.isNaN(x))) return { verdict: 'inconclusive', mean: null, lo: null, hi: null, t: null, n, detail: 'the baseline value is 0: a relative change is undefined' };
   if (d.some((x) => !Number.isFinite(x))) {
     const never = d.filter((x) => !Number.isFinite(x)).length;
     const slower = claim.kind === 'effect' && claim.paper < 0;
@@ -356,6 +357,21 @@ function pool(v: ArrayLike<number>, rows: number, cols: number, f: number): { v:
   return { v: out, rows: r2, cols: c2 };
 }
 
+/** Splits `text` into lines no wider than `width` pixels in the context's current font. */
+function wrap(ctx: { measureText(t: string): { width: number } }, text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    const next = line ? `${line} ${word}` : word;
+    if (line && ctx.measureText(next).width > width) {
+      lines.push(line);
+      line = word;
+    } else line = next;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
 async function heatmapFigure(title: string, footer: string, panels: Panel[], rows: number, cols: number): Promise<Buffer> {
   const f = Math.max(1, Math.ceil(cols / 512), Math.ceil(rows / 256));
   const pr = Math.ceil(rows / f);
@@ -364,19 +380,24 @@ async function heatmapFigure(title: string, footer: string, panels: Panel[], row
   const pw = pc * scale;
   const ph = pr * scale;
   const margin = 16;
-  const head = 40;
   const titleH = 22;
   const perRow = 2;
   const nRows = Math.ceil(panels.length / perRow);
-  const W = perRow * pw + (perRow + 1) * margin;
-  const H = head + nRows * (titleH + ph + margin) + 30;
+  const W = Math.max(perRow * pw + (perRow + 1) * margin, 700);
+  const measure = blankCanvas(10, 10).getContext('2d');
+  measure.font = 'bold 16px sans-serif';
+  const titleLines = wrap(measure, title, W - 2 * margin);
+  measure.font = '12px sans-serif';
+  const footLines = wrap(measure, footer, W - 2 * margin);
+  const head = 14 + titleLines.length * 21;
+  const H = head + nRows * (titleH + ph + margin) + footLines.length * 16 + 8;
   const canvas = blankCanvas(W, H);
   const ctx = canvas.getContext('2d');
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, W, H);
   ctx.fillStyle = '#000000';
   ctx.font = 'bold 16px sans-serif';
-  ctx.fillText(title, margin, 26);
+  titleLines.forEach((l, i) => ctx.fillText(l, margin, 24 + i * 21));
   panels.forEach((p, k) => {
     const x0 = margin + (k % perRow) * (pw + margin);
     const y0 = head + Math.floor(k / perRow) * (titleH + ph + margin);
@@ -399,7 +420,8 @@ async function heatmapFigure(title: string, footer: string, panels: Panel[], row
   });
   ctx.fillStyle = '#333333';
   ctx.font = '12px sans-serif';
-  ctx.fillText(footer, margin, H - 10);
+  const footTop = head + nRows * (titleH + ph + margin);
+  footLines.forEach((l, i) => ctx.fillText(l, margin, footTop + 12 + i * 16));
   return canvas.encode('png');
 }
 
@@ -464,12 +486,12 @@ async function spectralFigure(model: GPT, x: Int32Array, y: Int32Array, batch: n
   return { png, note };
 }
 
-function lineChart(title: string, xLabel: string, yLabel: string, datasets: { label: string; data: { x: number; y: number }[]; dash?: number[] }[]): ChartConfiguration {
+function lineChart(title: string, xLabel: string, yLabel: string, datasets: { label: string; data: { x: number; y: number }[]; dash?: number[]; color?: string }[]): ChartConfiguration {
   return {
     type: 'line',
     data: {
       datasets: datasets.map((d, i) => ({
-        label: d.label, data: d.data, borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length],
+        label: d.label, data: d.data, borderColor: d.color ?? PALETTE[i % PALETTE.length], backgroundColor: d.color ?? PALETTE[i % PALETTE.length],
         borderWidth: 2, pointRadius: d.data.length > 40 ? 0 : 3, borderDash: d.dash ?? [], fill: false, tension: 0,
       })),
     },
@@ -482,6 +504,9 @@ function lineChart(title: string, xLabel: string, yLabel: string, datasets: { la
     },
   } as ChartConfiguration;
 }
+
+/** One colour per run, the same in every figure. */
+const RUN_COLOR = (run: SmiRunName): string => PALETTE[SMI_RUN_NAMES.indexOf(run) % PALETTE.length]!;
 
 const thin = <T,>(xs: T[], max = 400): T[] => (xs.length <= max ? xs : xs.filter((_, i) => i % Math.ceil(xs.length / max) === 0 || i === xs.length - 1));
 
@@ -566,8 +591,9 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
       if (!b) return [];
       const a = f(m);
       const bb = f(b);
-      if (bb === null || bb === 0) return [];
-      return [a === null ? Infinity : a / bb - 1];
+      if (bb === null) return [];
+      if (a === null) return [Infinity];
+      return [bb === 0 ? (a === 0 ? 0 : NaN) : a / bb - 1];
     });
   const ratioPaired = (run: SmiRunName): number[] =>
     inference ? get(run).flatMap((m) => (base.some((b) => b.seed === m.seed) ? [speedRatio(inference!, key(run, m.seed), key('baseline', m.seed)).median - 1] : [])) : [];
@@ -582,9 +608,9 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   save('fig2-val-loss-vs-inference.png', await renderChart({
     type: 'scatter',
     data: {
-      datasets: presentRuns.flatMap((run, i) => [
-        { label: LABEL[run], data: [{ x: mean(get(run).map((m) => m.tps)), y: mean(get(run).map((m) => m.val)) }], backgroundColor: PALETTE[i], borderColor: PALETTE[i], pointRadius: 8, pointStyle: 'rectRot' },
-        { label: `${LABEL[run]} (seeds)`, data: get(run).map((m) => ({ x: m.tps, y: m.val })), backgroundColor: PALETTE[i], borderColor: PALETTE[i], pointRadius: 3 },
+      datasets: presentRuns.flatMap((run) => [
+        { label: LABEL[run], data: [{ x: mean(get(run).map((m) => m.tps)), y: mean(get(run).map((m) => m.val)) }], backgroundColor: RUN_COLOR(run), borderColor: RUN_COLOR(run), pointRadius: 8, pointStyle: 'rectRot' },
+        { label: `${LABEL[run]} (seeds)`, data: get(run).map((m) => ({ x: m.tps, y: m.val })), backgroundColor: RUN_COLOR(run), borderColor: RUN_COLOR(run), pointRadius: 3 },
       ]),
     },
     options: {
@@ -624,22 +650,22 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   };
   save('fig3-train-loss-diff.png', await renderChart(lineChart(
     `Training loss minus baseline (trailing mean over ${w3} steps, mean over seeds)`, 'step', 'Δ train loss vs baseline',
-    smiRuns.map((run) => ({ label: LABEL[run], data: diffSeries(run, 'train') })),
+    smiRuns.map((run) => ({ label: LABEL[run], color: RUN_COLOR(run), data: diffSeries(run, 'train') })),
   ), 800, 450));
   save('fig3-val-loss-diff.png', await renderChart(lineChart(
     'Validation loss minus baseline (at each evaluation, mean over seeds)', 'step', 'Δ val loss vs baseline',
-    smiRuns.map((run) => ({ label: LABEL[run], data: diffSeries(run, 'val') })),
+    smiRuns.map((run) => ({ label: LABEL[run], color: RUN_COLOR(run), data: diffSeries(run, 'val') })),
   ), 800, 450));
   // Figure 4: α schedules
-  const tsAlpha = Array.from({ length: 201 }, (_, i) => Math.round((i * maxIters) / 200));
+  const tsAlpha = [...new Set(Array.from({ length: 201 }, (_, i) => Math.round((i * maxIters) / 200)))];
   const schedules: { label: string; run: SmiRunName; dash?: number[] }[] = [
     { label: 'linear 0.1 → 0.9 (linear-0.9)', run: 'linear-0.9' },
-    { label: 'linear 0.1 → 0.5 (linear-0.5, ema-0.99, top75)', run: 'linear-0.5' },
+    { label: 'linear 0.1 → 0.5 (linear-0.5, ema-0.99, top75)', run: 'top75' },
     { label: 'cosine 0.1 → 0.5 (cosine)', run: 'cosine', dash: [6, 4] },
   ];
   save('fig4-alpha-schedules.png', await renderChart(lineChart(
     `α schedules over ${maxIters} steps (SPEC §2 step 8)`, 'step t', 'α_t',
-    schedules.map((s) => ({ label: s.label, dash: s.dash, data: tsAlpha.map((t) => ({ x: t, y: alphaAt(SMI_RUNS[s.run], t, maxIters) })) })),
+    schedules.map((s) => ({ label: s.label, dash: s.dash, color: RUN_COLOR(s.run), data: tsAlpha.map((t) => ({ x: t, y: alphaAt(SMI_RUNS[s.run], t, maxIters) })) })),
   ), 800, 450));
   // Figure 5: spectral filtering of a real gradient
   const fig5Run = loaded.find((l) => l.r.spec.run === 'cosine') ?? loaded.find((l) => l.r.spec.run !== 'baseline') ?? loaded[0];
@@ -709,12 +735,12 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
     const m = get(run);
     const walls = m.flatMap((x) => (x.wallS === null ? [] : [x.wallS]));
     t1.push([LABEL[run], String(m.length), cell(m.map((x) => x.train), 4, run === 'baseline' ? undefined : base.map((x) => x.train)), cell(m.map((x) => x.val), 4, run === 'baseline' ? undefined : base.map((x) => x.val)),
-      cell(m.map((x) => x.tps), 1, run === 'baseline' ? undefined : base.map((x) => x.tps)), cell(m.map((x) => x.stepS), 1, run === 'baseline' ? undefined : base.map((x) => x.stepS)),
+      cell(m.map((x) => x.tps), 1) + (run === 'baseline' || ratioPaired(run).length === 0 ? '' : ` (${pct(mean(ratioPaired(run)))} paired)`), cell(m.map((x) => x.stepS), 1, run === 'baseline' ? undefined : base.map((x) => x.stepS)),
       walls.length ? cell(walls, 0) : 'n/a', `${paperCell(run, 'train')} / ${paperCell(run, 'val')} / ${paperCell(run, 'tps')} / ${paperCell(run, 'time')}`]);
   }
   L.push(mdTable(t1), '');
   L.push('- Losses: the last evaluation (mean over `eval_iters` batches of each split, after the last step). SEM = sample sd / √n ("n/a" with one seed).');
-  L.push(`- Inference: tokens/s of generating 500 new tokens (batch 1, temperature 0.8, top_k 200, seed 1337, nanoGPT's generate without a KV cache), median of ${rounds} runs per model, all models measured interleaved in one process (round r runs every model once) so that machine drift falls on all alike. Forward FLOPs per token, the same for every run (same architecture): ${runs[0] ? forwardFlopsPerToken(runs[0].cfg).toExponential(3) : 'n/a'} (nanoGPT/Kaplan inference estimate 2N + 2·n_layer·T·C, N without the position embedding; training is 3× that).`);
+  L.push(`- Inference: the change is the mean over seeds of the per-round paired ratio (run / same-seed baseline in the same round, median over rounds) − 1, which cancels drift better than the ratio of the medians. Tokens/s of generating 500 new tokens (batch 1, temperature 0.8, top_k 200, seed 1337, nanoGPT's generate without a KV cache), median of ${rounds} runs per model, all models measured interleaved in one process (round r runs every model once) so that machine drift falls on all alike. Forward FLOPs per token, the same for every run (same architecture): ${runs[0] ? forwardFlopsPerToken(runs[0].cfg).toExponential(3) : 'n/a'} (nanoGPT/Kaplan inference estimate 2N + 2·n_layer·T·C, N without the position embedding; training is 3× that).`);
   L.push('- Train time: the sum of the logged step times (`ms`, a step\'s wall time without evaluation); wall: config.json written → last log line (includes evaluation and any interruption; n/a where the file times are not consistent, e.g. copied directories). Runs were trained one at a time; other load on the machine adds noise to both.');
   if (inference) {
     const rr: string[][] = [['Model', 'vs', 'median ratio', 'IQR', 'range', 'rounds']];

@@ -32,11 +32,12 @@ export class TrainingError extends Error {
 /** Appends records to log.jsonl, one JSON object a line. */
 export class RunLog {
   readonly path: string;
-  constructor(dir: string) {
+  constructor(dir: string, private readonly onRecord?: (r: LogRecord) => void) {
     this.path = join(dir, 'log.jsonl');
   }
   write(r: LogRecord): void {
     appendFileSync(this.path, JSON.stringify(r) + '\n');
+    this.onRecord?.(r);
   }
   read(): LogRecord[] {
     if (!existsSync(this.path)) return [];
@@ -157,6 +158,7 @@ export interface RunOptions {
   checkpointInterval?: number;
   progress?: Progress;
   signal?: AbortSignal; // abort = checkpoint after the current step and return
+  onRecord?: (r: LogRecord) => void; // every record as it is written to log.jsonl (e.g. the live page)
 }
 /** @deprecated name kept for callers of the one-process path */
 export type LocalRunOptions = RunOptions;
@@ -237,7 +239,7 @@ export async function runTraining(o: RunOptions, makeEngine: (state: RunState) =
     const engine = await makeEngine(state);
     if (ckpt) engine.spectralState?.set(ckpt.smi);
     mkdirSync(outDir, { recursive: true });
-    const log = new RunLog(outDir);
+    const log = new RunLog(outDir, o.onRecord);
     if (ckpt) {
       log.truncateAfter(ckpt.step);
       progress.print(`resumed ${outDir} at step ${ckpt.step}`);

@@ -252,6 +252,11 @@ t.test('monitor: bounded history, a resumed start, close', async (t) => {
   t.equal(monitor.state().steps.at(-1)?.overhead, null, 'no compute time → no overhead');
   t.equal(local.steps.length, 3);
 
+  t.doesNotThrow(() => monitor.record({ kind: 'checkpoint', step: 11 } as unknown as LogRecord), 'an unknown kind is ignored, not thrown into the loop');
+  const bad = step(12) as Extract<LogRecord, { kind: 'step' }>;
+  (bad.phases as { workers: Record<string, Record<string, number>> }).workers.w1.bytes_sent = -5;
+  t.doesNotThrow(() => monitor.record({ ...bad, tokens: Number.NaN }), 'bad numbers do not reach prom-client');
+
   const sse = readEvents(`${srv.base}/events`, () => false);
   await sse.ready;
   monitor.close();
