@@ -1,5 +1,8 @@
 // `npm run coordinator`: a coordinator alone; workers on any host connect to it.
-import { nanoid } from 'nanoid';
+import { customAlphabet } from 'nanoid';
+
+// generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
+const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
 import { initBackend } from '../shared/backend.ts';
 import { parseTrainArgs, trainHelp } from '../shared/cli.ts';
 import { ConfigError } from '../shared/config.ts';
@@ -19,7 +22,7 @@ runMain(async () => {
   const run = setupRun(args);
   const backend = await initBackend(args.backend ?? (run.resume ? 'auto' : run.cfg.backend), (l) => console.log(l));
   const host = args.host ?? '0.0.0.0';
-  const token = args.token ?? nanoid(16);
+  const token = args.token ?? newToken();
   const result = await trainDistributed({
     ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt,
     checkpointInterval: args.checkpointInterval, signal: interruptSignal(console.log),

@@ -381,7 +381,7 @@ export function lossChart(runs: Run[]): ChartConfiguration {
 export function phaseChart(runs: Run[], opts: { warmup?: number } = {}): ChartConfiguration {
   const bars = runs.flatMap((r) => phaseBreakdown(r, opts));
   const used = PHASE_ORDER.filter((p) => bars.some((b) => (b.phases[p] ?? 0) > 0));
-  const shortId = (p: string) => (p.startsWith('worker ') && p.length > 15 ? `${p.slice(0, 15)}…` : p);
+  const shortId = (p: string) => (p.startsWith('worker ') && p.length > 24 ? `${p.slice(0, 24)}…` : p);
   return {
     type: 'bar',
     data: {
@@ -409,14 +409,15 @@ export function phaseChart(runs: Run[], opts: { warmup?: number } = {}): ChartCo
 export function scalingChart(rows: ScalingPoint[]): ChartConfiguration {
   const eff = scalingEfficiency(rows);
   const series = [...new Set(eff.map((r) => r.series ?? ''))];
-  const name = (s: string) => (s ? `${s}: ` : '');
   const datasets = series.flatMap((s, i) => {
     const mine = eff.filter((r) => (r.series ?? '') === s).sort((a, b) => a.workers - b.workers);
+    // rows without a series beside named ones (a --local reference): named by their label when alone
+    const name = s ? `${s}: ` : series.length > 1 ? `${mine.length === 1 ? mine[0]!.label : 'other'}: ` : '';
     const color = runColor(i);
     return [
-      { label: `${name(s)}tokens/s`, yAxisID: 'y', data: mine.map((r) => ({ x: r.workers, y: r.tokensPerSec })), borderColor: color, backgroundColor: color, pointRadius: 4 },
+      { label: `${name}tokens/s`, yAxisID: 'y', data: mine.map((r) => ({ x: r.workers, y: r.tokensPerSec })), borderColor: color, backgroundColor: color, pointRadius: 4 },
       {
-        label: `${name(s)}efficiency`, yAxisID: 'y1', data: mine.filter((r) => r.efficiency !== undefined).map((r) => ({ x: r.workers, y: r.efficiency! })),
+        label: `${name}efficiency`, yAxisID: 'y1', data: mine.filter((r) => r.efficiency !== undefined).map((r) => ({ x: r.workers, y: r.efficiency! })),
         borderColor: color, backgroundColor: color, borderDash: [6, 4], pointRadius: 4, pointStyle: 'triangle' as const,
       },
     ];
@@ -569,7 +570,9 @@ export async function writeReport(opts: ReportOptions): Promise<ReportResult> {
       md.push(global.size === 1 ? 'Same global batch in every run: strong scaling.' : perWorker.size === 1 ? 'Same batch per worker in every run: weak scaling.' : 'The runs differ in batch per worker and in global batch: neither weak nor strong scaling, read with care.', '');
     }
     md.push(
-      table(['run', 'workers', 'tokens/s', 'efficiency', 'relative to'], eff.map((r) => [r.series ? `${r.series}: ${r.label}` : r.label, String(r.workers), fx(r.tokensPerSec, 0), fx(r.efficiency, 3), r.baseline ?? NA])),
+      eff.some((r) => r.series)
+        ? table(['series', 'run', 'workers', 'tokens/s', 'efficiency', 'relative to'], eff.map((r) => [r.series ?? NA, r.label, String(r.workers), fx(r.tokensPerSec, 0), fx(r.efficiency, 3), r.baseline ?? NA]))
+        : table(['run', 'workers', 'tokens/s', 'efficiency', 'relative to'], eff.map((r) => [r.label, String(r.workers), fx(r.tokensPerSec, 0), fx(r.efficiency, 3), r.baseline ?? NA])),
       '',
       await image('scaling', scalingChart(rows), 'tokens/s and efficiency against workers'),
       '',

@@ -3,7 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { nanoid } from 'nanoid';
+import { customAlphabet } from 'nanoid';
+
+// generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
+const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
 import { trainDistributed } from '../coordinator/run.ts';
 import { initBackend, listGpus } from '../shared/backend.ts';
 import { parseTrainArgs, trainHelp, type TrainArgs } from '../shared/cli.ts';
@@ -31,7 +34,7 @@ function startWorkers(url: string, token: string, args: TrainArgs, plan: { count
   mkdirSync(outDir, { recursive: true });
   return plan.gpus.map((gpu, i) => {
     const env = { ...process.env, ...(gpu === null ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }) };
-    const flags = ['--connect', url, '--token', token, '--retry-for', '15000', ...(args.backend ? ['--backend', args.backend] : [])];
+    const flags = ['--connect', url, `--token=${token}`, '--retry-for', '15000', ...(args.backend ? ['--backend', args.backend] : [])];
     // own process group: a Ctrl-C reaches the coordinator, which checkpoints and then ends the workers
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts'), ...flags], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const logFile = createWriteStream(join(outDir, `worker-${i}.log`));
@@ -57,7 +60,7 @@ runMain(async () => {
     return result.finished || args.stopAt !== undefined ? 0 : 130;
   }
   const plan = plannedWorkers(args);
-  const token = args.token ?? nanoid(16);
+  const token = args.token ?? newToken();
   let children: ChildProcess[] = [];
   const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
   process.once('exit', killAll);
