@@ -1,14 +1,14 @@
 // `npm run coordinator`: a coordinator alone; workers on any host connect to it.
 import { customAlphabet } from 'nanoid';
-
-// generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
-const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
 import { initBackend } from '../shared/backend.ts';
 import { parseTrainArgs, trainHelp } from '../shared/cli.ts';
 import { ConfigError } from '../shared/config.ts';
 import { runMain } from '../scripts/cli-main.ts';
 import { interruptSignal, setupRun } from '../scripts/run-setup.ts';
 import { trainDistributed } from './run.ts';
+
+// generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
+const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
 
 runMain(async () => {
   const args = parseTrainArgs(process.argv.slice(2));

@@ -4,9 +4,6 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { customAlphabet } from 'nanoid';
-
-// generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
-const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
 import { trainDistributed } from '../coordinator/run.ts';
 import { initBackend, listGpus } from '../shared/backend.ts';
 import { parseTrainArgs, trainHelp, type TrainArgs } from '../shared/cli.ts';
@@ -14,6 +11,9 @@ import { ConfigError } from '../shared/config.ts';
 import { trainLocal } from '../shared/train.ts';
 import { runMain } from './cli-main.ts';
 import { interruptSignal, setupRun } from './run-setup.ts';
+
+// generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
+const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
 
 const ROOT = resolve(import.meta.dirname, '..');
 
