@@ -1,24 +1,24 @@
-// Weak scaling on this machine: the cpu preset with 1, 2, … local workers at a fixed per-worker batch.
+// The scaling study: the cpu preset on 1, 2, … local workers, weak (fixed per-worker batch) and strong (fixed global batch).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { loadRun, phaseBreakdown, writeReport, type Run } from './report.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
 export interface ScalingRow {
   label: string;
+  series: string; // e.g. 'weak, synced'
   workers: number;
+  batch: number; // global batch
   msPerStep: number; // median step wall time at the coordinator
   computeMs: number; // median slowest-worker forward+backward
   tokensPerSec: number;
   outsideCompute: number; // 1 − compute/step
+  shares: Record<string, number>; // mean share of the step per phase, for the slowest worker's view
+  dir: string;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 function train(args: string[]): Promise<void> {
   return new Promise((done, fail) => {
@@ -29,36 +29,83 @@ function train(args: string[]): Promise<void> {
   });
 }
 
-/** Runs one configuration and reads its step records (skipping `warmup` steps). */
-async function measure(label: string, flags: string[], workers: number, steps: number, warmup: number, perWorkerBatch: number, block: number): Promise<ScalingRow> {
-  const out = join(mkdtempSync(join(tmpdir(), 'smi-scaling-')), 'run');
-  await train([...flags, '--max-iters', String(steps), '--eval-interval', String(steps), '--eval-iters', '1', '--batch-size', String(perWorkerBatch * workers), '--out', out]);
-  const recs = readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.kind === 'step' && r.step > warmup);
-  const ms = median(recs.map((r) => r.ms as number));
-  const compute = median(recs.map((r) => (r.compute_ms as number | undefined) ?? NaN));
-  return { label, workers, msPerStep: ms, computeMs: compute, tokensPerSec: (perWorkerBatch * workers * block * 1000) / ms, outsideCompute: 1 - compute / ms };
+/** Phase shares of the step from the worker that computes longest (its phases add up to the step). */
+function shares(run: Run, warmup: number): Record<string, number> {
+  const bars = phaseBreakdown(run, { warmup }).filter((b) => b.process !== 'coordinator');
+  const slowest = bars.sort((a, b) => (b.phases.compute ?? 0) - (a.phases.compute ?? 0))[0];
+  if (!slowest) return {};
+  return Object.fromEntries(Object.entries(slowest.phases).map(([k, v]) => [k, (v ?? 0) / slowest.stepMs]));
 }
 
-export async function benchScaling(o: { workers: number[]; steps: number; warmup: number; modes: string[]; data?: string }): Promise<ScalingRow[]> {
-  const perWorkerBatch = 12;
+async function measure(series: string, flags: string[], workers: number, batch: number, steps: number, warmup: number, block: number, root: string): Promise<ScalingRow> {
+  const dir = join(root, `${series.replace(/[^a-z0-9]+/gi, '-')}-${workers}w`);
+  await train([...flags, '--max-iters', String(steps), '--eval-interval', String(steps), '--eval-iters', '1', '--batch-size', String(batch), '--out', dir]);
+  const run = loadRun(dir);
+  const recs = run.steps.filter((r) => r.step > warmup);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const ms = med(recs.map((r) => r.ms));
+  const compute = med(recs.map((r) => r.compute_ms ?? NaN));
+  return {
+    label: `${series}, ${workers} worker${workers > 1 ? 's' : ''}`, series, workers, batch, msPerStep: ms, computeMs: compute,
+    tokensPerSec: (batch * block * 1000) / ms, outsideCompute: 1 - compute / ms, shares: shares(run, warmup), dir,
+  };
+}
+
+export interface ScalingOptions {
+  workers: number[];
+  steps: number;
+  warmup: number;
+  modes: string[];
+  kinds: ('weak' | 'strong')[];
+  data?: string;
+  out?: string; // report directory
+}
+
+/** Runs the study; returns its rows, one per (kind, mode, workers), plus a --local reference row. */
+export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRow[]; report?: string }> {
+  const perWorker = 12; // the cpu preset's batch
   const block = 64;
+  const strongBatch = perWorker * Math.max(...o.workers);
+  const root = mkdtempSync(join(tmpdir(), 'smi-scaling-'));
   const common = ['--preset', 'cpu', ...(o.data ? ['--data', o.data] : [])];
   const rows: ScalingRow[] = [];
-  rows.push(await measure('--local (reference)', [...common, '--local'], 1, o.steps, o.warmup, perWorkerBatch, block));
-  for (const mode of o.modes) {
-    for (const n of o.workers) rows.push(await measure(`${mode}, ${n} worker(s)`, [...common, '--workers', String(n), '--spectral', mode], n, o.steps, o.warmup, perWorkerBatch, block));
+  rows.push(await measure('local', [...common, '--local'], 1, perWorker, o.steps, o.warmup, block, root));
+  for (const kind of o.kinds) {
+    for (const mode of o.modes) {
+      for (const n of o.workers) {
+        const batch = kind === 'weak' ? perWorker * n : strongBatch;
+        rows.push(await measure(`${kind}, ${mode}`, [...common, '--workers', String(n), '--spectral', mode], n, batch, o.steps, o.warmup, block, root));
+      }
+    }
   }
-  return rows;
+  let report: string | undefined;
+  if (o.out) {
+    const res = await writeReport({
+      runs: rows.filter((r) => r.series !== 'local').map((r) => ({ ...loadRun(r.dir), label: r.label })),
+      scaling: rows.filter((r) => r.series !== 'local').map((r) => ({ label: r.label, workers: r.workers, tokensPerSec: r.tokensPerSec, series: r.series })),
+      out: o.out,
+      title: 'Scaling study: cpu preset',
+      notes: `Weak scaling: ${perWorker} sequences × ${block} tokens per worker. Strong scaling: a global batch of ${strongBatch}. ${o.steps} steps per run, the first ${o.warmup} left out.\n\n${scalingTable(rows)}`,
+      warmup: o.warmup,
+    });
+    report = res.file;
+  }
+  return { rows, report };
 }
 
 export function scalingTable(rows: ScalingRow[]): string {
-  const base = new Map<string, number>();
-  for (const r of rows) if (r.workers === 1) base.set(r.label.split(',')[0]!, r.tokensPerSec);
-  const lines = ['| run | ms/step | worker compute ms | tokens/s | weak-scaling efficiency | outside compute |', '|---|---|---|---|---|---|'];
+  const phases = ['compute', 'spectral', 'encode', 'transfer', 'wait', 'reduce', 'optimizer', 'broadcast', 'other'];
+  const base = (r: ScalingRow) => rows.find((o) => o.series === r.series && o.workers === 1);
+  const lines = [
+    `| run | batch | ms/step | tokens/s | efficiency | outside compute | ${phases.join(' | ')} |`,
+    `|---|---|---|---|---|---|${phases.map(() => '---').join('|')}|`,
+  ];
   for (const r of rows) {
-    const one = base.get(r.label.split(',')[0]!);
-    const eff = one && r.workers > 1 ? (r.tokensPerSec / (r.workers * one)).toFixed(3) : r.workers === 1 ? '1 (base)' : '';
-    lines.push(`| ${r.label} | ${r.msPerStep.toFixed(1)} | ${Number.isFinite(r.computeMs) ? r.computeMs.toFixed(1) : '–'} | ${Math.round(r.tokensPerSec)} | ${eff} | ${Number.isFinite(r.outsideCompute) ? (100 * r.outsideCompute).toFixed(1) + '%' : '–'} |`);
+    const b = base(r);
+    // weak: E = tps(N) / (N·tps(1)); strong: the same formula, with the global batch held fixed
+    const eff = b && r !== b ? (r.tokensPerSec / (r.workers * b.tokensPerSec)).toFixed(3) : r.workers === 1 ? '1 (base)' : '–';
+    const share = (p: string) => (r.shares[p] === undefined ? '–' : `${(100 * r.shares[p]!).toFixed(1)}%`);
+    lines.push(`| ${r.label} | ${r.batch} | ${r.msPerStep.toFixed(1)} | ${Math.round(r.tokensPerSec)} | ${eff} | ${Number.isFinite(r.outsideCompute) ? (100 * r.outsideCompute).toFixed(1) + '%' : '–'} | ${phases.map(share).join(' | ')} |`);
   }
   return lines.join('\n');
 }

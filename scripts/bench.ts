@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { BACKENDS, ConfigError, PRESET_NAMES, SPECTRAL_MODES, closest, oneOf, resolveConfig, type SmiRunName } from '../shared/config.ts';
 import { benchScaling, scalingTable } from './bench-scaling.ts';
+import { bookkeepingMicros, endToEnd } from './bench-timing.ts';
 import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../shared/data.ts';
 import { STREAM } from '../shared/rng.ts';
 import { applyGradients, createRunState, disposeRunState } from '../shared/train.ts';
@@ -86,13 +87,33 @@ async function compute(argv: string[]): Promise<number> {
   return 0;
 }
 
-const BENCHES = ['compute', 'scaling', 'transport'];
+const BENCHES = ['compute', 'scaling', 'transport', 'timing'];
+
+async function timing(argv: string[]): Promise<number> {
+  const v = parseWithTable(argv, {
+    pairs: { type: 'string' as const, arg: 'N', section: S, help: 'on/off run pairs [2]' },
+    steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [30]' },
+    data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
+    help: { type: 'boolean' as const, section: S, help: 'this text' },
+  });
+  if (v.help) {
+    console.log('Usage: npm run bench -- timing [--pairs 2] [--steps 30]\n\nWhat per-phase timing costs: the bookkeeping per step, timed in a loop (trace included), and the median step time of\ncpu-preset runs with 2 workers and --timing on vs off, alternated.');
+    return 0;
+  }
+  const us = bookkeepingMicros(2);
+  console.log(`phase bookkeeping + trace, 2 workers, 2 rounds: ${us.toFixed(1)} µs per step`);
+  const { on, off } = await endToEnd(Number(v.pairs ?? 2), Number(v.steps ?? 30), v.data as string | undefined);
+  console.log(`cpu preset, 2 workers, median ms/step: timing on ${on.toFixed(1)}, off ${off.toFixed(1)} (on/off ${(on / off).toFixed(3)}); the bookkeeping is ${((100 * us) / 1000 / off).toFixed(3)}% of a step`);
+  return 0;
+}
 
 const SCALING_OPTIONS = {
   workers: { type: 'string' as const, arg: '1,2', section: S, help: 'worker counts [1,2]' },
   steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [40]' },
   warmup: { type: 'string' as const, arg: 'N', section: S, help: 'first steps not counted [5]' },
   spectral: { type: 'string' as const, arg: 'MODES', section: S, help: 'spectral modes to run [synced,global]' },
+  kinds: { type: 'string' as const, arg: 'weak,strong', section: S, help: 'weak (fixed per-worker batch) and/or strong (fixed global batch) [weak,strong]' },
+  out: { type: 'string' as const, arg: 'DIR', section: S, help: 'write the report (Markdown + PNG) here [report/scaling]' },
   data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
   help: { type: 'boolean' as const, section: S, help: 'this text' },
 };
@@ -100,14 +121,17 @@ const SCALING_OPTIONS = {
 async function scaling(argv: string[]): Promise<number> {
   const v = parseWithTable(argv, SCALING_OPTIONS);
   if (v.help) {
-    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--steps 40] [--warmup 5] [--spectral synced,global]\n\nWeak scaling of the cpu preset (12 sequences per worker): tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of step time outside the slowest worker\'s forward+backward.');
+    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 40] [--warmup 5] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nWrites the table and plots through the report command.');
     return 0;
   }
   const workers = String(v.workers ?? '1,2').split(',').map(Number);
+  if (workers.some((n) => !Number.isInteger(n) || n < 1)) throw new ConfigError('E_BAD_FLAG', `--workers takes a list of positive integers, got ${String(v.workers)}`);
   const modes = String(v.spectral ?? 'synced,global').split(',').map((m) => oneOf('spectral mode', m, SPECTRAL_MODES));
-  const rows = await benchScaling({ workers, modes, steps: Number(v.steps ?? 40), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined });
-  console.log(`cpu preset, 12 sequences × 64 tokens per worker, cosine SMI, on ${cpus().length} cores (coordinator and workers share them)\n`);
+  const kinds = String(v.kinds ?? 'weak,strong').split(',').map((k) => oneOf('scaling kind', k, ['weak', 'strong'] as const));
+  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: Number(v.steps ?? 40), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
+  console.log(`cpu preset, cosine SMI, on ${cpus().length} cores (the coordinator and the workers share them)\n`);
   console.log(scalingTable(rows));
+  if (report) console.log(`\nreport: ${report}`);
   return 0;
 }
 
@@ -118,6 +142,8 @@ runMain(async () => {
       return compute(rest);
     case 'scaling':
       return scaling(rest);
+    case 'timing':
+      return timing(rest);
     case 'transport': {
       // its own process: the transport bench starts a worker child and may set ws environment flags
       const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bench-transport.ts'), ...rest], { stdio: 'inherit' });

@@ -129,7 +129,10 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
       throw new ConfigError('E_BAD_VALUE', `unknown backend ${String(never)}`);
     }
   }
+  // The host engine's FFTs; the tf engine still selects its thresholds on the host (shared/quantile.ts), whose
+  // wasm kernels need the WAT assembler (initFft() loads it too).
   if (info.spectral === 'host') await (await import('./fft.ts')).initFft();
+  else await (await import('./wasm-asm.ts')).initWasmAsm();
   log(`backend: ${info.name} on ${info.device} (${info.reason}); GELU: exact (erf)`);
   return info;
 }

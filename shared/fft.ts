@@ -20,7 +20,7 @@
 // work on it in place (shared/smi-host.ts); rfft2 / irfft2 copy it out to / in from re / im arrays.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { instantiate } from './wasm-asm.ts';
+import { initWasmAsm, instantiate } from './wasm-asm.ts';
 
 /** 'auto' = pffft on each axis whose length it supports, kissfft on the others; 'kissfft' = kissfft only. */
 export type FftLibrary = 'auto' | 'kissfft';
@@ -77,13 +77,14 @@ let kernels: TransposeKernels | undefined;
 let loading: Promise<void> | undefined;
 let library: FftLibrary = 'auto';
 
-/** Loads the wasm FFT modules once; every later call returns the same promise. */
+/** Loads the wasm FFT modules and the WAT assembler (shared/wasm-asm.ts) once; every later call returns the same promise. */
 export function initFft(): Promise<void> {
   loading ??= load();
   return loading;
 }
 
 async function load(): Promise<void> {
+  const asm = initWasmAsm(); // the WAT assembler for TRANSPOSE_WAT and the kernels of quantile.ts / smi-host.ts
   // kissfft-wasm's Emscripten loader prefers fetch() whenever it exists, and fetch cannot read file paths
   // under Node ≥ 18: hide it while the module instantiates. Its package index also starts a load at import
   // time (with fetch visible), so require the raw Emscripten module instead.
@@ -121,7 +122,8 @@ async function load(): Promise<void> {
   await instantiated; // rejects (rather than leaving `loaded` pending) if our instantiation fails
   pffft = await loaded;
   if (pffftMemory && pffftMemory.buffer !== pffft.HEAPF32.buffer) pffftMemory = undefined;
-  kernels = pffftMemory ? instantiate<TransposeKernels>(TRANSPOSE_WAT, pffftMemory) : undefined;
+  await asm;
+  kernels = pffftMemory ? instantiate<TransposeKernels>(TRANSPOSE_WAT, { env: { memory: pffftMemory } }, 'transpose.wat') : undefined;
 }
 
 /**
@@ -455,102 +457,104 @@ interface TransposeKernels {
 // complex value moved as one i64 (bit for bit). Spectral columns 1 … cols/2 − 1 are complex; columns 0 and
 // cols/2 are the real values pffft packs at floats 0 and 1 of a row (their imaginary parts are written as 0).
 const TRANSPOSE_WAT = `
-(func $rows_to_cols (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
-  (local $rowBytes i32) (local $colBytes i32) (local $kEnd i32) (local $r0 i32) (local $r1 i32) (local $k i32)
-  (local $s i32) (local $d i32) (local $e i32) (local $last i32)
-  local.get $cols i32.const 2 i32.shl local.set $rowBytes
-  local.get $rows i32.const 3 i32.shl local.set $colBytes
-  local.get $cols i32.const 1 i32.shr_u local.set $kEnd
-  block $rowsDone
-    loop $rowBlock
-      local.get $r0 local.get $rows i32.ge_u br_if $rowsDone
-      ;; r1 = min(rows, r0 + 16)
-      local.get $r0 i32.const 16 i32.add local.set $r1
-      local.get $r1 local.get $rows local.get $r1 local.get $rows i32.lt_u select local.set $r1
-      i32.const 1 local.set $k
-      block $kDone
-        loop $kLoop
-          local.get $k local.get $kEnd i32.ge_u br_if $kDone
-          ;; s = src + r0·rowBytes + 8k (row r0, column k); d … e = dst + k·colBytes + 8·(r0 … r1)
-          local.get $src local.get $r0 local.get $rowBytes i32.mul i32.add local.get $k i32.const 3 i32.shl i32.add local.set $s
-          local.get $dst local.get $k local.get $colBytes i32.mul i32.add local.tee $d
-          local.get $r1 i32.const 3 i32.shl i32.add local.set $e
-          local.get $d local.get $r0 i32.const 3 i32.shl i32.add local.set $d
-          loop $copy
-            local.get $d local.get $s i64.load i64.store
-            local.get $s local.get $rowBytes i32.add local.set $s
-            local.get $d i32.const 8 i32.add local.tee $d
-            local.get $e i32.lt_u br_if $copy
+(module
+  (import "env" "memory" (memory 0))
+  (func $rows_to_cols (export "rows_to_cols") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+    (local $rowBytes i32) (local $colBytes i32) (local $kEnd i32) (local $r0 i32) (local $r1 i32) (local $k i32)
+    (local $s i32) (local $d i32) (local $e i32) (local $last i32)
+    local.get $cols i32.const 2 i32.shl local.set $rowBytes
+    local.get $rows i32.const 3 i32.shl local.set $colBytes
+    local.get $cols i32.const 1 i32.shr_u local.set $kEnd
+    block $rowsDone
+      loop $rowBlock
+        local.get $r0 local.get $rows i32.ge_u br_if $rowsDone
+        ;; r1 = min(rows, r0 + 16)
+        local.get $r0 i32.const 16 i32.add local.set $r1
+        local.get $r1 local.get $rows local.get $r1 local.get $rows i32.lt_u select local.set $r1
+        i32.const 1 local.set $k
+        block $kDone
+          loop $kLoop
+            local.get $k local.get $kEnd i32.ge_u br_if $kDone
+            ;; s = src + r0·rowBytes + 8k (row r0, column k); d … e = dst + k·colBytes + 8·(r0 … r1)
+            local.get $src local.get $r0 local.get $rowBytes i32.mul i32.add local.get $k i32.const 3 i32.shl i32.add local.set $s
+            local.get $dst local.get $k local.get $colBytes i32.mul i32.add local.tee $d
+            local.get $r1 i32.const 3 i32.shl i32.add local.set $e
+            local.get $d local.get $r0 i32.const 3 i32.shl i32.add local.set $d
+            loop $copy
+              local.get $d local.get $s i64.load i64.store
+              local.get $s local.get $rowBytes i32.add local.set $s
+              local.get $d i32.const 8 i32.add local.tee $d
+              local.get $e i32.lt_u br_if $copy
+            end
+            local.get $k i32.const 1 i32.add local.set $k
+            br $kLoop
           end
-          local.get $k i32.const 1 i32.add local.set $k
-          br $kLoop
         end
+        local.get $r1 local.set $r0
+        br $rowBlock
       end
-      local.get $r1 local.set $r0
-      br $rowBlock
     end
-  end
-  ;; columns 0 and cols/2
-  local.get $dst local.get $kEnd local.get $colBytes i32.mul i32.add local.set $last
-  local.get $src local.set $s
-  local.get $dst local.tee $d local.get $colBytes i32.add local.set $e
-  loop $edge
-    local.get $d local.get $s i32.load i32.store
-    local.get $d i32.const 0 i32.store offset=4
-    local.get $last local.get $s i32.load offset=4 i32.store
-    local.get $last i32.const 0 i32.store offset=4
-    local.get $s local.get $rowBytes i32.add local.set $s
-    local.get $last i32.const 8 i32.add local.set $last
-    local.get $d i32.const 8 i32.add local.tee $d
-    local.get $e i32.lt_u br_if $edge
-  end)
+    ;; columns 0 and cols/2
+    local.get $dst local.get $kEnd local.get $colBytes i32.mul i32.add local.set $last
+    local.get $src local.set $s
+    local.get $dst local.tee $d local.get $colBytes i32.add local.set $e
+    loop $edge
+      local.get $d local.get $s i32.load i32.store
+      local.get $d i32.const 0 i32.store offset=4
+      local.get $last local.get $s i32.load offset=4 i32.store
+      local.get $last i32.const 0 i32.store offset=4
+      local.get $s local.get $rowBytes i32.add local.set $s
+      local.get $last i32.const 8 i32.add local.set $last
+      local.get $d i32.const 8 i32.add local.tee $d
+      local.get $e i32.lt_u br_if $edge
+    end)
 
-(func $cols_to_rows (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
-  (local $rowBytes i32) (local $colBytes i32) (local $kEnd i32) (local $r0 i32) (local $r1 i32) (local $k i32)
-  (local $s i32) (local $d i32) (local $e i32) (local $last i32)
-  local.get $cols i32.const 2 i32.shl local.set $rowBytes
-  local.get $rows i32.const 3 i32.shl local.set $colBytes
-  local.get $cols i32.const 1 i32.shr_u local.set $kEnd
-  block $rowsDone
-    loop $rowBlock
-      local.get $r0 local.get $rows i32.ge_u br_if $rowsDone
-      local.get $r0 i32.const 16 i32.add local.set $r1
-      local.get $r1 local.get $rows local.get $r1 local.get $rows i32.lt_u select local.set $r1
-      i32.const 1 local.set $k
-      block $kDone
-        loop $kLoop
-          local.get $k local.get $kEnd i32.ge_u br_if $kDone
-          ;; s … e = src + k·colBytes + 8·(r0 … r1); d = dst + r0·rowBytes + 8k
-          local.get $src local.get $k local.get $colBytes i32.mul i32.add local.tee $s
-          local.get $r1 i32.const 3 i32.shl i32.add local.set $e
-          local.get $s local.get $r0 i32.const 3 i32.shl i32.add local.set $s
-          local.get $dst local.get $r0 local.get $rowBytes i32.mul i32.add local.get $k i32.const 3 i32.shl i32.add local.set $d
-          loop $copy
-            local.get $d local.get $s i64.load i64.store
-            local.get $d local.get $rowBytes i32.add local.set $d
-            local.get $s i32.const 8 i32.add local.tee $s
-            local.get $e i32.lt_u br_if $copy
+  (func $cols_to_rows (export "cols_to_rows") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+    (local $rowBytes i32) (local $colBytes i32) (local $kEnd i32) (local $r0 i32) (local $r1 i32) (local $k i32)
+    (local $s i32) (local $d i32) (local $e i32) (local $last i32)
+    local.get $cols i32.const 2 i32.shl local.set $rowBytes
+    local.get $rows i32.const 3 i32.shl local.set $colBytes
+    local.get $cols i32.const 1 i32.shr_u local.set $kEnd
+    block $rowsDone
+      loop $rowBlock
+        local.get $r0 local.get $rows i32.ge_u br_if $rowsDone
+        local.get $r0 i32.const 16 i32.add local.set $r1
+        local.get $r1 local.get $rows local.get $r1 local.get $rows i32.lt_u select local.set $r1
+        i32.const 1 local.set $k
+        block $kDone
+          loop $kLoop
+            local.get $k local.get $kEnd i32.ge_u br_if $kDone
+            ;; s … e = src + k·colBytes + 8·(r0 … r1); d = dst + r0·rowBytes + 8k
+            local.get $src local.get $k local.get $colBytes i32.mul i32.add local.tee $s
+            local.get $r1 i32.const 3 i32.shl i32.add local.set $e
+            local.get $s local.get $r0 i32.const 3 i32.shl i32.add local.set $s
+            local.get $dst local.get $r0 local.get $rowBytes i32.mul i32.add local.get $k i32.const 3 i32.shl i32.add local.set $d
+            loop $copy
+              local.get $d local.get $s i64.load i64.store
+              local.get $d local.get $rowBytes i32.add local.set $d
+              local.get $s i32.const 8 i32.add local.tee $s
+              local.get $e i32.lt_u br_if $copy
+            end
+            local.get $k i32.const 1 i32.add local.set $k
+            br $kLoop
           end
-          local.get $k i32.const 1 i32.add local.set $k
-          br $kLoop
         end
+        local.get $r1 local.set $r0
+        br $rowBlock
       end
-      local.get $r1 local.set $r0
-      br $rowBlock
     end
-  end
-  ;; columns 0 and cols/2: their real parts
-  local.get $src local.get $kEnd local.get $colBytes i32.mul i32.add local.set $last
-  local.get $dst local.set $d
-  local.get $src local.tee $s local.get $colBytes i32.add local.set $e
-  loop $edge
-    local.get $d local.get $s i32.load i32.store
-    local.get $d local.get $last i32.load i32.store offset=4
-    local.get $d local.get $rowBytes i32.add local.set $d
-    local.get $last i32.const 8 i32.add local.set $last
-    local.get $s i32.const 8 i32.add local.tee $s
-    local.get $e i32.lt_u br_if $edge
-  end)
+    ;; columns 0 and cols/2: their real parts
+    local.get $src local.get $kEnd local.get $colBytes i32.mul i32.add local.set $last
+    local.get $dst local.set $d
+    local.get $src local.tee $s local.get $colBytes i32.add local.set $e
+    loop $edge
+      local.get $d local.get $s i32.load i32.store
+      local.get $d local.get $last i32.load i32.store offset=4
+      local.get $d local.get $rowBytes i32.add local.set $d
+      local.get $last i32.const 8 i32.add local.set $last
+      local.get $s i32.const 8 i32.add local.tee $s
+      local.get $e i32.lt_u br_if $edge
+    end))
 `;
 
 // ---- the column pass: complex FFTs of length rows over column-major interleaved data ----------------------

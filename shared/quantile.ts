@@ -9,7 +9,9 @@
 // v_{k+1}); only the values in those buckets are copied out and selected among, usually well under 1% of them.
 // The same order statistics, so the same quantile to the bit. A half spectrum is read as weighted blocks,
 // never expanded to the full multiset. 384×1536 spectrum: 0.24 ms instead of 3.1 ms; 128×512: 0.03 ms, not 0.5.
-import { instantiate } from './wasm-asm.ts';
+// The radix pass needs the WAT assembler loaded (initWasmAsm() in shared/wasm-asm.ts; initFft() does it):
+// until then every input takes the selection path alone, which gives the same results, only slower.
+import { instantiate, wasmAsmReady } from './wasm-asm.ts';
 
 let scratch = new Float32Array(0);
 
@@ -99,107 +101,109 @@ interface Block {
 const LANES = [0, 1, 2, 3];
 const KEY = (x: string) => `local.get ${x} local.get ${x} i32.const 31 i32x4.shr_s v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000 v128.or v128.xor i32.const 16 i32x4.shr_u`;
 const QUANTILE_WAT = `
-;; hist[bucket] += w for the n values at v; returns (lowest bucket << 16) | highest bucket, or −1 for a NaN
-;; (the histogram is then partly updated: clear all of it). n ≥ 1.
-(func $histogram (param $v i32) (param $n i32) (param $w i32) (param $hist i32) (result i32)
-  (local $end i32) (local $end4 i32) (local $x v128) (local $u v128) (local $lo v128) (local $hi v128) (local $bad v128)
-  (local $s i32) (local $a i32) (local $loS i32) (local $hiS i32)
-  v128.const i32x4 -1 -1 -1 -1 local.set $lo
-  local.get $v local.get $n i32.const 2 i32.shl i32.add local.set $end
-  local.get $v local.get $n i32.const -4 i32.and i32.const 2 i32.shl i32.add local.set $end4
-  block $simdDone
-    local.get $v local.get $end4 i32.ge_u br_if $simdDone
-    loop $top
-      local.get $v v128.load local.set $x
-      ;; NaN: (x & 0x7fffffff) > 0x7f800000
-      local.get $bad
-      local.get $x v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff v128.and
-      v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000 i32x4.gt_u
-      v128.or local.set $bad
-      ${KEY('$x')} local.tee $u
-      local.get $lo i32x4.min_u local.set $lo
-      local.get $u local.get $hi i32x4.max_u local.set $hi
-      ${LANES.map((l) => `local.get $hist local.get $u i32x4.extract_lane ${l} i32.const 2 i32.shl i32.add local.tee $a
-      local.get $a i32.load local.get $w i32.add i32.store`).join('\n      ')}
-      local.get $v i32.const 16 i32.add local.tee $v
-      local.get $end4 i32.lt_u br_if $top
-    end
-  end
-  block $tailDone
-    loop $tail
-      local.get $v local.get $end i32.ge_u br_if $tailDone
-      local.get $v i32.load local.tee $s
-      i32.const 0x7fffffff i32.and i32.const 0x7f800000 i32.gt_u
-      if
-        i32.const -1 return
+(module
+  (import "env" "memory" (memory 0))
+  ;; hist[bucket] += w for the n values at v; returns (lowest bucket << 16) | highest bucket, or −1 for a NaN
+  ;; (the histogram is then partly updated: clear all of it). n ≥ 1.
+  (func $histogram (export "histogram") (param $v i32) (param $n i32) (param $w i32) (param $hist i32) (result i32)
+    (local $end i32) (local $end4 i32) (local $x v128) (local $u v128) (local $lo v128) (local $hi v128) (local $bad v128)
+    (local $s i32) (local $a i32) (local $loS i32) (local $hiS i32)
+    v128.const i32x4 -1 -1 -1 -1 local.set $lo
+    local.get $v local.get $n i32.const 2 i32.shl i32.add local.set $end
+    local.get $v local.get $n i32.const -4 i32.and i32.const 2 i32.shl i32.add local.set $end4
+    block $simdDone
+      local.get $v local.get $end4 i32.ge_u br_if $simdDone
+      loop $top
+        local.get $v v128.load local.set $x
+        ;; NaN: (x & 0x7fffffff) > 0x7f800000
+        local.get $bad
+        local.get $x v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff v128.and
+        v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000 i32x4.gt_u
+        v128.or local.set $bad
+        ${KEY('$x')} local.tee $u
+        local.get $lo i32x4.min_u local.set $lo
+        local.get $u local.get $hi i32x4.max_u local.set $hi
+        ${LANES.map((l) => `local.get $hist local.get $u i32x4.extract_lane ${l} i32.const 2 i32.shl i32.add local.tee $a
+        local.get $a i32.load local.get $w i32.add i32.store`).join('\n        ')}
+        local.get $v i32.const 16 i32.add local.tee $v
+        local.get $end4 i32.lt_u br_if $top
       end
-      local.get $s local.get $s i32.const 31 i32.shr_s i32.const 0x80000000 i32.or i32.xor i32.const 16 i32.shr_u local.set $s
-      local.get $hist local.get $s i32.const 2 i32.shl i32.add local.tee $a
-      local.get $a i32.load local.get $w i32.add i32.store
-      local.get $lo local.get $s i32x4.splat i32x4.min_u local.set $lo
-      local.get $hi local.get $s i32x4.splat i32x4.max_u local.set $hi
-      local.get $v i32.const 4 i32.add local.set $v
-      br $tail
     end
-  end
-  local.get $bad v128.any_true
-  if
-    i32.const -1 return
-  end
-  local.get $lo i32x4.extract_lane 0 local.set $loS
-  local.get $hi i32x4.extract_lane 0 local.set $hiS
-  ${LANES.slice(1).map((l) => `local.get $lo i32x4.extract_lane ${l} local.tee $s local.get $loS local.get $s local.get $loS i32.lt_u select local.set $loS
-  local.get $hi i32x4.extract_lane ${l} local.tee $s local.get $hiS local.get $s local.get $hiS i32.gt_u select local.set $hiS`).join('\n  ')}
-  local.get $loS i32.const 16 i32.shl local.get $hiS i32.or)
+    block $tailDone
+      loop $tail
+        local.get $v local.get $end i32.ge_u br_if $tailDone
+        local.get $v i32.load local.tee $s
+        i32.const 0x7fffffff i32.and i32.const 0x7f800000 i32.gt_u
+        if
+          i32.const -1 return
+        end
+        local.get $s local.get $s i32.const 31 i32.shr_s i32.const 0x80000000 i32.or i32.xor i32.const 16 i32.shr_u local.set $s
+        local.get $hist local.get $s i32.const 2 i32.shl i32.add local.tee $a
+        local.get $a i32.load local.get $w i32.add i32.store
+        local.get $lo local.get $s i32x4.splat i32x4.min_u local.set $lo
+        local.get $hi local.get $s i32x4.splat i32x4.max_u local.set $hi
+        local.get $v i32.const 4 i32.add local.set $v
+        br $tail
+      end
+    end
+    local.get $bad v128.any_true
+    if
+      i32.const -1 return
+    end
+    local.get $lo i32x4.extract_lane 0 local.set $loS
+    local.get $hi i32x4.extract_lane 0 local.set $hiS
+    ${LANES.slice(1).map((l) => `local.get $lo i32x4.extract_lane ${l} local.tee $s local.get $loS local.get $s local.get $loS i32.lt_u select local.set $loS
+    local.get $hi i32x4.extract_lane ${l} local.tee $s local.get $hiS local.get $s local.get $hiS i32.gt_u select local.set $hiS`).join('\n    ')}
+    local.get $loS i32.const 16 i32.shl local.get $hiS i32.or)
 
-;; Appends each of the n values at v whose bucket lies in [bLo, bLo + span], w times, at out; returns the new end.
-(func $gather (param $v i32) (param $n i32) (param $w i32) (param $bLo i32) (param $span i32) (param $out i32) (result i32)
-  (local $end i32) (local $end4 i32) (local $x v128) (local $in v128) (local $lov v128) (local $spanv v128)
-  (local $s i32) (local $k i32)
-  local.get $bLo i32x4.splat local.set $lov
-  local.get $span i32x4.splat local.set $spanv
-  local.get $v local.get $n i32.const 2 i32.shl i32.add local.set $end
-  local.get $v local.get $n i32.const -4 i32.and i32.const 2 i32.shl i32.add local.set $end4
-  block $simdDone
-    local.get $v local.get $end4 i32.ge_u br_if $simdDone
-    loop $top
-      local.get $v v128.load local.set $x
-      ${KEY('$x')} local.get $lov i32x4.sub local.get $spanv i32x4.le_u local.tee $in
-      v128.any_true
-      if
-        ${LANES.map((l) => `local.get $in i32x4.extract_lane ${l}
+  ;; Appends each of the n values at v whose bucket lies in [bLo, bLo + span], w times, at out; returns the new end.
+  (func $gather (export "gather") (param $v i32) (param $n i32) (param $w i32) (param $bLo i32) (param $span i32) (param $out i32) (result i32)
+    (local $end i32) (local $end4 i32) (local $x v128) (local $in v128) (local $lov v128) (local $spanv v128)
+    (local $s i32) (local $k i32)
+    local.get $bLo i32x4.splat local.set $lov
+    local.get $span i32x4.splat local.set $spanv
+    local.get $v local.get $n i32.const 2 i32.shl i32.add local.set $end
+    local.get $v local.get $n i32.const -4 i32.and i32.const 2 i32.shl i32.add local.set $end4
+    block $simdDone
+      local.get $v local.get $end4 i32.ge_u br_if $simdDone
+      loop $top
+        local.get $v v128.load local.set $x
+        ${KEY('$x')} local.get $lov i32x4.sub local.get $spanv i32x4.le_u local.tee $in
+        v128.any_true
+        if
+          ${LANES.map((l) => `local.get $in i32x4.extract_lane ${l}
+          if
+            local.get $w local.set $k
+            loop $copy${l}
+              local.get $out local.get $v i32.load offset=${4 * l} i32.store
+              local.get $out i32.const 4 i32.add local.set $out
+              local.get $k i32.const 1 i32.sub local.tee $k br_if $copy${l}
+            end
+          end`).join('\n          ')}
+        end
+        local.get $v i32.const 16 i32.add local.tee $v
+        local.get $end4 i32.lt_u br_if $top
+      end
+    end
+    block $tailDone
+      loop $tail
+        local.get $v local.get $end i32.ge_u br_if $tailDone
+        local.get $v i32.load local.tee $s
+        local.get $s i32.const 31 i32.shr_s i32.const 0x80000000 i32.or i32.xor i32.const 16 i32.shr_u
+        local.get $bLo i32.sub local.get $span i32.le_u
         if
           local.get $w local.set $k
-          loop $copy${l}
-            local.get $out local.get $v i32.load offset=${4 * l} i32.store
+          loop $copy
+            local.get $out local.get $s i32.store
             local.get $out i32.const 4 i32.add local.set $out
-            local.get $k i32.const 1 i32.sub local.tee $k br_if $copy${l}
+            local.get $k i32.const 1 i32.sub local.tee $k br_if $copy
           end
-        end`).join('\n        ')}
-      end
-      local.get $v i32.const 16 i32.add local.tee $v
-      local.get $end4 i32.lt_u br_if $top
-    end
-  end
-  block $tailDone
-    loop $tail
-      local.get $v local.get $end i32.ge_u br_if $tailDone
-      local.get $v i32.load local.tee $s
-      local.get $s i32.const 31 i32.shr_s i32.const 0x80000000 i32.or i32.xor i32.const 16 i32.shr_u
-      local.get $bLo i32.sub local.get $span i32.le_u
-      if
-        local.get $w local.set $k
-        loop $copy
-          local.get $out local.get $s i32.store
-          local.get $out i32.const 4 i32.add local.set $out
-          local.get $k i32.const 1 i32.sub local.tee $k br_if $copy
         end
+        local.get $v i32.const 4 i32.add local.set $v
+        br $tail
       end
-      local.get $v i32.const 4 i32.add local.set $v
-      br $tail
     end
-  end
-  local.get $out)
+    local.get $out))
 `;
 
 interface QuantileKernels {
@@ -213,7 +217,7 @@ let radix: { memory: WebAssembly.Memory; k: QuantileKernels } | undefined;
 function radixKernels(bytes: number): { memory: WebAssembly.Memory; k: QuantileKernels } {
   if (!radix) {
     const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) });
-    radix = { memory, k: instantiate<QuantileKernels>(QUANTILE_WAT, memory) };
+    radix = { memory, k: instantiate<QuantileKernels>(QUANTILE_WAT, { env: { memory } }, 'quantile.wat') };
   }
   const have = radix.memory.buffer.byteLength;
   if (have < bytes) radix.memory.grow(Math.ceil((bytes - have) / 65536));
@@ -314,7 +318,7 @@ function checkQ(q: number): void {
 export function quantile(values: Float32Array, q: number, weights?: ArrayLike<number>): number {
   checkQ(q);
   let work: Float32Array;
-  if (weights === undefined && values.length >= RADIX_MIN) {
+  if (weights === undefined && values.length >= RADIX_MIN && wasmAsmReady()) {
     return blocksQuantile([block(values, 0, values.length, 1)], values.length, q, 'quantile');
   }
   if (weights === undefined) {
@@ -358,7 +362,7 @@ export function halfSpectrumQuantile(H: Float32Array, rows: number, cols: number
   }
   // Contiguous blocks: column 0 once, the paired columns twice, the Nyquist column (even cols) once.
   const pairedEnd = (cols % 2 === 0 ? half - 1 : half) * rows;
-  if (H.length >= RADIX_MIN) {
+  if (H.length >= RADIX_MIN && wasmAsmReady()) {
     const blocks = [block(H, 0, rows, 1), block(H, rows, pairedEnd, 2), block(H, pairedEnd, H.length, 1)];
     return blocksQuantile(blocks, rows * cols, q, 'halfSpectrumQuantile');
   }
