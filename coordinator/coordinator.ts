@@ -331,12 +331,10 @@ export class Coordinator {
       for (;;) {
         try {
           const out = await attemptStep(k, offsets, phases);
-          const t0 = performance.now();
           refreshWeights(k);
           this.currentStep = k;
           const broadcast = { type: 'weights' as const, step: k, tensors: this.weights };
           await Promise.all([...this.members.values()].map((m) => m.peer.send(broadcast).then((st) => phases.encoded(m.id, st.encodeMs, true), () => this.drop(m, 'send failed'))));
-          phases.add('broadcast', t0, performance.now());
           if (!timing) return out;
           for (const m of this.members.values()) {
             const [sent, received] = bytesAt.get(m.id) ?? [0, 0];
@@ -374,7 +372,6 @@ export class Coordinator {
           return { n: g.sequences, loss: g.loss, grads: g.tensors, magnitudes: g.magnitudes, holder: m.id, attempt: g.attempt, phases: g.phases };
         },
       );
-      let t = performance.now();
       const B = offsets.length;
       const w = items.map((i) => i.result!.n / B);
       const loss = items.reduce((a, i, c) => a + w[c]! * i.result!.loss, 0);
@@ -386,22 +383,19 @@ export class Coordinator {
 
       if (mode === 'global') {
         const tensors = mean.map((g, i) => tf.tensor(g, shapes[i]!));
-        const a = performance.now();
+        phases.mark('reduce');
         const { gradNorm, ms } = applyGradients(state.model, state.opt, state.smi, cfg, k, tensors);
-        const b = a + ms.clip; // clip → SMI → AdamW, timed inside applyGradients
-        phases.add('reduce', t, b);
-        phases.add('spectral', b, b + ms.spectral);
-        phases.add('optimizer', b + ms.spectral, b + ms.spectral + ms.optimizer);
+        phases.split([['reduce', ms.clip], ['spectral', ms.spectral], ['optimizer', ms.optimizer]]); // clip → SMI → AdamW
         return { loss, gradNorm, alpha, workers, extra: { compute_ms: computeMs } };
       }
       const { norm, coef } = clipCoefficient(mean, cfg.grad_clip);
       if (!Number.isFinite(norm)) throw new TrainingError('E_NONFINITE_GRAD', `gradient norm is ${norm} at step ${k}: update refused, weights unchanged`);
-      phases.add('reduce', t, (t = performance.now()));
+      phases.mark('reduce');
       let checksum: number | undefined;
       let masks: Uint8Array[] | undefined;
       if (shared) {
         ({ masks, checksum } = shared.prepare(names, shapes, items.map((i) => i.result!.magnitudes!), w, coef));
-        phases.add('spectral', t, performance.now());
+        phases.mark('spectral');
       }
       type Bl = { tensors: Float32Array[]; checksum?: number };
       const blendItems: Item<Bl>[] = items.map((i) => ({ index: i.index, offsets: i.offsets, holder: i.result!.holder }));
@@ -426,14 +420,13 @@ export class Coordinator {
           return { tensors: blendWithMasks(kept, masks!, coef, alpha) };
         } : undefined,
       );
-      t = performance.now();
       const blended = weightedSum(blendItems.map((i) => i.result!.tensors), w);
       const tensors = blended.map((g, i) => tf.tensor(g, shapes[i]!));
-      phases.add('reduce', t, (t = performance.now()));
+      phases.mark('reduce');
       state.opt.apply(vars, tensors, lrAt(cfg, k - 1));
       tf.dispose(tensors);
       shared?.commit();
-      phases.add('optimizer', t, performance.now());
+      phases.mark('optimizer');
       // the checksums the workers reported for the masks they applied (absent for chunks blended here)
       const reported = blendItems.map((i) => i.result!.checksum).filter((c) => c !== undefined);
       return { loss, gradNorm: norm, alpha, workers, extra: { compute_ms: computeMs, ...(checksum !== undefined ? { mask_checksum: checksum, mask_checksums: reported } : {}) } };

@@ -21,6 +21,8 @@ export interface CoordinatorPhases {
   wait: number; // first result → last result, summed over the step's rounds
 }
 
+type CoordinatorPart = Exclude<keyof CoordinatorPhases, 'step' | 'wait' | 'encode'>;
+
 export interface StepPhaseRecord {
   coordinator: CoordinatorPhases;
   workers: Record<string, WorkerPhases>;
@@ -48,6 +50,7 @@ export class StepPhases {
   private arrivals = new Map<string, number>();
   private firstArrival = Infinity;
   private roundStart = this.t0;
+  private cursor = this.t0; // phases are contiguous: each coordinator part runs from the cursor to now
 
   worker(id: string): WorkerPhases {
     let w = this.workers.get(id);
@@ -55,10 +58,23 @@ export class StepPhases {
     return w;
   }
 
-  /** A coordinator-side part, timed by the caller. */
-  add(part: Exclude<keyof CoordinatorPhases, 'step' | 'wait'>, start: number, end: number): void {
-    this.coordinator[part] += end - start;
-    if (part !== 'encode') this.spans.push({ track: 'coordinator', name: part, start, dur: end - start });
+  /** The time since the previous mark (or the round's end) was spent in `part`. */
+  mark(part: CoordinatorPart): void {
+    this.split([[part, Infinity]]);
+  }
+
+  /**
+   * The time since the previous mark, shared among parts by their measured ms in order; the last part takes
+   * whatever remains, so the parts stay contiguous and add up to the step even when the process was descheduled.
+   */
+  split(parts: [CoordinatorPart, number][]): void {
+    const end = performance.now();
+    parts.forEach(([part, ms], i) => {
+      const dur = i === parts.length - 1 ? Math.max(0, end - this.cursor) : Math.max(0, Math.min(ms, end - this.cursor));
+      this.coordinator[part] += dur;
+      if (dur > 0) this.spans.push({ track: 'coordinator', name: part, start: this.cursor, dur });
+      this.cursor += dur;
+    });
   }
 
   /** The coordinator encoded a request for worker `id` (ms); `broadcast` encodes count within the broadcast phase. */
@@ -69,7 +85,7 @@ export class StepPhases {
 
   /** A round of requests begins (work, or blend): its time is shared out among the workers' phases. */
   beginRound(): void {
-    this.roundStart = performance.now();
+    this.roundStart = this.cursor;
   }
 
   /** Encode time learnt only after the round trip was booked as transfer: move it from transfer to encode. */
@@ -114,8 +130,9 @@ export class StepPhases {
 
   /** A round of results is complete: every worker waited from its last arrival until now. */
   endRound(): void {
-    if (this.arrivals.size === 0) return;
     const last = performance.now();
+    this.cursor = last;
+    if (this.arrivals.size === 0) return;
     for (const [id, at] of this.arrivals) {
       this.worker(id).wait += last - at;
       if (last > at) this.spans.push({ track: id, name: 'wait', start: at, dur: last - at });
@@ -133,7 +150,8 @@ export class StepPhases {
   }
 
   finish(): StepPhaseRecord {
-    const end = performance.now();
+    this.mark('broadcast'); // the step ends with the broadcast
+    const end = this.cursor;
     this.coordinator.step = end - this.t0;
     this.spans.push({ track: 'coordinator', name: 'step', start: this.t0, dur: end - this.t0 });
     const round = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
@@ -192,7 +210,8 @@ export class TraceWriter {
 
 /** StepPhases that records nothing: what `--timing off` uses, to measure what the timing costs. */
 export class NullPhases extends StepPhases {
-  override add(): void {}
+  override mark(): void {}
+  override split(): void {}
   override encoded(): void {}
   override lateEncode(): void {}
   override roundTrip(): void {}

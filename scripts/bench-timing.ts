@@ -23,11 +23,10 @@ export function bookkeepingMicros(workers: number, reps = 2000): number {
       for (const id of ids) p.encoded(id, 0.1);
       for (const id of ids) p.roundTrip(id, round, now, now + 180, reported, 0.1, 0.2);
       p.endRound();
-      p.add('reduce', now, now + 1);
-      p.add('spectral', now + 1, now + 2);
+      p.mark('reduce');
+      p.mark('spectral');
     }
-    p.add('optimizer', 0, 1);
-    p.add('broadcast', 1, 2);
+    p.mark('optimizer');
     for (const id of ids) p.bytes(id, 3e6, 5e6);
     p.finish();
     trace.step(r, p);
