@@ -175,7 +175,7 @@ export class Coordinator {
     this.members.set(id, m);
     void peer.send({ type: 'welcome', workerId: id, config: this.o.cfg, step: this.weightsStep });
     void peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights });
-    this.log(`worker ${id} joined: ${hello.backend} on ${hello.device}, ${hello.host} pid ${hello.pid} (${this.members.size} live)`);
+    this.log(`worker ${id} joined: ${hello.backend} on ${hello.device}, ${(hello.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${hello.host} pid ${hello.pid} (${this.members.size} live)`);
     this.membersChanged();
     return m;
   }

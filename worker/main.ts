@@ -32,6 +32,7 @@ runMain(async () => {
   const retryFor = v['retry-for'] === undefined ? 60_000 : Number(v['retry-for']);
   if (!Number.isFinite(retryFor) || retryFor < 0) throw new ConfigError('E_BAD_FLAG', `--retry-for takes milliseconds, got ${String(v['retry-for'])}`);
   const log = (l: string) => console.log(`[worker ${process.pid}] ${l}`);
+  if (process.env.CUDA_VISIBLE_DEVICES !== undefined) log(`CUDA_VISIBLE_DEVICES=${process.env.CUDA_VISIBLE_DEVICES}`);
   const backend = await initBackend(v.backend === undefined ? 'auto' : oneOf('backend', v.backend as string, BACKENDS), v.quiet ? () => {} : log);
   const exit = await runWorker({ url, token: v.token as string | undefined, backend, retryForMs: retryFor, log: v.quiet ? () => {} : log });
   log(`${exit.reason}: ${exit.message}`);

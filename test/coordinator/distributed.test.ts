@@ -1,4 +1,5 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { loadSafetensors } from '../../shared/safetensors.ts';
@@ -58,6 +59,22 @@ t.test('synced mode: every worker applies the identical mask at every step', asy
   t.ok(new Set(s.map((r) => r.mask_checksum)).size > 1, 'the mask changes over steps');
 });
 
+t.test('local mode (each worker its own history) trains; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES', async (t) => {
+  const dir = tempDir('smi-local-');
+  const out = join(dir, 'local-mode');
+  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'local', '--out', out]);
+  t.equal(d.code, 0, 'local mode exits 0', { output: d.stdout + d.stderr });
+  const e = readLog(out).filter((r) => r.kind === 'eval');
+  t.ok((e.at(-1)!.val_loss as number) < (e[0]!.val_loss as number) - 0.3, 'the loss falls');
+  // No GPU on this machine: the launcher's per-GPU plumbing is checked, the workers themselves fall back to wasm.
+  const g = join(dir, 'gpus');
+  const r = await runScript('train', [...small, '--gpus', '0,1', '--max-iters', '2', '--out', g]);
+  t.equal(r.code, 0, '--gpus run exits 0 (no GPU here: workers on wasm)', { output: r.stdout + r.stderr });
+  const logs = [0, 1].map((i) => readFileSync(join(g, `worker-${i}.log`), 'utf8'));
+  t.match(logs[0], /CUDA_VISIBLE_DEVICES=0\b/);
+  t.match(logs[1], /CUDA_VISIBLE_DEVICES=1\b/);
+});
+
 // A heavier test model, so that a step takes long enough to kill something in the middle of a run.
 const slow = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '120', '--eval-interval', '60', '--spectral', 'global'];
 
@@ -82,6 +99,24 @@ t.test('membership: a worker killed mid-run, a late joiner, a killed coordinator
     const s = steps(out);
     t.same(s.map((x) => x.step), Array.from({ length: 120 }, (_, i) => i + 1), 'each step exactly once');
     t.ok(s.some((x) => x.workers === 2) && s.at(-1)!.workers === 1, 'ran on 2 workers, finished on 1');
+    const diff = maxRelativeDiff(weights(out), ref);
+    t.ok(diff < 1e-5, `weights equal the undisturbed run (${diff.toExponential(2)})`);
+  });
+
+  t.test('a worker that stops answering misses --step-timeout: its share is redone, the run is unchanged', async (t) => {
+    const out = join(dir, 'stalled-worker');
+    const coord = startScript('coordinator/main', [...slow, '--out', out, '--port', '0', '--token', 'tok', '--min-workers', '2', '--step-timeout', '1500']);
+    const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
+    const url = `ws://127.0.0.1:${port}`;
+    const w1 = startScript('worker/main', ['--connect', url, '--token', 'tok']);
+    const w2 = startScript('worker/main', ['--connect', url, '--token', 'tok', '--retry-for', '0']);
+    await waitForStep(out, 10);
+    w2.child.kill('SIGSTOP');
+    await coord.waitFor(/missed the step timeout/);
+    w2.child.kill('SIGKILL');
+    t.equal(await coord.exited, 0, 'the coordinator finishes the run', { output: coord.output() });
+    await w1.exited;
+    t.same(steps(out).map((x) => x.step), Array.from({ length: 120 }, (_, i) => i + 1), 'each step exactly once');
     const diff = maxRelativeDiff(weights(out), ref);
     t.ok(diff < 1e-5, `weights equal the undisturbed run (${diff.toExponential(2)})`);
   });

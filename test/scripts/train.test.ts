@@ -26,6 +26,13 @@ t.test('a 40-step --local run: the loss falls clearly and every output is writte
   const model = loadSafetensors(join(out, 'model.safetensors')).tensors;
   t.same(model.get('transformer.h.1.mlp.c_proj.weight')!.shape, [32, 128]);
   t.ok(existsSync(join(out, 'checkpoint', 'state.safetensors')));
+
+  const sample = await runScript('sample', ['--checkpoint', out, '--tokens', '50', '--seed', '7']);
+  t.equal(sample.code, 0, 'sample exits 0', { stderr: sample.stderr });
+  t.ok(sample.stdout.length >= 50, 'prints the generated text');
+  t.match(sample.stderr, /50 tokens in [\d.]+ s: [\d.]+ tokens\/s/, 'and its speed');
+  const again = await runScript('sample', ['--checkpoint', out, '--tokens', '50', '--seed', '7']);
+  t.equal(again.stdout, sample.stdout, 'the same seed gives the same text');
 });
 
 t.test('N steps equal N/2 + resume + N/2, bit for bit', async (t) => {
