@@ -1,6 +1,6 @@
 // `npm run reproduce`: train the paper's six runs for each seed (resumable), then write the comparison report.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseWithTable } from '../shared/cli.ts';
@@ -45,6 +45,9 @@ export function runStatus(dir: string): 'done' | 'resume' | 'new' {
 
 function trainOne(spec: RunSpec, preset: string, data: string | undefined, maxIters: string | undefined): Promise<void> {
   const status = runStatus(spec.dir);
+  if (status === 'done') return Promise.resolve(); // finished meanwhile (e.g. by another runner)
+  // started but stopped before its first checkpoint: nothing worth keeping, start it again
+  if (status === 'new' && existsSync(spec.dir)) rmSync(spec.dir, { recursive: true, force: true });
   const args =
     status === 'resume'
       ? ['--local', '--resume', spec.dir]

@@ -156,6 +156,15 @@ export function validateConfig(cfg: TrainConfig): void {
   if (cfg.grad_clip < 0 || cfg.weight_decay < 0) bad('--grad-clip and --weight-decay must be >= 0');
 }
 
+/**
+ * Sequences per forward/backward pass: the whole batch, except on wasm, whose heap is capped at 4 GiB, where
+ * more than 4096 tokens of a wide model are cut into micro-batches and their gradients accumulated.
+ */
+export function microBatchFor(cfg: Pick<TrainConfig, 'batch_size' | 'block_size' | 'n_embd'>, backend: string): number {
+  if (backend !== 'wasm' || cfg.batch_size * cfg.block_size <= 4096 || cfg.n_embd < 256) return cfg.batch_size;
+  return Math.max(1, Math.floor(1024 / cfg.block_size));
+}
+
 /** nanoGPT's get_lr(it): linear warmup, cosine decay to min_lr, then min_lr. Step k uses lrAt(cfg, k - 1). */
 export function lrAt(cfg: Pick<TrainConfig, 'learning_rate' | 'min_lr' | 'warmup_iters' | 'lr_decay_iters'>, it: number): number {
   if (it < cfg.warmup_iters) return (cfg.learning_rate * (it + 1)) / (cfg.warmup_iters + 1);

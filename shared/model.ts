@@ -172,18 +172,32 @@ export class GPT {
 
   /**
    * Loss and gradients of the mean loss over the batch; gradients come in `params` order, owned by the caller.
+   * With `microBatch` below the batch, the batch is cut into micro-batches whose gradients are summed with
+   * weights n_c / batch (gradient accumulation: the same gradient in less memory, e.g. the paper preset on wasm).
    */
-  gradients(x: Int32Array, y: Int32Array, batch: number, dropoutKey?: number[]): { loss: number; grads: tf.Tensor[] } {
+  gradients(x: Int32Array, y: Int32Array, batch: number, dropoutKey?: number[], microBatch = batch): { loss: number; grads: tf.Tensor[] } {
     const T = x.length / batch;
     const vars = this.params.map((p) => p.variable);
-    const { value, grads } = tf.tidy(() => {
-      const xt = tf.tensor2d(x, [batch, T], 'int32');
-      const yt = tf.tensor1d(y, 'int32');
-      return tf.variableGrads(() => GPT.crossEntropy(this.forward(xt, dropoutKey), yt), vars);
-    });
-    const loss = value.dataSync()[0]!;
-    value.dispose();
-    return { loss, grads: vars.map((v) => grads[v.name]!) };
+    const step = Math.max(1, Math.min(microBatch, batch));
+    let loss = 0;
+    let acc: tf.Tensor[] | null = null;
+    for (let b0 = 0, c = 0; b0 < batch; b0 += step, c++) {
+      const n = Math.min(step, batch - b0);
+      const key = dropoutKey && step < batch ? [...dropoutKey, c] : dropoutKey;
+      const { value, grads } = tf.tidy(() => {
+        const xt = tf.tensor2d(x.subarray(b0 * T, (b0 + n) * T), [n, T], 'int32');
+        const yt = tf.tensor1d(y.subarray(b0 * T, (b0 + n) * T), 'int32');
+        return tf.variableGrads(() => GPT.crossEntropy(this.forward(xt, key), yt), vars);
+      });
+      loss += (value.dataSync()[0]! * n) / batch;
+      value.dispose();
+      const g = vars.map((v) => grads[v.name]!);
+      if (n === batch) return { loss, grads: g };
+      const prev: tf.Tensor[] | null = acc;
+      acc = tf.tidy(() => g.map((gi, i) => (prev ? tf.add(prev[i]!, tf.mul(gi, n / batch)) : tf.mul(gi, n / batch))));
+      tf.dispose([...g, ...(prev ?? [])]);
+    }
+    return { loss, grads: acc! };
   }
 
   /** Sets every parameter from host arrays in `params` order and our layouts (checkpoints, the wire). */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { AdamW, clipGlobalNorm } from './adamw.ts';
 import type { BackendInfo } from './backend.ts';
 import { loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
-import { ConfigError, lrAt, type TrainConfig } from './config.ts';
+import { ConfigError, lrAt, microBatchFor, type TrainConfig } from './config.ts';
 import { evalOffsets, makeBatch, trainOffsets, type Corpus } from './data.ts';
 import { GPT } from './model.ts';
 import { Progress, progressLine } from './progress.ts';
@@ -194,12 +194,13 @@ export interface StepEngine {
 }
 
 /** The one-process engine: gradients here, then clip → SMI → AdamW. */
-export function localEngine(state: RunState, cfg: TrainConfig, corpus: Corpus): StepEngine {
+export function localEngine(state: RunState, cfg: TrainConfig, corpus: Corpus, backend: string): StepEngine {
+  const micro = microBatchFor(cfg, backend);
   return {
     async step(step, offsets) {
       const { x, y } = makeBatch(corpus.train, offsets, cfg.block_size);
       const t0 = performance.now();
-      const { loss, grads } = state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step]);
+      const { loss, grads } = state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step], micro);
       const computeMs = performance.now() - t0;
       if (!Number.isFinite(loss)) {
         tf.dispose(grads);
@@ -213,7 +214,7 @@ export function localEngine(state: RunState, cfg: TrainConfig, corpus: Corpus): 
 
 /** Trains in this process. Writes config.json, log.jsonl, checkpoint/ and, at the end, model.safetensors. */
 export function trainLocal(o: RunOptions): Promise<RunResult> {
-  return runTraining(o, (state) => localEngine(state, o.cfg, o.corpus));
+  return runTraining(o, (state) => localEngine(state, o.cfg, o.corpus, o.backend.name));
 }
 
 /**

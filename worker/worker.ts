@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { hostname, totalmem } from 'node:os';
 import WebSocket from 'ws';
 import type { BackendInfo } from '../shared/backend.ts';
-import type { TrainConfig } from '../shared/config.ts';
+import { microBatchFor, type TrainConfig } from '../shared/config.ts';
 import { GPT } from '../shared/model.ts';
 import { blendWithMasks, localSpectra, packedMaskChecksum, windowsToBatch, type KeptSpectra } from '../shared/parallel.ts';
 import { PROTOCOL_VERSION, type Blend, type Message, type Work } from '../shared/protocol.ts';
@@ -36,8 +36,10 @@ class WorkerCompute {
   private raw = new Map<number, Float32Array[]>(); // local mode: gradients by attempt, current step only
   private smiSnapshot: { step: number; round: number; state: ReturnType<SpectralMomentum['getState']> } | null = null;
   weightsStep = -1;
+  private readonly microBatch: number;
 
   constructor(readonly cfg: TrainConfig, backend: BackendInfo) {
+    this.microBatch = microBatchFor(cfg, backend.name);
     this.model = new GPT(cfg, cfg.seed);
     this.shapes = this.model.params.map((p) => p.shape);
     this.localSmi = cfg.spectral === 'local' && cfg.smi !== 'baseline' ? new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral) : null;
@@ -57,7 +59,7 @@ class WorkerCompute {
     }
     const t0 = performance.now();
     const { x, y, n } = windowsToBatch(w.tokens, this.cfg.block_size);
-    const { loss, grads } = this.model.gradients(x, y, n, [this.cfg.seed, STREAM.dropout, w.step]);
+    const { loss, grads } = this.model.gradients(x, y, n, [this.cfg.seed, STREAM.dropout, w.step], this.microBatch);
     const host = grads.map((g) => g.dataSync() as Float32Array);
     tf.dispose(grads);
     const t1 = performance.now();

@@ -95,3 +95,23 @@ t.test('training steps keep tf.memory().numTensors flat and the loss falls', asy
   opt.dispose();
   m.dispose();
 });
+
+t.test('gradient accumulation over micro-batches gives the whole-batch gradient', async (t) => {
+  const m = new GPT(test, 11);
+  const x = batch(8, 16);
+  const y = batch(8, 16, 3);
+  const whole = m.gradients(x, y, 8);
+  const before = tf.memory().numTensors;
+  const micro = m.gradients(x, y, 8, undefined, 3); // chunks of 3, 3, 2
+  t.equal(tf.memory().numTensors, before + micro.grads.length, 'only the returned gradients remain');
+  t.ok(Math.abs(micro.loss - whole.loss) < 1e-5, `same loss (${whole.loss} vs ${micro.loss})`);
+  let worst = 0;
+  whole.grads.forEach((g, i) => {
+    const a = g.dataSync();
+    const b = micro.grads[i]!.dataSync();
+    for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j]! - b[j]!) / (Math.abs(a[j]!) + 1e-6));
+  });
+  t.ok(worst < 1e-3, `same gradients up to float rounding (worst relative ${worst.toExponential(2)})`);
+  tf.dispose([...whole.grads, ...micro.grads]);
+  m.dispose();
+});
