@@ -85,7 +85,7 @@ export type Claim =
   | { kind: 'equivalent'; margin: number } // |d| ≤ margin ("on par")
   | { kind: 'atMost'; bound: number }; // d ≤ bound ("small overhead")
 
-export type Verdict = 'reproduced' | 'not reproduced' | 'inconclusive' | 'missing';
+export type Verdict = 'reproduced' | 'direction only' | 'not reproduced' | 'inconclusive' | 'missing';
 
 export interface Judgement {
   verdict: Verdict;
@@ -132,14 +132,15 @@ export function judge(d: readonly number[], claim: Claim): Judgement {
     const dir = Math.sign(claim.paper);
     const shown = dir > 0 ? lo > 0 : hi < 0;
     const excludesPaper = claim.paper < lo || claim.paper > hi;
-    verdict = shown ? 'reproduced' : excludesPaper ? 'not reproduced' : 'inconclusive';
+    // the direction is shown but the paper's size lies outside the interval: say so, do not call it reproduced
+    verdict = shown ? (excludesPaper ? 'direction only' : 'reproduced') : excludesPaper ? 'not reproduced' : 'inconclusive';
   } else if (claim.kind === 'equivalent') {
     verdict = lo >= -claim.margin && hi <= claim.margin ? 'reproduced' : hi < -claim.margin || lo > claim.margin ? 'not reproduced' : 'inconclusive';
   } else {
     verdict = hi <= claim.bound ? 'reproduced' : lo > claim.bound ? 'not reproduced' : 'inconclusive';
   }
   let detail = `${pct(m)} (95% CI ${pct(lo)} to ${pct(hi)}, t = ${Number.isFinite(t) ? t.toFixed(2) : '∞'}, n = ${n}${n === 2 ? ': 1 degree of freedom, t must exceed 12.7' : ''})`;
-  if (claim.kind === 'effect' && verdict === 'reproduced' && (claim.paper < lo || claim.paper > hi)) detail += `; direction reproduced, size ${Math.abs(m) < Math.abs(claim.paper) ? 'smaller' : 'larger'} than the paper's ${pct(claim.paper)}`;
+  if (verdict === 'direction only' && claim.kind === 'effect') detail += `; the direction holds, the size is ${Math.abs(m) < Math.abs(claim.paper) ? 'smaller' : 'larger'} than the paper's ${pct(claim.paper)}`;
   return { verdict, mean: m, lo, hi, t, n, detail };
 }
 
@@ -756,7 +757,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   L.push(mdTable(t1), '');
   L.push('- Losses: the last evaluation (mean over `eval_iters` batches of each split, after the last step). SEM = sample sd / √n ("n/a" with one seed).');
   L.push(`- Inference: the change is the mean over seeds of the per-round paired ratio (run / same-seed baseline in the same round, median over rounds) − 1, which cancels drift better than the ratio of the medians. Tokens/s of generating 500 new tokens (batch 1, temperature 0.8, top_k 200, seed 1337, nanoGPT's generate without a KV cache), median of ${rounds} runs per model, all models measured interleaved in one process (round r runs every model once) so that machine drift falls on all alike. Forward FLOPs per token, the same for every run (same architecture): ${runs[0] ? forwardFlopsPerToken(runs[0].cfg).toExponential(3) : 'n/a'} (nanoGPT/Kaplan inference estimate 2N + 2·n_layer·T·C, N without the position embedding; training is 3× that).`);
-  L.push('- Train time: the sum of the logged step times (`ms`, a step\'s wall time without evaluation); wall: config.json written → last log line (includes evaluation and any interruption; n/a where the file times are not consistent, e.g. copied directories). Runs were trained one at a time, at different times: load from other work on the machine during one run and not another biases these comparisons, which no pairing can undo; the median step time resists short disturbances (evaluations, GC, brief jobs) and is what the overhead verdict uses.');
+  L.push('- Train time: the sum of the logged step times (`ms`, a step\'s wall time without evaluation); wall: config.json written → last log line (includes evaluation and any interruption; n/a where the file times are not consistent, e.g. copied directories). Runs were trained at different times, under whatever else the machine was doing (and side by side with `--parallel`): load during one run and not another biases these comparisons, which no pairing can undo; the median step time resists short disturbances (evaluations, GC, brief jobs) and is what the overhead verdict uses.');
   if (inference) {
     const rr: string[][] = [['Model', 'vs', 'median ratio', 'IQR', 'range', 'rounds']];
     for (const m of measured.filter((x) => x.run !== 'baseline')) {
@@ -816,7 +817,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
 
   // verdict table
   L.push('## Verdicts per claim', '');
-  L.push('Each verdict uses the per-seed relative change d = (SMI run) / (same-seed baseline) − 1 and its 95% interval mean ± t(n−1)·SEM. An effect claim is **reproduced** when the interval excludes 0 on the paper\'s side, **not reproduced** when it excludes the paper\'s value without showing its direction, else **inconclusive**. "On par" (val loss): reproduced when the interval lies within ±1%, not reproduced when it lies outside, else inconclusive. Overhead (on the median step time): reproduced when the upper end is ≤ 9% (twice the paper\'s 4.5%), not reproduced when the lower end is above 9%. One seed: always inconclusive, with the point estimate. Inference uses each seed\'s interleaved median ratio; the parameter-quality claims are checked on the cosine run (the paper\'s "SMI (best)").', '');
+  L.push('Each verdict uses the per-seed relative change d = (SMI run) / (same-seed baseline) − 1 and its 95% interval mean ± t(n−1)·SEM. An effect claim is **reproduced** when the interval excludes 0 on the paper\'s side and holds the paper\'s value, **direction only** when it excludes 0 on the paper\'s side but not the paper\'s size, **not reproduced** when it excludes the paper\'s value without showing its direction, else **inconclusive**. "On par" (val loss): reproduced when the interval lies within ±1%, not reproduced when it lies outside, else inconclusive. Overhead (on the median step time): reproduced when the upper end is ≤ 9% (twice the paper\'s 4.5%), not reproduced when the lower end is above 9%. One seed: always inconclusive, with the point estimate. Inference uses each seed\'s interleaved median ratio; the parameter-quality claims are checked on the cosine run (the paper\'s "SMI (best)").', '');
   const vt: string[][] = [['Claim', 'Run', 'Paper', 'Measured (paired, per seed)', 'Verdict']];
   for (const v of [...verdicts, ...qualityClaims]) vt.push([v.claim, v.run, v.paper, v.j.detail, `**${v.j.verdict}**`]);
   L.push(mdTable(vt), '');

@@ -16,6 +16,7 @@ t.test('report statistics', async (t) => {
   t.equal(judge([0.15, 0.16, 0.14], { kind: 'effect', paper: 0.15 }).verdict, 'reproduced');
   t.equal(judge([0.001, -0.002, 0.0005], { kind: 'effect', paper: 0.15 }).verdict, 'not reproduced', 'CI around 0 excludes +15%');
   t.equal(judge([0.2, -0.1], { kind: 'effect', paper: 0.15 }).verdict, 'inconclusive', 'n = 2, wide interval');
+  t.equal(judge([0.008, 0.0085, 0.009], { kind: 'effect', paper: 0.15 }).verdict, 'direction only', 'a real but much smaller effect is not called reproduced');
   t.equal(judge([0.1], { kind: 'effect', paper: 0.15 }).verdict, 'inconclusive', 'n = 1');
   t.match(judge([0.1], { kind: 'effect', paper: 0.15 }).detail, /n = 1/);
   t.equal(judge([], { kind: 'effect', paper: 0.15 }).verdict, 'missing');
