@@ -29,12 +29,22 @@ function train(args: string[]): Promise<void> {
   });
 }
 
-/** Phase shares of the step from the worker that computes longest (its phases add up to the step). */
+/**
+ * Shares of the step: the worker-side phases of the worker that computes longest, and the coordinator's own
+ * parts (reduce, spectral at the coordinator, optimizer, broadcast); for that worker they add up to the step.
+ */
 function shares(run: Run, warmup: number): Record<string, number> {
-  const bars = phaseBreakdown(run, { warmup }).filter((b) => b.process !== 'coordinator');
-  const slowest = bars.sort((a, b) => (b.phases.compute ?? 0) - (a.phases.compute ?? 0))[0];
+  const bars = phaseBreakdown(run, { warmup });
+  const coordinator = bars.find((b) => b.process === 'coordinator');
+  const slowest = bars.filter((b) => b !== coordinator).sort((a, b) => (b.phases.compute ?? 0) - (a.phases.compute ?? 0))[0];
   if (!slowest) return {};
-  return Object.fromEntries(Object.entries(slowest.phases).map(([k, v]) => [k, (v ?? 0) / slowest.stepMs]));
+  const out: Record<string, number> = {};
+  for (const p of ['compute', 'spectral', 'encode', 'transfer', 'wait'] as const) if (slowest.phases[p] !== undefined) out[p] = slowest.phases[p]! / slowest.stepMs;
+  if (coordinator) {
+    for (const p of ['reduce', 'optimizer', 'broadcast'] as const) out[p] = (coordinator.phases[p] ?? 0) / coordinator.stepMs;
+    out['coordinator spectral'] = (coordinator.phases.spectral ?? 0) / coordinator.stepMs;
+  } else if (slowest.phases.other !== undefined) out.other = slowest.phases.other / slowest.stepMs;
+  return out;
 }
 
 async function measure(series: string, flags: string[], workers: number, batch: number, steps: number, warmup: number, block: number, root: string): Promise<ScalingRow> {
@@ -94,7 +104,7 @@ export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRo
 }
 
 export function scalingTable(rows: ScalingRow[]): string {
-  const phases = ['compute', 'spectral', 'encode', 'transfer', 'wait', 'reduce', 'optimizer', 'broadcast', 'other'];
+  const phases = ['compute', 'spectral', 'encode', 'transfer', 'wait', 'reduce', 'coordinator spectral', 'optimizer', 'broadcast', 'other'];
   const base = (r: ScalingRow) => rows.find((o) => o.series === r.series && o.workers === 1);
   const lines = [
     `| run | batch | ms/step | tokens/s | efficiency | outside compute | ${phases.join(' | ')} |`,
