@@ -73,10 +73,8 @@ export class Coordinator {
   private wakers: (() => void)[] = [];
   private weights: Float32Array[] = [];
   private weightsStep = 0;
-  private currentStep = 0;
   private nextAttempt = 0;
   private round = 0;
-  readonly errors = new Map<string, number>(); // protocol errors by code
   private readonly log: (line: string) => void;
   readonly ready: Promise<number>; // resolves with the listening port
   private readonly trace: TraceWriter | null;
@@ -95,11 +93,6 @@ export class Coordinator {
       this.http.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve((this.http.address() as { port: number }).port));
     });
     this.wss.on('connection', (ws) => this.accept(ws));
-  }
-
-  /** Live workers that have the current weights. */
-  get liveWorkers(): number {
-    return this.members.size;
   }
 
   /** Tells every worker the run is over and closes the server. */
@@ -126,8 +119,8 @@ export class Coordinator {
     return new Promise((r) => this.wakers.push(r));
   }
 
+  /** Protocol errors by code go to the live page and /metrics. */
   private countError(code: string): void {
-    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
     this.monitor.countError(code);
   }
 
@@ -321,7 +314,6 @@ export class Coordinator {
       this.weightsStep = step;
     };
     refreshWeights(state.step);
-    this.currentStep = state.step;
 
     const timing = this.o.timing ?? true;
     const recent: StepPhaseRecord[] = []; // since the last progress line, for the console summary
@@ -332,7 +324,6 @@ export class Coordinator {
         try {
           const out = await attemptStep(k, offsets, phases);
           refreshWeights(k);
-          this.currentStep = k;
           const broadcast = { type: 'weights' as const, step: k, tensors: this.weights };
           await Promise.all([...this.members.values()].map((m) => m.peer.send(broadcast).then((st) => phases.encoded(m.id, st.encodeMs, true), () => this.drop(m, 'send failed'))));
           if (!timing) return out;

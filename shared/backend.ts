@@ -32,7 +32,7 @@ export function listGpus(): string[] {
     const visible = process.env.CUDA_VISIBLE_DEVICES;
     if (visible === undefined || visible === '') return all;
     const ids = new Set(visible.split(',').map((s) => s.trim()));
-    return all.filter((l, i) => ids.has(String(i)));
+    return all.filter((_, i) => ids.has(String(i)));
   } catch {
     return existsSync('/dev/nvidia0') ? ['GPU 0: (nvidia-smi unavailable)'] : [];
   }

@@ -160,8 +160,6 @@ export interface RunOptions {
   signal?: AbortSignal; // abort = checkpoint after the current step and return
   onRecord?: (r: LogRecord) => void; // every record as it is written to log.jsonl (e.g. the live page)
 }
-/** @deprecated name kept for callers of the one-process path */
-export type LocalRunOptions = RunOptions;
 
 export interface RunResult {
   step: number;

@@ -12,7 +12,6 @@ import {
   maskChecksum,
   maskedBlend,
   tfForward,
-  tfMagnitude,
   tfMaskedBlend,
   tfThreshold,
   tfUpdateHistory,
