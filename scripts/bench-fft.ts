@@ -5,6 +5,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initFft, irfft2, rfft2, setFftLibrary, disposeFft, type FftLibrary } from '../shared/fft.ts';
 import { SMI_RUNS, SpectralMomentum } from '../shared/smi.ts';
 import { HOST_STAGES, setHostSimd } from '../shared/smi-host.ts';
+import { median } from '../shared/stats.ts';
 
 const HELP = `Usage: npx tsx scripts/bench-fft.ts [options]
 
@@ -59,10 +60,6 @@ const PRESETS: Record<'cpu' | 'paper', Shape[]> = {
 };
 const LIBRARIES: FftLibrary[] = ['auto', 'kissfft'];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 /** Warm-up calls before an SMI step is timed: V8 tiers the wasm kernels and JS up over the first few dozen. */
 const SMI_WARMUP = 30;

@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadRun, phaseBreakdown, writeReport, type Run } from './report.ts';
+import { median } from '../shared/stats.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -52,9 +53,8 @@ async function measure(series: string, flags: string[], workers: number, batch: 
   await train([...flags, '--max-iters', String(steps), '--eval-interval', String(steps), '--eval-iters', '1', '--batch-size', String(batch), '--out', dir]);
   const run = loadRun(dir);
   const recs = run.steps.filter((r) => r.step > warmup);
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const ms = med(recs.map((r) => r.ms));
-  const compute = med(recs.map((r) => r.compute_ms ?? NaN));
+  const ms = median(recs.map((r) => r.ms));
+  const compute = median(recs.map((r) => r.compute_ms ?? NaN));
   return {
     label: `${series}, ${workers} worker${workers > 1 ? 's' : ''}`, series, workers, batch, msPerStep: ms, computeMs: compute,
     tokensPerSec: (batch * block * 1000) / ms, outsideCompute: 1 - compute / ms, shares: shares(run, warmup), dir,

@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StepPhases, TraceWriter } from '../coordinator/phases.ts';
+import { median } from '../shared/stats.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** µs of phase bookkeeping for one step of `workers` workers and two rounds (synced mode), trace included. */
 export function bookkeepingMicros(workers: number, reps = 2000): number {

@@ -8,6 +8,7 @@ import { ConfigError, PRESETS } from '../shared/config.ts';
 import type { Grads, Message } from '../shared/protocol.ts';
 import { type AssemblerStats, type ReceiveInfo, Peer, clientOptions, serverOptions } from '../shared/wire.ts';
 import { runMain } from './cli-main.ts';
+import { median } from '../shared/stats.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -43,10 +44,6 @@ export interface BenchResult {
   bufferutil: boolean;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /**
  * Runs a coordinator here and one echo worker in a child process: each round sends `weights`, the worker sends

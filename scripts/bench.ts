@@ -12,6 +12,7 @@ import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../share
 import { STREAM } from '../shared/rng.ts';
 import { applyGradients, createRunState, disposeRunState } from '../shared/train.ts';
 import { runMain } from './cli-main.ts';
+import { median } from '../shared/stats.ts';
 
 const S = 'run' as const;
 const OPTIONS = {
@@ -29,10 +30,6 @@ alternating one step of each, and prints the median ms/step, tokens/s, and the S
 (cosine step time / baseline step time) with its spread. Also splits the step into forward+backward and the
 optimizer side (clip, SMI, AdamW).`;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 
 async function compute(argv: string[]): Promise<number> {

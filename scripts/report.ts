@@ -8,6 +8,7 @@ import { parseWithTable } from '../shared/cli.ts';
 import { ConfigError } from '../shared/config.ts';
 import { PALETTE, renderChart } from './charts.ts';
 import { runMain } from './cli-main.ts';
+import { median } from '../shared/stats.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Log records (shared/train.ts writes them; `phases` comes from coordinator/phases.ts on distributed runs)
@@ -117,12 +118,6 @@ export function loadRun(dir: string): Run {
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const mean = (xs: number[]) => (xs.length ? sum(xs) / xs.length : NaN);
-function median(xs: number[]): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 const finite = (x: number | undefined): number | undefined => (x !== undefined && Number.isFinite(x) ? x : undefined);
 
 /**

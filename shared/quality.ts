@@ -23,6 +23,9 @@ import * as tf from '@tensorflow/tfjs';
 import { SVD, Matrix } from 'ml-matrix';
 import { evalOffsets, makeBatch } from './data.ts';
 import type { GPT } from './model.ts';
+import { median } from './stats.ts';
+
+export { median };
 
 export const ACTIVATION_EPS = 0.01;
 
@@ -53,12 +56,6 @@ export function variance(xs: ArrayLike<number>): number {
   return s / xs.length;
 }
 
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  if (n === 0) return NaN;
-  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
 
 /** Kurtosis from the biased central moments, m4 / m2²; Pearson's (normal = 3), or excess (normal = 0) with `excess`. */
 export function kurtosis(xs: ArrayLike<number>, excess = false): number {
