@@ -4,7 +4,7 @@ import { nanoid } from 'nanoid';
 import { createServer, type Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Monitor } from './monitor.ts';
-import { lrAt, type TrainConfig } from '../shared/config.ts';
+import { lrAt, type SyncedBlend, type TrainConfig } from '../shared/config.ts';
 import { protocolError, ProtocolError } from '../shared/errors.ts';
 import {
   SharedSpectralHistory, allFinite, blendWithMasks, clipCoefficient, localSpectra, splitBatch, tokenWindows, weightedSum,
@@ -26,6 +26,7 @@ export interface CoordinatorOptions {
   token?: string; // workers must present it when set
   minWorkers?: number; // live workers before step 1 [1]
   stepTimeoutMs?: number; // a result later than this fails its worker [60 s]
+  syncedBlend?: SyncedBlend; // synced mode: where the shared mask is applied ['coordinator']
   timing?: boolean; // per-phase timing in each step record [true]
   trace?: string; // write a Chrome trace-event file here
   log?: (line: string) => void;
@@ -308,6 +309,7 @@ export class Coordinator {
     const run = SMI_RUNS[cfg.smi];
     const mode = cfg.smi === 'baseline' ? 'global' : cfg.spectral;
     const shared = mode === 'synced' ? new SharedSpectralHistory(run.beta, run.q) : null;
+    if (shared) this.log(`synced spectral history: the shared mask is applied ${(this.o.syncedBlend ?? 'coordinator') === 'coordinator' ? 'once, to the mean gradient, at the coordinator (one round trip)' : 'by each worker to its own spectrum (two round trips)'}`);
     const vars = state.model.params.map((p) => p.variable);
     const refreshWeights = (step: number) => {
       this.weights = vars.map((v) => v.dataSync() as Float32Array);
@@ -382,6 +384,17 @@ export class Coordinator {
       const { norm, coef } = clipCoefficient(mean, cfg.grad_clip);
       if (!Number.isFinite(norm)) throw new TrainingError('E_NONFINITE_GRAD', `gradient norm is ${norm} at step ${k}: update refused, weights unchanged`);
       phases.mark('reduce');
+      if (shared && (this.o.syncedBlend ?? 'coordinator') === 'coordinator') {
+        const mags = items.map((i) => i.result!.magnitudes!);
+        const { tensors: blended, checksum } = shared.blendMean(names, shapes, mean, mags, w, coef, alpha);
+        phases.mark('spectral');
+        const tensors = blended.map((g, i) => tf.tensor(g, shapes[i]!));
+        state.opt.apply(vars, tensors, lrAt(cfg, k - 1));
+        tf.dispose(tensors);
+        shared.commit();
+        phases.mark('optimizer');
+        return { loss, gradNorm: norm, alpha, workers, extra: { compute_ms: computeMs, mask_checksum: checksum } };
+      }
       let checksum: number | undefined;
       let masks: Uint8Array[] | undefined;
       if (shared) {

@@ -26,7 +26,7 @@ runMain(async () => {
   const result = await trainDistributed({
     ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt,
     checkpointInterval: args.checkpointInterval, signal: interruptSignal(console.log),
-    server: { host, port: args.port ?? 0, token, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
+    server: { host, port: args.port ?? 0, token, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
     onListening: (port) => {
       console.log(`coordinator listening on ws://${host}:${port} (live page and /metrics: http://${host === '0.0.0.0' ? 'localhost' : host}:${port}/)`);
       console.log(`start workers with: npm run worker -- --connect ws://<this host>:${port} --token ${token}`);

@@ -1,8 +1,8 @@
 // The command line of train / coordinator: one option table, one help text, typed parsing with "did you mean".
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
-  BACKENDS, ConfigError, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, closest, oneOf,
-  type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode,
+  BACKENDS, ConfigError, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, closest, oneOf,
+  type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend,
 } from './config.ts';
 
 interface OptionSpec {
@@ -26,6 +26,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'log-batches': { type: 'boolean', section: 'output', help: "add each step's batch offsets to log.jsonl" },
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
+  'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
   workers: { type: 'string', arg: 'N', section: 'distributed', help: 'local worker processes [one per GPU, else one per core]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', help: 'one worker per listed GPU (CUDA_VISIBLE_DEVICES)' },
   host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address [127.0.0.1]' },
@@ -48,6 +49,7 @@ export interface TrainArgs {
   preset?: PresetName;
   smi?: SmiRunName;
   spectral?: SpectralMode;
+  syncedBlend?: SyncedBlend;
   backend?: BackendChoice;
   overrides: Partial<Record<NumericField, number>>;
   data?: string;
@@ -115,6 +117,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     preset: s('preset') === undefined ? undefined : oneOf('preset', s('preset')!, PRESET_NAMES),
     smi: s('smi') === undefined ? undefined : oneOf('SMI run', s('smi')!, SMI_RUN_NAMES),
     spectral: s('spectral') === undefined ? undefined : oneOf('spectral mode', s('spectral')!, SPECTRAL_MODES),
+    syncedBlend: s('synced-blend') === undefined ? undefined : oneOf('--synced-blend value', s('synced-blend')!, SYNCED_BLENDS),
     backend: s('backend') === undefined ? undefined : oneOf('backend', s('backend')!, BACKENDS),
     overrides,
     data: s('data'),

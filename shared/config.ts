@@ -6,6 +6,13 @@ export type SmiRunName = (typeof SMI_RUN_NAMES)[number];
 
 export const SPECTRAL_MODES = ['synced', 'global', 'local'] as const;
 export type SpectralMode = (typeof SPECTRAL_MODES)[number];
+/**
+ * Synced mode: where the shared mask is applied (shared/parallel.ts). 'coordinator': once, to the mean gradient,
+ * in the step's one round trip; 'workers': each worker blends its own spectrum and reports the checksum of the
+ * masks it applied (a second round trip). The same update up to float rounding.
+ */
+export const SYNCED_BLENDS = ['coordinator', 'workers'] as const;
+export type SyncedBlend = (typeof SYNCED_BLENDS)[number];
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];

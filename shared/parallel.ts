@@ -7,12 +7,18 @@
 // Global-norm clipping needs ‖ḡ‖, known only once every chunk is in; SMI runs on the clipped gradient. So:
 // - global: workers return g_c; the coordinator clips ḡ and runs SMI on it exactly as one process would.
 // - synced: workers return g_c and M_c = |FFT2(g_c)|. The coordinator computes the clip coefficient κ from ḡ,
-//   averages κ·Σ (n_c/B) M_c into the one shared history H, takes τ and the mask Ω = [H ≥ τ], and sends Ω
-//   and κ back; each worker blends its own spectrum, b_c = α·Re(IFFT2(κĜ_c ⊙ Ω)) + (1−α)·κg_c, and the
-//   coordinator averages the b_c. With one worker this is the one-process run (up to float rounding).
+//   averages κ·Σ (n_c/B) M_c into the one shared history H and takes τ and the mask Ω = [H ≥ τ]. Each chunk's
+//   blend is b_c = α·Re(IFFT2(κĜ_c ⊙ Ω)) + (1−α)·κg_c, and the step uses their mean b̄ = Σ (n_c/B) b_c. For a
+//   fixed Ω, b_c is linear in g_c, so b̄ = α·Re(IFFT2(FFT2(κḡ) ⊙ Ω)) + (1−α)·κḡ: the same mask applied once, to
+//   the mean gradient. The coordinator does that by default (--synced-blend coordinator: one round trip, the
+//   workers' spectral work is M_c alone); with --synced-blend workers it sends Ω and κ back, each worker blends
+//   its own spectrum and the coordinator averages the b_c (two round trips; each worker reports a checksum
+//   of the masks it applied). Both agree to float rounding (test/coordinator/distributed.test.ts); with one
+//   worker either is the one-process run up to float rounding.
 // - local: workers return g_c; the coordinator sends κ back; each worker runs SMI with its own history on
 //   κg_c and returns b_c, which are averaged. No synchronisation: an ablation.
 import { forward, magnitude, maskedBlend, threshold, updateHistory, maskChecksum, MASK_CHECKSUM_SEED, view2d, type Spectrum } from './smi.ts';
+import { hostMagnitude, hostStep } from './smi-host.ts';
 
 /** Splits `offsets` into `parts` contiguous chunks whose sizes differ by at most one (earlier chunks larger). */
 export function splitBatch(offsets: readonly number[], parts: number): number[][] {
@@ -117,18 +123,28 @@ export function localSpectra(grads: readonly Float32Array[], shapes: readonly nu
   return { kept: { grads: [...grads], spectra }, magnitudes: spectra.map((s) => magnitude(s)) };
 }
 
+/** Worker side, synced mode: M_c = |FFT2(g_c)| of each gradient ([half, rows]; magnitude(forward(g)) to the bit). */
+export function spectrumMagnitudes(grads: readonly Float32Array[], shapes: readonly number[][]): Float32Array[] {
+  return grads.map((g, p) => {
+    const [rows, cols] = view2d(shapes[p]!);
+    return hostMagnitude(g, rows, cols);
+  });
+}
+
+/** κ·a as a new array (a itself when κ = 1), float32 rounding as maskedBlend's inputs expect. */
+function scaled(a: Float32Array, coef: number): Float32Array {
+  if (coef === 1) return a;
+  const out = new Float32Array(a.length); // a plain loop: Float32Array.map's callback costs ~5× more here
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! * coef;
+  return out;
+}
+
 /** Worker side, synced mode: b = α·Re(IFFT2(κĜ ⊙ Ω)) + (1−α)·κg for each parameter, with the shared masks. */
 export function blendWithMasks(kept: KeptSpectra, masks: readonly Uint8Array[], coef: number, alpha: number): Float32Array[] {
   return kept.spectra.map((s, p) => {
     const n = s.rows * s.half;
-    const scale = (a: Float32Array) => {
-      if (coef === 1) return a;
-      const out = new Float32Array(a.length); // a plain loop: Float32Array.map's callback costs ~5× more here
-      for (let i = 0; i < a.length; i++) out[i] = a[i]! * coef;
-      return out;
-    };
-    const spec = { ...s, re: scale(s.re), im: scale(s.im) };
-    return maskedBlend(spec, scale(kept.grads[p]!), unpackMask(masks[p]!, n), 0.5, alpha);
+    const spec = { ...s, re: scaled(s.re, coef), im: scaled(s.im, coef) };
+    return maskedBlend(spec, scaled(kept.grads[p]!, coef), unpackMask(masks[p]!, n), 0.5, alpha);
   });
 }
 
@@ -166,6 +182,30 @@ export class SharedSpectralHistory {
       this.pending!.set(name, { rows, cols, H });
     });
     return { masks, checksum };
+  }
+
+  /**
+   * The one-round form (--synced-blend coordinator): the step's H from the chunks' magnitudes as prepare(),
+   * and the shared mask applied once to the clipped mean gradient, b̄ = α·Re(IFFT2(FFT2(κḡ) ⊙ Ω)) + (1−α)·κḡ
+   * (fused: shared/smi-host.ts hostStep). Returns b̄ per parameter and the masks' chained checksum (the same
+   * value prepare() gives for these inputs). Nothing is committed. Needs `await initFft()`.
+   */
+  blendMean(names: readonly string[], shapes: readonly number[][], mean: readonly Float32Array[], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, alpha: number): { tensors: Float32Array[]; checksum: number } {
+    const mbar = weightedSum(magnitudes, weights.map((w) => w * coef));
+    this.pending = new Map();
+    const tensors: Float32Array[] = [];
+    let checksum = MASK_CHECKSUM_SEED;
+    names.forEach((name, p) => {
+      const [rows, cols] = view2d(shapes[p]!);
+      const prev = this.hist.get(name);
+      const H = prev ? prev.H.slice() : new Float32Array(mbar[p]!.length);
+      const G = scaled(mean[p]!, coef);
+      const out = new Float32Array(G.length);
+      checksum = hostStep(G, rows, cols, H, !prev, { beta: this.beta, q: this.q, alpha }, checksum, () => ({ G, out }), undefined, mbar[p]!);
+      tensors.push(out);
+      this.pending!.set(name, { rows, cols, H });
+    });
+    return { tensors, checksum };
   }
 
   commit(): void {

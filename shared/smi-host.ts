@@ -76,10 +76,13 @@ export function lap(profile: HostStepProfile | undefined, stage: number, last: n
  * once, at the end, for fresh views of G and out (G must hold the same values as `G0`; both may be views into
  * a wasm heap that an allocation in between has replaced). Returns the mask checksum continued from `seed`
  * (maskChecksum(H, τ, seed)). Needs `await initFft()`.
+ *
+ * With `magnitudes` ([half, rows]) the history takes them in place of |Ĝ| (updateHistory(H, magnitudes, β)):
+ * the synced mode's coordinator, whose M is the workers' averaged magnitudes, not those of the mean gradient.
  */
 export function hostStep(
   G0: Float32Array, rows: number, cols: number, H: Float32Array, first: boolean, p: HostStepParams, seed: number, io: HostStepIo,
-  profile?: HostStepProfile,
+  profile?: HostStepProfile, magnitudes?: Float32Array,
 ): number {
   let t = profile ? performance.now() : 0;
   const half = halfCols(cols);
@@ -87,18 +90,22 @@ export function hostStep(
   const size = rows * cols;
   if (H.length !== n) throw new RangeError(`SMI: history has ${H.length} values, the ${rows}×${cols} spectrum ${n}`);
   if (G0.length !== size) throw new RangeError(`SMI: gradient has ${G0.length} values, not ${rows}×${cols}`);
+  if (magnitudes && magnitudes.length !== n) throw new RangeError(`SMI: ${magnitudes.length} magnitudes, the ${rows}×${cols} spectrum has ${n}`);
   const b = Math.fround(p.beta);
   const c = Math.fround(1 - p.beta);
   const fwd = rfft2Heap(G0, rows, cols);
   t = lap(profile, 1, t);
   const k = simdEnabled ? kernelsFor(fwd.mem) : undefined;
   // Column 0 and (even cols) cols/2 are self-conjugate; the paired columns in between are one contiguous run.
-  const pairedEnd = (cols % 2 === 0 ? half - 1 : half) * rows;
+  const pairedEnd = pairedEndOf(rows, cols);
 
   if (!k) {
     const heap = fwd.mem.HEAPF32;
-    for (const col of selfConjugateColumns(cols)) magnitudeSelfConjugate(heap, fwd.spec, rows, H, col, first, b, c);
-    magnitudeRange(heap, fwd.spec, H, rows, pairedEnd, first, b, c);
+    if (magnitudes) emaRange(H, magnitudes, first, b, c);
+    else {
+      for (const col of selfConjugateColumns(cols)) magnitudeSelfConjugate(heap, fwd.spec, rows, H, col, first, b, c);
+      magnitudeRange(heap, fwd.spec, H, rows, pairedEnd, first, b, c);
+    }
     t = lap(profile, 2, t);
     const tau = float32AtLeast(halfSpectrumQuantile(H, rows, cols, p.q));
     t = lap(profile, 3, t);
@@ -120,10 +127,8 @@ export function hostStep(
   heap.set(G0, gAt);
   if (!first) heap.set(H, hAt);
   const Hh = heap.subarray(hAt, hAt + n);
-  const simdEnd = rows + ((pairedEnd - rows) & ~3);
-  k.mag_ema(4 * (fwd.spec + 2 * rows), 4 * (hAt + rows), simdEnd - rows, b, c, first ? 1 : 0);
-  magnitudeRange(heap, fwd.spec, Hh, simdEnd, pairedEnd, first, b, c);
-  for (const col of selfConjugateColumns(cols)) magnitudeSelfConjugate(heap, fwd.spec, rows, Hh, col, first, b, c);
+  if (magnitudes) emaRange(Hh, magnitudes, first, b, c);
+  else magnitudesSimd(k, heap, fwd.spec, rows, cols, hAt, Hh, first, b, c);
   t = lap(profile, 2, t);
   const tau = float32AtLeast(halfSpectrumQuantile(Hh, rows, cols, p.q));
   t = lap(profile, 3, t);
@@ -154,7 +159,56 @@ export function hostStep(
   return sum;
 }
 
+/**
+ * Steps 2–3 alone: out ([half, rows]) = |FFT2(G)|, the self-conjugate columns' conjugate pairs averaged: the
+ * same bits as magnitude(forward(G)) in shared/smi.ts, with the spectrum left in the FFT's heap (a synced
+ * worker's share of the spectral work). Needs `await initFft()`.
+ */
+export function hostMagnitude(G: Float32Array, rows: number, cols: number, out = new Float32Array(rows * halfCols(cols))): Float32Array {
+  const n = rows * halfCols(cols);
+  if (out.length !== n) throw new RangeError(`SMI: ${out.length} magnitudes, the ${rows}×${cols} spectrum has ${n}`);
+  if (G.length !== rows * cols) throw new RangeError(`SMI: gradient has ${G.length} values, not ${rows}×${cols}`);
+  const fwd = rfft2Heap(G, rows, cols);
+  const k = simdEnabled ? kernelsFor(fwd.mem) : undefined;
+  if (!k) {
+    const heap = fwd.mem.HEAPF32;
+    for (const col of selfConjugateColumns(cols)) magnitudeSelfConjugate(heap, fwd.spec, rows, out, col, true, 0, 0);
+    magnitudeRange(heap, fwd.spec, out, rows, pairedEndOf(rows, cols), true, 0, 0);
+    return out;
+  }
+  const hAt = pffftScratchBuffer(1, n);
+  const heap = fwd.mem.HEAPF32; // after the allocation
+  const Hh = heap.subarray(hAt, hAt + n);
+  magnitudesSimd(k, heap, fwd.spec, rows, cols, hAt, Hh, true, 0, 0);
+  out.set(Hh);
+  return out;
+}
+
+/** The end of the paired (not self-conjugate) columns' run in a [half, rows] spectrum. */
+function pairedEndOf(rows: number, cols: number): number {
+  const half = halfCols(cols);
+  return (cols % 2 === 0 ? half - 1 : half) * rows;
+}
+
+/** |X| + EMA into Hh = heap[hAt…] with the SIMD kernel where it applies, JS for the rest (as hostStep). */
+function magnitudesSimd(k: SimdKernels, heap: Float32Array, spec: number, rows: number, cols: number, hAt: number, Hh: Float32Array, first: boolean, b: number, c: number): void {
+  const pairedEnd = pairedEndOf(rows, cols);
+  const simdEnd = rows + ((pairedEnd - rows) & ~3);
+  k.mag_ema(4 * (spec + 2 * rows), 4 * (hAt + rows), simdEnd - rows, b, c, first ? 1 : 0);
+  magnitudeRange(heap, spec, Hh, simdEnd, pairedEnd, first, b, c);
+  for (const col of selfConjugateColumns(cols)) magnitudeSelfConjugate(heap, spec, rows, Hh, col, first, b, c);
+}
+
 // ---- the three passes in JS --------------------------------------------------------------------------------
+
+/** H ← β·H + (1−β)·M (M itself when `first`), float32 rounding after each operation (updateHistory()). */
+function emaRange(H: Float32Array, M: Float32Array, first: boolean, b: number, c: number): void {
+  if (first) {
+    H.set(M);
+    return;
+  }
+  for (let i = 0; i < H.length; i++) H[i] = Math.fround(b * H[i]) + Math.fround(c * M[i]);
+}
 
 /**
  * H[i] ← β·H[i] + (1−β)·|X_i| (or |X_i| when `first`) for i in [from, to), X_i at heap[spec + 2i], float32

@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import type { BackendInfo } from '../shared/backend.ts';
 import { microBatchFor, type TrainConfig } from '../shared/config.ts';
 import { GPT } from '../shared/model.ts';
-import { blendWithMasks, localSpectra, packedMaskChecksum, windowsToBatch, type KeptSpectra } from '../shared/parallel.ts';
+import { blendWithMasks, localSpectra, packedMaskChecksum, spectrumMagnitudes, windowsToBatch } from '../shared/parallel.ts';
 import { PROTOCOL_VERSION, type Blend, type Message, type Work } from '../shared/protocol.ts';
 import { STREAM } from '../shared/rng.ts';
 import { SMI_RUNS, SpectralMomentum } from '../shared/smi.ts';
@@ -31,9 +31,8 @@ class WorkerCompute {
   readonly model: GPT;
   readonly shapes: number[][];
   private readonly localSmi: SpectralMomentum | null;
-  private kept = new Map<number, KeptSpectra>(); // by attempt, synced mode, current step only
   private keptStep = -1;
-  private raw = new Map<number, Float32Array[]>(); // local mode: gradients by attempt, current step only
+  private raw = new Map<number, Float32Array[]>(); // gradients by attempt, current step only, for a `blend`
   private smiSnapshot: { step: number; round: number; state: ReturnType<SpectralMomentum['getState']> } | null = null;
   weightsStep = -1;
   private readonly microBatch: number;
@@ -53,7 +52,6 @@ class WorkerCompute {
   /** Forward + backward on the windows; gradients (and magnitudes in synced mode) as host arrays. */
   computeGrads(w: Work): { loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; phases: Record<string, number> } {
     if (w.step !== this.keptStep) {
-      this.kept.clear();
       this.raw.clear();
       this.keptStep = w.step;
     }
@@ -64,13 +62,13 @@ class WorkerCompute {
     tf.dispose(grads);
     const t1 = performance.now();
     const phases: Record<string, number> = { compute: t1 - t0 };
+    // kept for a `blend` (synced with --synced-blend workers, local mode); held by reference, no copy
+    if (w.magnitudes || this.localSmi) this.raw.set(w.attempt, host);
     if (w.magnitudes) {
-      const { kept, magnitudes } = localSpectra(host, this.shapes);
-      this.kept.set(w.attempt, kept);
+      const magnitudes = spectrumMagnitudes(host, this.shapes);
       phases.spectral = performance.now() - t1;
       return { loss, grads: host, magnitudes, phases };
     }
-    if (this.localSmi) this.raw.set(w.attempt, host);
     return { loss, grads: host, phases };
   }
 
@@ -79,8 +77,9 @@ class WorkerCompute {
     const t0 = performance.now();
     if (b.step !== this.keptStep) throw new Error(`blend for step ${b.step}, but this worker computed step ${this.keptStep}`);
     if (b.masks) {
-      const kept = this.kept.get(b.source);
-      if (!kept) throw new Error(`blend of work ${b.source}, which this worker did not compute`);
+      const grads = this.raw.get(b.source);
+      if (!grads) throw new Error(`blend of work ${b.source}, which this worker did not compute`);
+      const { kept } = localSpectra(grads, this.shapes); // the forward transform again: cheaper than keeping it
       const tensors = blendWithMasks(kept, b.masks, b.clip, b.alpha);
       // the checksum of the masks this worker actually applied, for the coordinator to compare across workers
       const sizes = kept.spectra.map((s) => s.rows * s.half);

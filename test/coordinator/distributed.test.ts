@@ -20,7 +20,7 @@ function freePort(): Promise<number> {
 
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine'];
 
-t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 worker too', async (t) => {
+t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 worker too (mask at the coordinator or the worker)', async (t) => {
   const dir = tempDir('smi-dist-');
   const local = join(dir, 'local');
   const r = await runScript('train', ['--local', ...small, '--out', local]);
@@ -31,6 +31,7 @@ t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 wo
     ['global-2', ['--workers', '2', '--spectral', 'global']],
     ['global-3', ['--workers', '3', '--spectral', 'global']],
     ['synced-1', ['--workers', '1', '--spectral', 'synced']],
+    ['synced-1-workers-blend', ['--workers', '1', '--spectral', 'synced', '--synced-blend', 'workers']],
   ];
   for (const [name, flags] of runs) {
     const out = join(dir, name);
@@ -45,9 +46,10 @@ t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 wo
   }
 });
 
-t.test('synced mode: every worker applies the identical mask at every step', async (t) => {
-  const out = join(tempDir('smi-synced-'), 'run');
-  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--out', out]);
+t.test('synced mode: every worker applies the identical mask at every step; applying it once at the coordinator is the same update', async (t) => {
+  const dir = tempDir('smi-synced-');
+  const out = join(dir, 'workers-blend');
+  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--synced-blend', 'workers', '--out', out]);
   t.equal(d.code, 0, d.stderr);
   const s = steps(out);
   t.equal(s.length, 20);
@@ -57,6 +59,18 @@ t.test('synced mode: every worker applies the identical mask at every step', asy
     t.ok(sums.every((c) => c === rec.mask_checksum), `step ${rec.step}: workers' masks equal the shared mask (${rec.mask_checksum})`);
   }
   t.ok(new Set(s.map((r) => r.mask_checksum)).size > 1, 'the mask changes over steps');
+
+  // the default: one round trip, the shared mask applied once to the mean gradient (linear for a fixed mask)
+  const one = join(dir, 'coordinator-blend');
+  const c = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--out', one]);
+  t.equal(c.code, 0, c.stderr);
+  const s1 = steps(one);
+  t.equal(s1.length, 20);
+  t.ok(s1.every((r) => r.workers === 2 && r.mask_checksums === undefined), 'every step on 2 workers, no worker-side masks');
+  t.equal(s1[0]!.mask_checksum, s[0]!.mask_checksum, 'step 1 (the same weights): the same shared mask');
+  const diff = maxRelativeDiff(weights(one), weights(out));
+  t.ok(diff < 1e-5, `final weights within 1e-5 relative of the two-round run (${diff.toExponential(2)})`);
+  t.ok(s1.every((r, i) => Math.abs((r.loss as number) - (s[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
 });
 
 t.test('local mode (each worker its own history) trains; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES', async (t) => {

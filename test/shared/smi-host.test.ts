@@ -4,7 +4,7 @@ import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { disposeFft, initFft, setFftLibrary } from '../../shared/fft.ts';
-import { HOST_STAGES, setHostSimd } from '../../shared/smi-host.ts';
+import { HOST_STAGES, hostMagnitude, hostStep, setHostSimd } from '../../shared/smi-host.ts';
 import {
   MASK_CHECKSUM_SEED,
   SMI_RUNS,
@@ -112,6 +112,50 @@ t.test('the fused step equals the separable steps bit for bit (outputs, historie
   }
   setHostSimd(true);
   setFftLibrary('auto');
+});
+
+t.test('hostMagnitude equals magnitude(forward(G)) bit for bit on every path', async (t) => {
+  for (const simd of [true, false]) {
+    setHostSimd(simd);
+    for (const lib of ['auto', 'kissfft'] as const) {
+      setFftLibrary(lib);
+      for (const shape of SHAPES) {
+        const [rows, cols] = view2d(shape);
+        const [G] = gradsFor(shape, 1, shape.reduce((a, b) => 13 * a + b, 3));
+        const want = magnitude(forward(G, rows, cols));
+        t.ok(sameBits(hostMagnitude(G, rows, cols), want), `[${shape}] ${lib}${simd ? '' : ', JS passes'}`);
+      }
+    }
+  }
+  setHostSimd(true);
+  setFftLibrary('auto');
+  t.throws(() => hostMagnitude(new Float32Array(6), 2, 3, new Float32Array(3)), RangeError, 'an output of the wrong size');
+});
+
+t.test('hostStep with given magnitudes: the history takes them in place of |Ĝ|, the mask is applied to Ĝ (bit for bit)', async (t) => {
+  for (const simd of [true, false]) {
+    setHostSimd(simd);
+    for (const shape of [[64, 128], [65, 128], [16, 7], [32, 96], [1, 32], [128]]) {
+      const [rows, cols] = view2d(shape);
+      const grads = gradsFor(shape, 3, 11);
+      const mags = gradsFor(shape, 3, 99).map((g) => magnitude(forward(g, rows, cols))); // another gradient's
+      let Hr: Float32Array | null = null;
+      const H = new Float32Array(mags[0].length);
+      grads.forEach((G, s) => {
+        const alpha = alphaAt(RUN, s + 1, T);
+        Hr = updateHistory(Hr, mags[s], RUN.beta);
+        const tau = threshold(Hr, rows, cols, RUN.q);
+        const want = maskedBlend(forward(G, rows, cols), G, Hr, tau, alpha);
+        const out = new Float32Array(G.length);
+        const sum = hostStep(G, rows, cols, H, s === 0, { beta: RUN.beta, q: RUN.q, alpha }, MASK_CHECKSUM_SEED, () => ({ G, out }), undefined, mags[s]);
+        const label = `[${shape}] step ${s + 1}${simd ? '' : ', JS passes'}`;
+        t.ok(sameBits(out, want), `${label}: output`);
+        t.ok(sameBits(H, Hr), `${label}: history`);
+        t.equal(sum, maskChecksum(Hr, tau, MASK_CHECKSUM_SEED), `${label}: checksum`);
+      });
+    }
+  }
+  setHostSimd(true);
 });
 
 t.test('top75 and linear-0.9 runs (q = 0.25, 0.5) also match, over a sequence with a zero gradient', async (t) => {
