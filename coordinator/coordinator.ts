@@ -14,6 +14,7 @@ import { SMI_RUNS, alphaAt, view2d } from '../shared/smi.ts';
 import { TrainingError, applyGradients, type RunState, type StepEngine, type StepOutcome } from '../shared/train.ts';
 import type { Corpus } from '../shared/data.ts';
 import { MAX_MESSAGE_BYTES, Peer, serverOptions, type ReceiveInfo } from '../shared/wire.ts';
+import { readInto } from '../shared/backend.ts';
 import { NullPhases, StepPhases, TraceWriter, summarizePhases, type StepPhaseRecord } from './phases.ts';
 
 const PRE_AUTH_MESSAGE_BYTES = 1 << 20;
@@ -168,7 +169,8 @@ export class Coordinator {
     const m: Member = { id, peer, hello, inflight: 0, joinedAt: Date.now() };
     this.members.set(id, m);
     void peer.send({ type: 'welcome', workerId: id, config: this.o.cfg, step: this.weightsStep });
-    void peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights });
+    // a copy: the broadcast buffers are rewritten in place after each step, and this send is not awaited
+    void peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights.map((w) => w.slice()) });
     this.log(`worker ${id} joined: ${hello.backend} on ${hello.device}, ${(hello.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${hello.host} pid ${hello.pid} (${this.members.size} live)`);
     this.membersChanged();
     return m;
@@ -311,8 +313,13 @@ export class Coordinator {
     const shared = mode === 'synced' ? new SharedSpectralHistory(run.beta, run.q) : null;
     if (shared) this.log(`synced spectral history: the shared mask is applied ${(this.o.syncedBlend ?? 'coordinator') === 'coordinator' ? 'once, to the mean gradient, at the coordinator (one round trip)' : 'by each worker to its own spectrum (two round trips)'}`);
     const vars = state.model.params.map((p) => p.variable);
+    // Host buffers reused every step (fresh multi-MB arrays each step keep V8's collector busy, on the cores the
+    // workers compute on): the weights as broadcast, and the mean gradient.
+    const weightsBuf = sizes.map((n) => new Float32Array(n));
+    const meanBuf = sizes.map((n) => new Float32Array(n));
     const refreshWeights = (step: number) => {
-      this.weights = vars.map((v) => v.dataSync() as Float32Array);
+      vars.forEach((v, i) => readInto(v, weightsBuf[i]!));
+      this.weights = weightsBuf;
       this.weightsStep = step;
     };
     refreshWeights(state.step);
@@ -368,7 +375,7 @@ export class Coordinator {
       const B = offsets.length;
       const w = items.map((i) => i.result!.n / B);
       const loss = items.reduce((a, i, c) => a + w[c]! * i.result!.loss, 0);
-      const mean = weightedSum(items.map((i) => i.result!.grads), w);
+      const mean = weightedSum(items.map((i) => i.result!.grads), w, meanBuf);
       const alpha = alphaAt(run, k, cfg.max_iters);
       const workers = new Set(items.map((i) => i.result!.holder)).size;
       // the slowest chunk's forward+backward: the step's compute on the critical path

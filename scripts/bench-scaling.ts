@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadRun, phaseBreakdown, writeReport, type Run } from './report.ts';
 import { median } from '../shared/stats.ts';
+import { NODE_HEAP_FLAGS } from '../shared/node-flags.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -23,7 +24,7 @@ export interface ScalingRow {
 
 function train(args: string[]): Promise<void> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'train.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, '--import', 'tsx', join(ROOT, 'scripts', 'train.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     child.on('exit', (code) => (code === 0 ? done() : fail(new Error(`train ${args.join(' ')} exited ${code}: ${err}`))));

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { NODE_HEAP_FLAGS } from '../shared/node-flags.ts';
 import { StepPhases, TraceWriter } from '../coordinator/phases.ts';
 import { median } from '../shared/stats.ts';
 
@@ -40,7 +41,7 @@ export function bookkeepingMicros(workers: number, reps = 2000): number {
 function run(args: string[]): Promise<number[]> {
   const out = join(mkdtempSync(join(tmpdir(), 'smi-timing-run-')), 'run');
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'train.ts'), ...args, '--out', out], { cwd: ROOT, stdio: 'ignore' });
+    const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, '--import', 'tsx', join(ROOT, 'scripts', 'train.ts'), ...args, '--out', out], { cwd: ROOT, stdio: 'ignore' });
     child.on('exit', (code) => {
       if (code !== 0) return fail(new Error(`train ${args.join(' ')} exited ${code}`));
       const ms = readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.kind === 'step' && r.step > 5).map((r) => r.ms as number);

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { NODE_HEAP_FLAGS } from '../shared/node-flags.ts';
 import { parseWithTable } from '../shared/cli.ts';
 import { ConfigError, PRESET_NAMES, SMI_RUN_NAMES, oneOf, type SmiRunName } from '../shared/config.ts';
 import { DEFAULT_DATA_PATH } from '../shared/data.ts';
@@ -55,7 +56,7 @@ function trainOne(spec: RunSpec, preset: string, data: string | undefined, maxIt
   if (data) args.push('--data', data);
   mkdirSync(spec.dir, { recursive: true });
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'train.ts'), ...args], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, '--import', 'tsx', join(ROOT, 'scripts', 'train.ts'), ...args], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
     let tail = '';
     const keep = (d: Buffer) => (tail = (tail + d).slice(-4000));
     child.stdout.on('data', keep);

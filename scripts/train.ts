@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { NODE_HEAP_FLAGS } from '../shared/node-flags.ts';
 import { join, resolve } from 'node:path';
 import { customAlphabet } from 'nanoid';
 import { trainDistributed } from '../coordinator/run.ts';
@@ -36,7 +37,7 @@ function startWorkers(url: string, token: string, args: TrainArgs, plan: { count
     const env = { ...process.env, ...(gpu === null ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }) };
     const flags = ['--connect', url, `--token=${token}`, '--retry-for', '15000', ...(args.backend ? ['--backend', args.backend] : [])];
     // own process group: a Ctrl-C reaches the coordinator, which checkpoints and then ends the workers
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'worker', 'main.ts'), ...flags], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, '--import', 'tsx', join(ROOT, 'worker', 'main.ts'), ...flags], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const logFile = createWriteStream(join(outDir, `worker-${i}.log`));
     child.stdout!.pipe(logFile);
     child.stderr!.pipe(logFile);

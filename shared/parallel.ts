@@ -57,18 +57,28 @@ export function windowsToBatch(tokens: Uint8Array, block: number): { x: Int32Arr
   return { x, y, n };
 }
 
-/** Σ_c w_c·a_c for lists of same-shaped arrays (one list per chunk), in chunk order. */
-export function weightedSum(lists: readonly (readonly Float32Array[])[], weights: readonly number[]): Float32Array[] {
+/**
+ * Σ_c w_c·a_c for lists of same-shaped arrays (one list per chunk), in chunk order: out = 0, then out += w_c·a_c
+ * (the product in double, one float32 rounding per addition). Written into `into` when given (reused buffers).
+ */
+export function weightedSum(lists: readonly (readonly Float32Array[])[], weights: readonly number[], into?: readonly Float32Array[]): Float32Array[] {
   const first = lists[0]!;
-  return first.map((_, p) => {
-    const out = new Float32Array(first[p]!.length);
-    lists.forEach((list, c) => {
-      const a = list[p]!;
+  const outs: Float32Array[] = [];
+  for (let p = 0; p < first.length; p++) {
+    const n = first[p]!.length;
+    const out = into ? into[p]! : new Float32Array(n);
+    if (out.length !== n) throw new RangeError(`weightedSum: an output of ${out.length} values for ${n}`);
+    const w0 = weights[0]!;
+    const a0 = first[p]!;
+    for (let i = 0; i < n; i++) out[i] = w0 * a0[i]!; // = 0 + w0·a0[i], rounded once
+    for (let c = 1; c < lists.length; c++) {
+      const a = lists[c]![p]!;
       const w = weights[c]!;
-      for (let i = 0; i < out.length; i++) out[i] += w * a[i]!;
-    });
-    return out;
-  });
+      for (let i = 0; i < n; i++) out[i] += w * a[i]!;
+    }
+    outs.push(out);
+  }
+  return outs;
 }
 
 /** torch's clip_grad_norm_ coefficient for host arrays: min(1, max / (‖g‖ + 1e-6)), and the norm. */
@@ -123,18 +133,18 @@ export function localSpectra(grads: readonly Float32Array[], shapes: readonly nu
   return { kept: { grads: [...grads], spectra }, magnitudes: spectra.map((s) => magnitude(s)) };
 }
 
-/** Worker side, synced mode: M_c = |FFT2(g_c)| of each gradient ([half, rows]; magnitude(forward(g)) to the bit). */
-export function spectrumMagnitudes(grads: readonly Float32Array[], shapes: readonly number[][]): Float32Array[] {
+/** Worker side, synced mode: M_c = |FFT2(g_c)| of each gradient ([half, rows]; magnitude(forward(g)) to the bit), into `into` when given. */
+export function spectrumMagnitudes(grads: readonly Float32Array[], shapes: readonly number[][], into?: readonly Float32Array[]): Float32Array[] {
   return grads.map((g, p) => {
     const [rows, cols] = view2d(shapes[p]!);
-    return hostMagnitude(g, rows, cols);
+    return hostMagnitude(g, rows, cols, into?.[p]);
   });
 }
 
-/** κ·a as a new array (a itself when κ = 1), float32 rounding as maskedBlend's inputs expect. */
-function scaled(a: Float32Array, coef: number): Float32Array {
+/** κ·a as a new array (a itself when κ = 1; into `into` when given), float32 rounding as maskedBlend's inputs expect. */
+function scaled(a: Float32Array, coef: number, into?: Float32Array): Float32Array {
   if (coef === 1) return a;
-  const out = new Float32Array(a.length); // a plain loop: Float32Array.map's callback costs ~5× more here
+  const out = into ?? new Float32Array(a.length); // a plain loop: Float32Array.map's callback costs ~5× more here
   for (let i = 0; i < a.length; i++) out[i] = a[i]! * coef;
   return out;
 }
@@ -155,6 +165,14 @@ interface SharedHistory {
   H: Float32Array;
 }
 
+/** blendMean's per-parameter buffers, reused from step to step: the next H, κḡ, b̄ and the mean magnitudes. */
+interface BlendBuffers {
+  H: Float32Array;
+  G: Float32Array;
+  out: Float32Array;
+  mbar: Float32Array;
+}
+
 /**
  * Coordinator side, synced mode: the one shared history. `prepare` computes the step's H, τ and masks from the
  * chunks' magnitudes without committing; `commit` keeps them once the step is applied (so a step that must be
@@ -163,6 +181,7 @@ interface SharedHistory {
 export class SharedSpectralHistory {
   private hist = new Map<string, SharedHistory>();
   private pending: Map<string, SharedHistory> | null = null;
+  private buffers = new Map<string, BlendBuffers>();
 
   constructor(readonly beta: number, readonly q: number) {}
 
@@ -188,19 +207,31 @@ export class SharedSpectralHistory {
    * The one-round form (--synced-blend coordinator): the step's H from the chunks' magnitudes as prepare(),
    * and the shared mask applied once to the clipped mean gradient, b̄ = α·Re(IFFT2(FFT2(κḡ) ⊙ Ω)) + (1−α)·κḡ
    * (fused: shared/smi-host.ts hostStep). Returns b̄ per parameter and the masks' chained checksum (the same
-   * value prepare() gives for these inputs). Nothing is committed. Needs `await initFft()`.
+   * value prepare() gives for these inputs). Nothing is committed. The returned arrays are reused by the next
+   * call: use them (e.g. copy them into tensors) before. Needs `await initFft()`.
    */
   blendMean(names: readonly string[], shapes: readonly number[][], mean: readonly Float32Array[], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, alpha: number): { tensors: Float32Array[]; checksum: number } {
-    const mbar = weightedSum(magnitudes, weights.map((w) => w * coef));
+    const bufs = names.map((name, p) => {
+      let b = this.buffers.get(name);
+      if (!b || b.G.length !== mean[p]!.length) {
+        const n = magnitudes[0]![p]!.length;
+        b = { H: new Float32Array(n), G: new Float32Array(mean[p]!.length), out: new Float32Array(mean[p]!.length), mbar: new Float32Array(n) };
+        this.buffers.set(name, b);
+      }
+      return b;
+    });
+    const mbar = weightedSum(magnitudes, weights.map((w) => w * coef), bufs.map((b) => b.mbar));
     this.pending = new Map();
     const tensors: Float32Array[] = [];
     let checksum = MASK_CHECKSUM_SEED;
     names.forEach((name, p) => {
       const [rows, cols] = view2d(shapes[p]!);
       const prev = this.hist.get(name);
-      const H = prev ? prev.H.slice() : new Float32Array(mbar[p]!.length);
-      const G = scaled(mean[p]!, coef);
-      const out = new Float32Array(G.length);
+      const b = bufs[p]!;
+      const H = b.H; // the committed history's buffer and this one trade places on commit()
+      if (prev) H.set(prev.H);
+      const G = scaled(mean[p]!, coef, b.G);
+      const out = b.out;
       checksum = hostStep(G, rows, cols, H, !prev, { beta: this.beta, q: this.q, alpha }, checksum, () => ({ G, out }), undefined, mbar[p]!);
       tensors.push(out);
       this.pending!.set(name, { rows, cols, H });
@@ -209,7 +240,15 @@ export class SharedSpectralHistory {
   }
 
   commit(): void {
-    if (this.pending) for (const [k, v] of this.pending) this.hist.set(k, v);
+    if (this.pending) {
+      for (const [k, v] of this.pending) {
+        const old = this.hist.get(k);
+        const b = this.buffers.get(k);
+        // the old history's buffer is the next step's (never the committed one: a redone step must find it intact)
+        if (b && b.H === v.H) b.H = old && old.H.length === v.H.length ? old.H : new Float32Array(v.H.length);
+        this.hist.set(k, v);
+      }
+    }
     this.pending = null;
   }
 

@@ -164,7 +164,7 @@ export function hostStep(
  * same bits as magnitude(forward(G)) in shared/smi.ts, with the spectrum left in the FFT's heap (a synced
  * worker's share of the spectral work). Needs `await initFft()`.
  */
-export function hostMagnitude(G: Float32Array, rows: number, cols: number, out = new Float32Array(rows * halfCols(cols))): Float32Array {
+export function hostMagnitude(G: Float32Array, rows: number, cols: number, out: Float32Array = new Float32Array(rows * halfCols(cols))): Float32Array {
   const n = rows * halfCols(cols);
   if (out.length !== n) throw new RangeError(`SMI: ${out.length} magnitudes, the ${rows}×${cols} spectrum has ${n}`);
   if (G.length !== rows * cols) throw new RangeError(`SMI: gradient has ${G.length} values, not ${rows}×${cols}`);

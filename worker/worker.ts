@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { hostname, totalmem } from 'node:os';
 import WebSocket from 'ws';
-import type { BackendInfo } from '../shared/backend.ts';
+import { readInto, type BackendInfo } from '../shared/backend.ts';
 import { microBatchFor, type TrainConfig } from '../shared/config.ts';
 import { GPT } from '../shared/model.ts';
 import { blendWithMasks, localSpectra, packedMaskChecksum, spectrumMagnitudes, windowsToBatch } from '../shared/parallel.ts';
@@ -33,6 +33,11 @@ class WorkerCompute {
   private readonly localSmi: SpectralMomentum | null;
   private keptStep = -1;
   private raw = new Map<number, Float32Array[]>(); // gradients by attempt, current step only, for a `blend`
+  // Host buffers reused from step to step (fresh multi-MB arrays each step keep V8's collector busy, on the
+  // cores the other workers compute on). A result's buffers are free again once it is sent, as the next
+  // message is handled only then; the gradients are also free once no `raw` entry holds them.
+  private gradPool: Float32Array[] | null = null;
+  private magnitudePool: Float32Array[] | null = null;
   private smiSnapshot: { step: number; round: number; state: ReturnType<SpectralMomentum['getState']> } | null = null;
   weightsStep = -1;
   private readonly microBatch: number;
@@ -58,14 +63,17 @@ class WorkerCompute {
     const t0 = performance.now();
     const { x, y, n } = windowsToBatch(w.tokens, this.cfg.block_size);
     const { loss, grads } = this.model.gradients(x, y, n, [this.cfg.seed, STREAM.dropout, w.step], this.microBatch);
-    const host = grads.map((g) => g.dataSync() as Float32Array);
+    const pool = this.gradPool && ![...this.raw.values()].includes(this.gradPool) ? this.gradPool : null;
+    const host = grads.map((g, i) => readInto(g, pool?.[i] ?? new Float32Array(g.size)));
+    this.gradPool ??= host;
     tf.dispose(grads);
     const t1 = performance.now();
     const phases: Record<string, number> = { compute: t1 - t0 };
     // kept for a `blend` (synced with --synced-blend workers, local mode); held by reference, no copy
     if (w.magnitudes || this.localSmi) this.raw.set(w.attempt, host);
     if (w.magnitudes) {
-      const magnitudes = spectrumMagnitudes(host, this.shapes);
+      const magnitudes = spectrumMagnitudes(host, this.shapes, this.magnitudePool ?? undefined);
+      this.magnitudePool ??= magnitudes;
       phases.spectral = performance.now() - t1;
       return { loss, grads: host, magnitudes, phases };
     }

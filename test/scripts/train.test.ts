@@ -89,3 +89,11 @@ t.test('bad input: exit 2 with a clear message, nothing written', async (t) => {
   t.equal(init.code, 2);
   t.match(init.stderr, /E_SAFETENSORS/);
 });
+
+t.test("package.json's training scripts start Node with NODE_HEAP_FLAGS (V8 reads them only at start-up)", async (t) => {
+  const { NODE_HEAP_FLAGS } = await import('../../shared/node-flags.ts');
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  for (const name of ['start', 'train', 'coordinator', 'worker', 'bench', 'reproduce', 'sample']) {
+    t.ok(NODE_HEAP_FLAGS.every((f) => pkg.scripts[name]!.split(' ').includes(f)), `npm run ${name}: ${pkg.scripts[name]}`);
+  }
+});
