@@ -20,6 +20,7 @@ export interface ScalingRow {
   outsideCompute: number; // 1 − compute/step
   shares: Record<string, number>; // mean share of the step per phase, for the slowest worker's view
   dir: string;
+  efficiencies?: number[]; // E(N) of each repetition, each against the 1-worker run of the same repetition
 }
 
 function train(args: string[]): Promise<void> {
@@ -49,8 +50,8 @@ function shares(run: Run, warmup: number): Record<string, number> {
   return out;
 }
 
-async function measure(series: string, flags: string[], workers: number, batch: number, steps: number, warmup: number, block: number, root: string): Promise<ScalingRow> {
-  const dir = join(root, `${series.replace(/[^a-z0-9]+/gi, '-')}-${workers}w`);
+async function measure(series: string, flags: string[], workers: number, batch: number, steps: number, warmup: number, block: number, root: string, rep = 0): Promise<ScalingRow> {
+  const dir = join(root, `${series.replace(/[^a-z0-9]+/gi, '-')}-${workers}w${rep > 0 ? `-r${rep + 1}` : ''}`);
   await train([...flags, '--max-iters', String(steps), '--eval-interval', String(steps), '--eval-iters', '1', '--batch-size', String(batch), '--out', dir]);
   const run = loadRun(dir);
   const recs = run.steps.filter((r) => r.step > warmup);
@@ -68,11 +69,19 @@ export interface ScalingOptions {
   warmup: number;
   modes: string[];
   kinds: ('weak' | 'strong')[];
+  repeat?: number; // repetitions of the whole set of runs, interleaved [1]
   data?: string;
   out?: string; // report directory
 }
 
-/** Runs the study; returns its rows, one per (kind, mode, workers), plus a --local reference row. */
+/**
+ * Runs the study; returns its rows, one per (kind, mode, workers), plus a --local reference row.
+ *
+ * With `repeat` R > 1 the whole set of runs is made R times, one set after the other, so that each E(N) is a
+ * ratio of runs made side by side; on a machine whose speed drifts for tens of seconds at a time (this VM's
+ * does) a single pair can land on either side of a slow spell. A row is then the repetition whose E(N) is the
+ * median (for 1-worker rows, whose ms/step is), and carries every repetition's E(N).
+ */
 export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRow[]; report?: string }> {
   const perWorker = 12; // the cpu preset's batch
   const block = 64;
@@ -81,14 +90,20 @@ export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRo
   const common = ['--preset', 'cpu', ...(o.data ? ['--data', o.data] : [])];
   const rows: ScalingRow[] = [];
   rows.push(await measure('local', [...common, '--local'], 1, perWorker, o.steps, o.warmup, block, root));
-  for (const kind of o.kinds) {
-    for (const mode of o.modes) {
-      for (const n of o.workers) {
-        const batch = kind === 'weak' ? perWorker * n : strongBatch;
-        rows.push(await measure(`${kind}, ${mode}`, [...common, '--workers', String(n), '--spectral', mode], n, batch, o.steps, o.warmup, block, root));
+  const reps: ScalingRow[][] = [];
+  for (let rep = 0; rep < Math.max(1, o.repeat ?? 1); rep++) {
+    const set: ScalingRow[] = [];
+    for (const kind of o.kinds) {
+      for (const mode of o.modes) {
+        for (const n of o.workers) {
+          const batch = kind === 'weak' ? perWorker * n : strongBatch;
+          set.push(await measure(`${kind}, ${mode}`, [...common, '--workers', String(n), '--spectral', mode], n, batch, o.steps, o.warmup, block, root, rep));
+        }
       }
     }
+    reps.push(set);
   }
+  rows.push(...combineRepetitions(reps));
   let report: string | undefined;
   if (o.out) {
     const res = await writeReport({
@@ -96,12 +111,31 @@ export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRo
       scaling: rows.filter((r) => r.series !== 'local').map((r) => ({ label: r.label, workers: r.workers, tokensPerSec: r.tokensPerSec, series: r.series })),
       out: o.out,
       title: 'Scaling study: cpu preset',
-      notes: `Weak scaling: ${perWorker} sequences × ${block} tokens per worker. Strong scaling: a global batch of ${strongBatch}. ${o.steps} steps per run, the first ${o.warmup} left out.\n\n${scalingTable(rows)}`,
+      notes: `Weak scaling: ${perWorker} sequences × ${block} tokens per worker. Strong scaling: a global batch of ${strongBatch}. ${o.steps} steps per run, the first ${o.warmup} left out.${(o.repeat ?? 1) > 1 ? ` Every run made ${o.repeat} times, one whole set after the other; E(N) is the median over the repetitions of E(N) within each (range in brackets), and each row shows the repetition with that median.` : ''}\n\n${scalingTable(rows)}`,
       warmup: o.warmup,
     });
     report = res.file;
   }
   return { rows, report };
+}
+
+/** E(N) of `r` against the 1-worker row of its series in `set` (1 for that row itself). */
+function efficiencyIn(set: readonly ScalingRow[], r: ScalingRow): number {
+  const b = set.find((o) => o.series === r.series && o.workers === 1);
+  return b && b !== r ? r.tokensPerSec / (r.workers * b.tokensPerSec) : 1;
+}
+
+/** One row per configuration from R repetitions of the same runs (see benchScaling). */
+export function combineRepetitions(reps: readonly (readonly ScalingRow[])[]): ScalingRow[] {
+  if (reps.length === 1) return [...reps[0]!];
+  return reps[0]!.map((_, i) => {
+    const same = reps.map((set) => set[i]!);
+    const effs = same.map((r, k) => efficiencyIn(reps[k]!, r));
+    const key = same[0]!.workers === 1 ? same.map((r) => r.msPerStep) : effs;
+    const order = key.map((_, k) => k).sort((a, b) => key[a]! - key[b]!);
+    const mid = order[Math.floor((order.length - 1) / 2)]!; // the median (the lower one of two)
+    return { ...same[mid]!, efficiencies: effs };
+  });
 }
 
 export function scalingTable(rows: ScalingRow[]): string {
@@ -114,7 +148,10 @@ export function scalingTable(rows: ScalingRow[]): string {
   for (const r of rows) {
     const b = base(r);
     // weak: E = tps(N) / (N·tps(1)); strong: the same formula, with the global batch held fixed
-    const eff = b && r !== b ? (r.tokensPerSec / (r.workers * b.tokensPerSec)).toFixed(3) : r.workers === 1 ? '1 (base)' : '–';
+    const range = (e: number[]) => (e.length > 1 ? ` (${Math.min(...e).toFixed(3)}–${Math.max(...e).toFixed(3)})` : '');
+    const eff = r.efficiencies && r.workers > 1
+      ? `${median(r.efficiencies).toFixed(3)}${range(r.efficiencies)}`
+      : b && r !== b ? (r.tokensPerSec / (r.workers * b.tokensPerSec)).toFixed(3) : r.workers === 1 ? '1 (base)' : '–';
     const share = (p: string) => (r.shares[p] === undefined ? '–' : `${(100 * r.shares[p]!).toFixed(1)}%`);
     lines.push(`| ${r.label} | ${r.batch} | ${r.msPerStep.toFixed(1)} | ${Math.round(r.tokensPerSec)} | ${eff} | ${Number.isFinite(r.outsideCompute) ? (100 * r.outsideCompute).toFixed(1) + '%' : '–'} | ${phases.map(share).join(' | ')} |`);
   }

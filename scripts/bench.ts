@@ -106,7 +106,8 @@ async function timing(argv: string[]): Promise<number> {
 
 const SCALING_OPTIONS = {
   workers: { type: 'string' as const, arg: '1,2', section: S, help: 'worker counts [1,2]' },
-  steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [100]' },
+  steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [60]' },
+  repeat: { type: 'string' as const, arg: 'R', section: S, help: 'make every run R times, interleaved; E(N) is the median over repetitions [3]' },
   warmup: { type: 'string' as const, arg: 'N', section: S, help: 'first steps not counted [5]' },
   spectral: { type: 'string' as const, arg: 'MODES', section: S, help: 'spectral modes to run [synced,global]' },
   kinds: { type: 'string' as const, arg: 'weak,strong', section: S, help: 'weak (fixed per-worker batch) and/or strong (fixed global batch) [weak,strong]' },
@@ -118,14 +119,19 @@ const SCALING_OPTIONS = {
 async function scaling(argv: string[]): Promise<number> {
   const v = parseWithTable(argv, SCALING_OPTIONS);
   if (v.help) {
-    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 100] [--warmup 5] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nWrites the table and plots through the report command.');
+    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 60] [--repeat 3] [--warmup 5] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nE(N) is taken within each repetition (runs made side by side) and the median is reported, with its range.\nWrites the table and plots through the report command.');
     return 0;
   }
   const workers = String(v.workers ?? '1,2').split(',').map(Number);
   if (workers.some((n) => !Number.isInteger(n) || n < 1)) throw new ConfigError('E_BAD_FLAG', `--workers takes a list of positive integers, got ${String(v.workers)}`);
   const modes = String(v.spectral ?? 'synced,global').split(',').map((m) => oneOf('spectral mode', m, SPECTRAL_MODES));
+  const count = (flag: string, d: number) => {
+    const n = Number(v[flag] ?? d);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError('E_BAD_FLAG', `--${flag} takes a positive integer, got ${String(v[flag])}`);
+    return n;
+  };
   const kinds = String(v.kinds ?? 'weak,strong').split(',').map((k) => oneOf('scaling kind', k, ['weak', 'strong'] as const));
-  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: Number(v.steps ?? 100), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
+  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: count('steps', 60), repeat: count('repeat', 3), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
   console.log(`cpu preset, cosine SMI, on ${cpus().length} cores (the coordinator and the workers share them)\n`);
   console.log(scalingTable(rows));
   if (report) console.log(`\nreport: ${report}`);
