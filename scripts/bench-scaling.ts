@@ -80,7 +80,7 @@ export interface ScalingOptions {
  * With `repeat` R > 1 the whole set of runs is made R times, one set after the other, so that each E(N) is a
  * ratio of runs made side by side; on a machine whose speed drifts for tens of seconds at a time (this VM's
  * does) a single pair can land on either side of a slow spell. A row is then the repetition whose E(N) is the
- * median (for 1-worker rows, whose ms/step is), and carries every repetition's E(N).
+ * median, with the 1-worker run of the same repetition, and carries every repetition's E(N).
  */
 export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRow[]; report?: string }> {
   const perWorker = 12; // the cpu preset's batch
@@ -111,7 +111,7 @@ export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRo
       scaling: rows.filter((r) => r.series !== 'local').map((r) => ({ label: r.label, workers: r.workers, tokensPerSec: r.tokensPerSec, series: r.series })),
       out: o.out,
       title: 'Scaling study: cpu preset',
-      notes: `Weak scaling: ${perWorker} sequences × ${block} tokens per worker. Strong scaling: a global batch of ${strongBatch}. ${o.steps} steps per run, the first ${o.warmup} left out.${(o.repeat ?? 1) > 1 ? ` Every run made ${o.repeat} times, one whole set after the other; E(N) is the median over the repetitions of E(N) within each (range in brackets), and each row shows the repetition with that median.` : ''}\n\n${scalingTable(rows)}`,
+      notes: `Weak scaling: ${perWorker} sequences × ${block} tokens per worker. Strong scaling: a global batch of ${strongBatch}. ${o.steps} steps per run, the first ${o.warmup} left out.${(o.repeat ?? 1) > 1 ? ` Every run made ${o.repeat} times, one whole set after the other; E(N) is the median over the repetitions of E(N) within each (range in brackets), and each row shows the repetition with that median, its 1-worker run beside it.` : ''}\n\n${scalingTable(rows)}`,
       warmup: o.warmup,
     });
     report = res.file;
@@ -125,17 +125,22 @@ function efficiencyIn(set: readonly ScalingRow[], r: ScalingRow): number {
   return b && b !== r ? r.tokensPerSec / (r.workers * b.tokensPerSec) : 1;
 }
 
-/** One row per configuration from R repetitions of the same runs (see benchScaling). */
+/**
+ * One row per configuration from R repetitions of the same runs (see benchScaling). All rows of a series (e.g.
+ * 'weak, synced') come from one repetition, the one whose E(N) at the largest N is the median, so that the rows
+ * shown are runs made side by side; each row carries every repetition's E(N).
+ */
 export function combineRepetitions(reps: readonly (readonly ScalingRow[])[]): ScalingRow[] {
   if (reps.length === 1) return [...reps[0]!];
-  return reps[0]!.map((_, i) => {
-    const same = reps.map((set) => set[i]!);
-    const effs = same.map((r, k) => efficiencyIn(reps[k]!, r));
-    const key = same[0]!.workers === 1 ? same.map((r) => r.msPerStep) : effs;
-    const order = key.map((_, k) => k).sort((a, b) => key[a]! - key[b]!);
-    const mid = order[Math.floor((order.length - 1) / 2)]!; // the median (the lower one of two)
-    return { ...same[mid]!, efficiencies: effs };
-  });
+  const first = reps[0]!;
+  const chosen = new Map<string, number>(); // series → repetition
+  for (const series of new Set(first.map((r) => r.series))) {
+    const i = first.reduce((best, r, j) => (r.series === series && r.workers > first[best]!.workers ? j : best), first.findIndex((r) => r.series === series));
+    const effs = reps.map((set) => efficiencyIn(set, set[i]!));
+    const order = effs.map((_, k) => k).sort((a, b) => effs[a]! - effs[b]!);
+    chosen.set(series, order[Math.floor((order.length - 1) / 2)]!); // the median (the lower one of two)
+  }
+  return first.map((r, i) => ({ ...reps[chosen.get(r.series)!]![i]!, efficiencies: reps.map((set) => efficiencyIn(set, set[i]!)) }));
 }
 
 export function scalingTable(rows: ScalingRow[]): string {

@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { BACKENDS, ConfigError, PRESET_NAMES, SPECTRAL_MODES, closest, oneOf, resolveConfig, type SmiRunName } from '../shared/config.ts';
 import { benchScaling, scalingTable } from './bench-scaling.ts';
+import { benchContention } from './bench-contention.ts';
 import { bookkeepingMicros, endToEnd } from './bench-timing.ts';
 import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../shared/data.ts';
 import { STREAM } from '../shared/rng.ts';
@@ -84,7 +85,7 @@ async function compute(argv: string[]): Promise<number> {
   return 0;
 }
 
-const BENCHES = ['compute', 'scaling', 'transport', 'timing'];
+const BENCHES = ['compute', 'scaling', 'transport', 'timing', 'contention'];
 
 async function timing(argv: string[]): Promise<number> {
   const v = parseWithTable(argv, {
@@ -106,8 +107,8 @@ async function timing(argv: string[]): Promise<number> {
 
 const SCALING_OPTIONS = {
   workers: { type: 'string' as const, arg: '1,2', section: S, help: 'worker counts [1,2]' },
-  steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [60]' },
-  repeat: { type: 'string' as const, arg: 'R', section: S, help: 'make every run R times, interleaved; E(N) is the median over repetitions [3]' },
+  steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [40]' },
+  repeat: { type: 'string' as const, arg: 'R', section: S, help: 'make every run R times, interleaved; E(N) is the median over repetitions [5]' },
   warmup: { type: 'string' as const, arg: 'N', section: S, help: 'first steps not counted [5]' },
   spectral: { type: 'string' as const, arg: 'MODES', section: S, help: 'spectral modes to run [synced,global]' },
   kinds: { type: 'string' as const, arg: 'weak,strong', section: S, help: 'weak (fixed per-worker batch) and/or strong (fixed global batch) [weak,strong]' },
@@ -119,7 +120,7 @@ const SCALING_OPTIONS = {
 async function scaling(argv: string[]): Promise<number> {
   const v = parseWithTable(argv, SCALING_OPTIONS);
   if (v.help) {
-    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 60] [--repeat 3] [--warmup 5] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nE(N) is taken within each repetition (runs made side by side) and the median is reported, with its range.\nWrites the table and plots through the report command.');
+    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 40] [--repeat 5] [--warmup 5] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nE(N) is taken within each repetition (runs made side by side) and the median is reported, with its range.\nWrites the table and plots through the report command.');
     return 0;
   }
   const workers = String(v.workers ?? '1,2').split(',').map(Number);
@@ -131,10 +132,42 @@ async function scaling(argv: string[]): Promise<number> {
     return n;
   };
   const kinds = String(v.kinds ?? 'weak,strong').split(',').map((k) => oneOf('scaling kind', k, ['weak', 'strong'] as const));
-  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: count('steps', 60), repeat: count('repeat', 3), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
+  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: count('steps', 40), repeat: count('repeat', 5), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
   console.log(`cpu preset, cosine SMI, on ${cpus().length} cores (the coordinator and the workers share them)\n`);
   console.log(scalingTable(rows));
   if (report) console.log(`\nreport: ${report}`);
+  return 0;
+}
+
+const CONTENTION_OPTIONS = {
+  processes: { type: 'string' as const, arg: 'N', section: S, help: 'processes side by side [2]' },
+  steps: { type: 'string' as const, arg: 'N', section: S, help: 'measured passes per process [60]' },
+  repeat: { type: 'string' as const, arg: 'R', section: S, help: 'alone-then-together pairs; the ratio reported is their median [5]' },
+  help: { type: 'boolean' as const, section: S, help: 'this text' },
+};
+
+async function contention(argv: string[]): Promise<number> {
+  const v = parseWithTable(argv, CONTENTION_OPTIONS);
+  if (v.help) {
+    console.log('Usage: npm run bench -- contention [--processes 2] [--steps 60] [--repeat 5]\n\nThe cpu preset\'s forward+backward (batch 12) in one process alone, then in N processes side by side, no network:\nthe slowdown from sharing the machine alone (caches, memory bandwidth), which caps weak-scaling efficiency.');
+    return 0;
+  }
+  const processes = Number(v.processes ?? 2);
+  const steps = Number(v.steps ?? 60);
+  const repeat = Number(v.repeat ?? 5);
+  if (![processes, steps, repeat].every((n) => Number.isInteger(n) && n >= 1)) throw new ConfigError('E_BAD_FLAG', '--processes, --steps and --repeat take positive integers');
+  console.log(`forward+backward, cpu preset, batch 12, on ${cpus().length} cores; median ms per process:`);
+  const slowdowns: number[] = [];
+  const caps: number[] = [];
+  for (let r = 0; r < repeat; r++) {
+    const { alone, together } = await benchContention(processes, steps);
+    slowdowns.push(median(together) / alone);
+    caps.push(alone / Math.max(...together));
+    console.log(`  ${r + 1}: alone ${alone.toFixed(1)}; ${processes} side by side ${together.map((m) => m.toFixed(1)).join(', ')}`);
+  }
+  const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)}`;
+  console.log(`slowdown ×${median(slowdowns).toFixed(3)} (median over ${repeat} pairs of side-by-side median / alone; range ${range(slowdowns)})`);
+  console.log(`weak-scaling efficiency cap from this alone (alone / slowest side by side): ${median(caps).toFixed(3)} (range ${range(caps)})`);
   return 0;
 }
 
@@ -147,6 +180,8 @@ runMain(async () => {
       return scaling(rest);
     case 'timing':
       return timing(rest);
+    case 'contention':
+      return contention(rest);
     case 'transport': {
       // its own process: the transport bench starts a worker child and may set ws environment flags
       const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bench-transport.ts'), ...rest], { stdio: 'inherit' });
