@@ -119,3 +119,16 @@ export function maxRelativeDiff(a: Map<string, { data: Float32Array }>, b: Map<s
   }
   return worst;
 }
+
+/** mulberry32 uniform in [−1, 1), scaled: reproducible float32 test data (gradients, magnitudes). */
+export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    out[i] = (((x ^ (x >>> 14)) >>> 0) / 4294967296 * 2 - 1) * scale;
+  }
+  return out;
+}

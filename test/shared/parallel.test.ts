@@ -2,6 +2,7 @@
 // synced mode's two equivalent forms: each worker blending its own spectrum with the shared mask (two round
 // trips) against the coordinator applying that mask once to the mean gradient (one round trip).
 import t from 'tap';
+import { randomFloats as rand } from '../helpers.ts';
 import { disposeFft, initFft } from '../../shared/fft.ts';
 import {
   SharedSpectralHistory, blendWithMasks, clipCoefficient, localSpectra, packMask, packedMaskChecksum, spectrumMagnitudes,
@@ -11,18 +12,6 @@ import { SMI_RUNS, alphaAt } from '../../shared/smi.ts';
 
 await initFft();
 t.teardown(() => disposeFft());
-
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    out[i] = (((x ^ (x >>> 14)) >>> 0) / 4294967296 * 2 - 1) * scale;
-  }
-  return out;
-}
 
 /** The largest |a − b| relative to max |b| over a list of arrays. */
 function relDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {

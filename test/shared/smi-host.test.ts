@@ -1,6 +1,7 @@
 // The fused host SMI step (shared/smi-host.ts): the same bits as the separable steps, on every FFT path, with
 // and without its wasm kernels, on the cpu and wasm tfjs backends; no state shared between parameters.
 import t from 'tap';
+import { randomFloats as rand } from '../helpers.ts';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { disposeFft, initFft, setFftLibrary } from '../../shared/fft.ts';
@@ -24,19 +25,6 @@ import {
 await tf.setBackend('cpu');
 await initFft();
 t.teardown(() => disposeFft());
-
-/** mulberry32 uniform in [−1, 1), scaled: reproducible float32 gradients. */
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    out[i] = (((x ^ (x >>> 14)) >>> 0) / 4294967296 * 2 - 1) * scale;
-  }
-  return out;
-}
 
 // Every path through shared/fft.ts and shared/smi-host.ts: pffft on both axes (wasm kernels), one row (kernels),
 // pffft columns with kissfft rows (kernels, then the JS blend), kissfft columns (JS), odd rows / cols, tiny.
