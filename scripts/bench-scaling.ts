@@ -154,9 +154,7 @@ export function scalingTable(rows: ScalingRow[]): string {
     const b = base(r);
     // weak: E = tps(N) / (N·tps(1)); strong: the same formula, with the global batch held fixed
     const range = (e: number[]) => (e.length > 1 ? ` (${Math.min(...e).toFixed(3)}–${Math.max(...e).toFixed(3)})` : '');
-    const eff = r.efficiencies && r.workers > 1
-      ? `${median(r.efficiencies).toFixed(3)}${range(r.efficiencies)}`
-      : b && r !== b ? (r.tokensPerSec / (r.workers * b.tokensPerSec)).toFixed(3) : r.workers === 1 ? '1 (base)' : '–';
+    const eff = b === r ? '1 (base)' : !b ? '–' : r.efficiencies ? `${median(r.efficiencies).toFixed(3)}${range(r.efficiencies)}` : efficiencyIn(rows, r).toFixed(3);
     const share = (p: string) => (r.shares[p] === undefined ? '–' : `${(100 * r.shares[p]!).toFixed(1)}%`);
     lines.push(`| ${r.label} | ${r.batch} | ${r.msPerStep.toFixed(1)} | ${Math.round(r.tokensPerSec)} | ${eff} | ${Number.isFinite(r.outsideCompute) ? (100 * r.outsideCompute).toFixed(1) + '%' : '–'} | ${phases.map(share).join(' | ')} |`);
   }

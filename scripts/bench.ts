@@ -126,17 +126,19 @@ async function scaling(argv: string[]): Promise<number> {
   const workers = String(v.workers ?? '1,2').split(',').map(Number);
   if (workers.some((n) => !Number.isInteger(n) || n < 1)) throw new ConfigError('E_BAD_FLAG', `--workers takes a list of positive integers, got ${String(v.workers)}`);
   const modes = String(v.spectral ?? 'synced,global').split(',').map((m) => oneOf('spectral mode', m, SPECTRAL_MODES));
-  const count = (flag: string, d: number) => {
-    const n = Number(v[flag] ?? d);
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError('E_BAD_FLAG', `--${flag} takes a positive integer, got ${String(v[flag])}`);
-    return n;
-  };
   const kinds = String(v.kinds ?? 'weak,strong').split(',').map((k) => oneOf('scaling kind', k, ['weak', 'strong'] as const));
-  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: count('steps', 40), repeat: count('repeat', 5), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
+  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: positiveInt(v, 'steps', 40), repeat: positiveInt(v, 'repeat', 5), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
   console.log(`cpu preset, cosine SMI, on ${cpus().length} cores (the coordinator and the workers share them)\n`);
   console.log(scalingTable(rows));
   if (report) console.log(`\nreport: ${report}`);
   return 0;
+}
+
+/** A flag's value as a positive integer (`d` when absent), else an E_BAD_FLAG ConfigError. */
+function positiveInt(v: Record<string, string | boolean | undefined>, flag: string, d: number): number {
+  const n = Number(v[flag] ?? d);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError('E_BAD_FLAG', `--${flag} takes a positive integer, got ${String(v[flag])}`);
+  return n;
 }
 
 const CONTENTION_OPTIONS = {
@@ -152,10 +154,9 @@ async function contention(argv: string[]): Promise<number> {
     console.log('Usage: npm run bench -- contention [--processes 2] [--steps 60] [--repeat 5]\n\nThe cpu preset\'s forward+backward (batch 12) in one process alone, then in N processes side by side, no network:\nthe slowdown from sharing the machine alone (caches, memory bandwidth), which caps weak-scaling efficiency.');
     return 0;
   }
-  const processes = Number(v.processes ?? 2);
-  const steps = Number(v.steps ?? 60);
-  const repeat = Number(v.repeat ?? 5);
-  if (![processes, steps, repeat].every((n) => Number.isInteger(n) && n >= 1)) throw new ConfigError('E_BAD_FLAG', '--processes, --steps and --repeat take positive integers');
+  const processes = positiveInt(v, 'processes', 2);
+  const steps = positiveInt(v, 'steps', 60);
+  const repeat = positiveInt(v, 'repeat', 5);
   console.log(`forward+backward, cpu preset, batch 12, on ${cpus().length} cores; median ms per process:`);
   const slowdowns: number[] = [];
   const caps: number[] = [];

@@ -87,7 +87,7 @@ class WorkerCompute {
     if (b.masks) {
       const grads = this.raw.get(b.source);
       if (!grads) throw new Error(`blend of work ${b.source}, which this worker did not compute`);
-      const { kept } = localSpectra(grads, this.shapes); // the forward transform again: cheaper than keeping it
+      const { kept } = localSpectra(grads, this.shapes); // the forward transform again, not kept from `work`: the default one-round mode never blends here
       const tensors = blendWithMasks(kept, b.masks, b.clip, b.alpha);
       // the checksum of the masks this worker actually applied, for the coordinator to compare across workers
       const sizes = kept.spectra.map((s) => s.rows * s.half);
