@@ -1,23 +1,43 @@
 // The coordinator: a ws server that shards each step's batch to workers, reduces their results and applies AdamW.
 import * as tf from '@tensorflow/tfjs';
 import { nanoid } from 'nanoid';
-import { createServer, type Server } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Monitor } from './monitor.ts';
+import { NORM_FLOOR, OUTLIER_FACTOR, ShareNorms, blendedBound, magnitudeBound, normOf, squaredNorms } from './share-bounds.ts';
 import { lrAt, type SyncedBlend, type TrainConfig } from '../shared/config.ts';
 import { protocolError, ProtocolError } from '../shared/errors.ts';
 import {
-  SharedSpectralHistory, allFinite, blendWithMasks, clipCoefficient, localSpectra, splitBatch, tokenWindows, weightedSum,
+  SharedSpectralHistory, blendWithMasks, clipCoefficient, localSpectra, splitBatch, tokenWindows, weightedSum,
 } from '../shared/parallel.ts';
 import { PROTOCOL_VERSION, type Blended, type Grads, type Hello, type Message } from '../shared/protocol.ts';
 import { SMI_RUNS, alphaAt, view2d } from '../shared/smi.ts';
 import { TrainingError, applyGradients, type RunState, type StepEngine, type StepOutcome } from '../shared/train.ts';
 import type { Corpus } from '../shared/data.ts';
-import { MAX_MESSAGE_BYTES, Peer, serverOptions, type ReceiveInfo } from '../shared/wire.ts';
+import { MAX_MESSAGE_BYTES, Peer, serverOptions, type ReceiveInfo, type SendInfo } from '../shared/wire.ts';
 import { readInto } from '../shared/backend.ts';
 import { NullPhases, StepPhases, TraceWriter, summarizePhases, type StepPhaseRecord } from './phases.ts';
 
-const PRE_AUTH_MESSAGE_BYTES = 1 << 20;
+// Until its hello is accepted a client may make us hold no more than a hello needs: bytes on the socket
+// (WebSocket framing and control part included), frames, control-part bytes (a hello has no data sections),
+// time, and the number of such clients at once.
+const PRE_AUTH_BYTES = 64 * 1024;
+const PRE_AUTH_FRAMES = 8;
+const PRE_AUTH_CONTROL_BYTES = 4096;
+const HELLO_TIMEOUT_MS = 10_000;
+const MAX_AWAITING_HELLO = 64;
+// An authenticated worker's messages: the largest is a gradient with its spectra (set from the model in engine()).
+const WORKER_CONTROL_BYTES = 64 * 1024;
+// A worker id whose result was rejected (E_NONFINITE, E_OUTLIER) is refused for 30 s, doubling per repeat up to 10 min.
+const REFUSE_MS = 30_000;
+const REFUSE_MAX_MS = 10 * 60_000;
+const CLOSE_GRACE_MS = 1000;
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+const align8 = (n: number) => (n + 7) & ~7;
 
 export interface CoordinatorOptions {
   cfg: TrainConfig;
@@ -30,6 +50,8 @@ export interface CoordinatorOptions {
   syncedBlend?: SyncedBlend; // synced mode: where the shared mask is applied ['coordinator']
   timing?: boolean; // per-phase timing in each step record [true]
   trace?: string; // write a Chrome trace-event file here
+  tls?: { cert: Buffer; key: Buffer }; // serve wss:// and https:// with this certificate chain and key (PEM)
+  helloTimeoutMs?: number; // a connection without an accepted hello is closed after this [10 s]
   log?: (line: string) => void;
 }
 
@@ -82,28 +104,50 @@ export class Coordinator {
   private readonly trace: TraceWriter | null;
   readonly monitor: Monitor;
   private readonly http: Server;
+  private readonly tokenDigest: Buffer | null;
+  private awaitingHello = 0;
+  private readonly refused = new Map<string, { until: number; strikes: number }>();
+  private workerMessageBytes = MAX_MESSAGE_BYTES; // the largest result a worker can send, once the model is known
+  private shareNorms: ShareNorms | null = null;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.log ?? (() => {});
     this.trace = o.trace ? new TraceWriter(o.trace) : null;
+    this.tokenDigest = o.token === undefined ? null : digest(o.token);
     // one port for everything: the live page and /metrics over HTTP, the workers over WebSocket upgrades
     this.monitor = new Monitor({ title: `SMI trainer: ${o.cfg.preset} preset, ${o.cfg.smi}, ${o.cfg.spectral}`, config: { ...o.cfg } });
-    this.http = createServer((req, res) => this.monitor.handle(req, res));
+    const handle = (req: IncomingMessage, res: ServerResponse) => this.monitor.handle(req, res);
+    this.http = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, handle) : createServer(handle);
+    // slow or broken HTTP clients: a request head within 10 s, a whole request within 30 s (an SSE response may last)
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 30_000;
+    this.http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => this.badRequest(err, socket));
     this.wss = new WebSocketServer(serverOptions({ server: this.http }));
     this.ready = new Promise((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve((this.http.address() as { port: number }).port));
     });
-    this.wss.on('connection', (ws) => this.accept(ws));
+    this.wss.on('connection', (ws, req) => this.accept(ws, req));
+  }
+
+  /** A request node's parser refused (bad request line, head over 16 KiB, too slow): a status if one can still go out. */
+  private badRequest(err: Error & { code?: string }, socket: Duplex): void {
+    const sent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (err.code === 'ECONNRESET' || !socket.writable || sent) return void socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.monitor.countHttp(status);
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   /** Tells every worker the run is over and closes the server. */
   async close(reason = 'run finished'): Promise<void> {
     for (const m of this.members.values()) {
-      await m.peer.send({ type: 'bye', reason }).catch(() => {});
+      await m.peer.send({ type: 'bye', reason }).catch((e: unknown) => this.sendFailed(null, m.id, 'bye', e));
       m.peer.close(protocolError('E_SHUTDOWN', reason));
     }
     this.members.clear();
+    if (this.shareNorms) this.log(this.shareNorms.summary());
     this.trace?.close();
     this.monitor.close();
     await new Promise<void>((r) => this.wss.close(() => r()));
@@ -126,16 +170,77 @@ export class Coordinator {
     this.monitor.countError(code);
   }
 
+  /** A send that failed: logged, counted as E_SEND_FAILED, and the member (if it is one) dropped. */
+  private sendFailed(m: Member | null, who: string, what: string, e: unknown): void {
+    this.countError('E_SEND_FAILED');
+    this.log(`sending ${what} to ${who} failed: ${e instanceof Error ? e.message : String(e)}`);
+    if (m) this.drop(m, 'E_SEND_FAILED');
+  }
+
+  /** Refuses `id` for a while after a rejected result (doubling per repeat); returns the refusal in ms. */
+  private strike(id: string): number {
+    const strikes = (this.refused.get(id)?.strikes ?? 0) + 1;
+    const ms = Math.min(REFUSE_MAX_MS, REFUSE_MS * 2 ** (strikes - 1));
+    this.refused.set(id, { until: Date.now() + ms, strikes });
+    return ms;
+  }
+
+  /** Rejects a member's result found bad after its phase: counted, the member dropped and its id refused. */
+  private rejectResult(id: string, err: ProtocolError): void {
+    this.countError(err.code);
+    const ms = this.strike(id);
+    this.log(`rejecting ${id}: ${err.code} ${err.message}; its share is redone, its id refused for ${ms / 1000} s`);
+    const m = this.members.get(id);
+    if (!m) return;
+    this.drop(m, err.code);
+    m.peer.close(err);
+  }
+
   private membersChanged(): void {
     this.monitor.setWorkers([...this.members.values()].map((m) => ({ id: m.id, backend: m.hello.backend, device: m.hello.device, host: m.hello.host, pid: m.hello.pid, joinedAt: m.joinedAt })));
     this.wake();
   }
 
-  private accept(ws: WebSocket): void {
-    // until its hello is accepted a client may not make us allocate more than a hello needs
-    const peer = new Peer(ws, { maxMessageBytes: PRE_AUTH_MESSAGE_BYTES });
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const peer = new Peer(ws, { maxMessageBytes: 0, maxControlBytes: PRE_AUTH_CONTROL_BYTES });
     let member: Member | null = null;
+    let preAuth = true;
+    // closes a client that has not authenticated: reading stops at once, the close frame gets a moment to go out
+    const refuse = (err: ProtocolError) => {
+      endPreAuth();
+      this.countError(err.code);
+      this.log(`rejecting a new connection from ${from}: ${err.code} ${err.message}`);
+      ws.pause();
+      peer.close(err);
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    };
+    if (this.awaitingHello >= MAX_AWAITING_HELLO) {
+      preAuth = false;
+      return refuse(protocolError('E_BUSY', `${MAX_AWAITING_HELLO} connections are already waiting for their hello`));
+    }
+    this.awaitingHello++;
+    let preAuthBytes = 0;
+    const socket = req.socket;
+    // after ws's own listener: the chunk is already in the assembler, whose frame count is then current
+    const onData = (chunk: Buffer) => {
+      preAuthBytes += chunk.length;
+      if (preAuthBytes > PRE_AUTH_BYTES) refuse(protocolError('E_TOO_LARGE', `${preAuthBytes} bytes before a hello, over ${PRE_AUTH_BYTES}`));
+      else if (peer.assembler.stats.frames > PRE_AUTH_FRAMES) refuse(protocolError('E_TOO_LARGE', `${peer.assembler.stats.frames} frames before a hello, over ${PRE_AUTH_FRAMES}`));
+    };
+    socket.on('data', onData);
+    const helloMs = this.o.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+    const deadline = setTimeout(() => refuse(protocolError('E_HELLO_TIMEOUT', `no hello within ${helloMs} ms`)), helloMs);
+    deadline.unref();
+    const endPreAuth = () => {
+      if (!preAuth) return;
+      preAuth = false;
+      this.awaitingHello--;
+      clearTimeout(deadline);
+      socket.off('data', onData);
+    };
     peer.onClose((code, reason) => {
+      endPreAuth();
       if (member) this.drop(member, `link closed (${code} ${reason})`);
     });
     peer.onError((err: ProtocolError) => {
@@ -146,16 +251,20 @@ export class Coordinator {
       try {
         if (!member) {
           if (msg.type !== 'hello') throw protocolError('E_UNEXPECTED', `expected hello, got ${msg.type}`);
+          endPreAuth();
+          peer.maxMessageBytes = this.workerMessageBytes;
+          peer.maxControlBytes = WORKER_CONTROL_BYTES;
           member = this.join(peer, msg);
-          peer.maxMessageBytes = MAX_MESSAGE_BYTES;
           return;
         }
         this.receive(member, msg, info);
       } catch (e) {
         const err = e instanceof ProtocolError ? e : protocolError('E_MALFORMED', (e as Error).message);
+        if (!member) return refuse(err);
         this.countError(err.code);
-        this.log(`rejecting ${member?.id ?? 'a new connection'}: ${err.code} ${err.message}`);
-        if (member) this.drop(member, err.code);
+        const refusedFor = err.code === 'E_NONFINITE' || err.code === 'E_OUTLIER' ? this.strike(member.id) : 0;
+        this.log(`rejecting ${member.id}: ${err.code} ${err.message}${refusedFor ? `; its id refused for ${refusedFor / 1000} s` : ''}`);
+        this.drop(member, err.code);
         peer.close(err);
       }
     });
@@ -163,14 +272,20 @@ export class Coordinator {
 
   private join(peer: Peer, hello: Hello): Member {
     if (hello.protocol !== PROTOCOL_VERSION) throw protocolError('E_VERSION', `protocol ${hello.protocol}, this coordinator speaks ${PROTOCOL_VERSION}`);
-    if (this.o.token !== undefined && hello.token !== this.o.token) throw protocolError('E_TOKEN', 'wrong or missing token');
+    // compared as digests, in constant time: equal lengths, and no early exit that would tell how much matched
+    if (this.tokenDigest && (hello.token === null || !timingSafeEqual(digest(hello.token), this.tokenDigest))) throw protocolError('E_TOKEN', 'wrong or missing token');
+    const refusal = hello.workerId === null ? undefined : this.refused.get(hello.workerId);
+    if (refusal && refusal.until > Date.now()) {
+      throw protocolError('E_REFUSED', `worker ${hello.workerId} sent a rejected result; refused for another ${Math.ceil((refusal.until - Date.now()) / 1000)} s`);
+    }
     let id = hello.workerId ?? nanoid(10);
     if (this.members.has(id)) id = nanoid(10); // a reconnect whose old link is not yet seen closed gets a new id
     const m: Member = { id, peer, hello, inflight: 0, joinedAt: Date.now() };
     this.members.set(id, m);
-    void peer.send({ type: 'welcome', workerId: id, config: this.o.cfg, step: this.weightsStep });
+    const failed = (what: string) => (e: unknown) => this.sendFailed(m, id, what, e);
+    peer.send({ type: 'welcome', workerId: id, config: this.o.cfg, step: this.weightsStep }).catch(failed('welcome'));
     // a copy: the broadcast buffers are rewritten in place after each step, and this send is not awaited
-    void peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights.map((w) => w.slice()) });
+    peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights.map((w) => w.slice()) }).catch(failed('weights'));
     this.log(`worker ${id} joined: ${hello.backend} on ${hello.device}, ${(hello.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${hello.host} pid ${hello.pid} (${this.members.size} live)`);
     this.membersChanged();
     return m;
@@ -234,6 +349,7 @@ export class Coordinator {
     send: (m: Member, item: Item<R>, attempt: number) => Promise<{ encodeMs: number }>,
     accept: (msg: Grads | Blended, m: Member, item: Item<R>) => R,
     orphan?: (item: Item<R>) => R,
+    vet?: (items: Item<R>[]) => { item: Item<R>; member: string; err: ProtocolError }[],
   ): Promise<void> {
     let waitingLogged = false;
     phases.beginRound();
@@ -266,12 +382,19 @@ export class Coordinator {
               phases.encoded(m.id, st.encodeMs);
             }
           },
-          () => this.drop(m, 'send failed'),
+          (e: unknown) => this.sendFailed(m, m.id, kind === 'grads' ? 'work' : 'blend', e),
         );
       }
       if (items.every((i) => i.result !== undefined)) {
-        phases.endRound();
-        return;
+        // shares judged together (the outlier rule compares them): a rejected one is redone by the others
+        const bad = vet?.(items) ?? [];
+        if (bad.length === 0) {
+          phases.endRound();
+          return;
+        }
+        for (const b of bad) b.item.result = undefined;
+        for (const id of new Set(bad.map((b) => b.member))) this.rejectResult(id, bad.find((b) => b.member === id)!.err);
+        continue;
       }
       if (this.members.size === 0 && !waitingLogged) {
         this.log(`step ${step}: no live workers; waiting for one to join`);
@@ -289,13 +412,16 @@ export class Coordinator {
     }
   }
 
-  /** Checks a result's tensors: count, lengths, finiteness. */
-  private checkTensors(what: string, tensors: Float32Array[], sizes: number[]): void {
+  /** Checks a result's tensors (count, lengths, finiteness) and returns their squared norms, summed in float64. */
+  private checkTensors(what: string, tensors: Float32Array[], sizes: number[]): number[] {
     if (tensors.length !== sizes.length) throw protocolError('E_SHAPE', `${what}: ${tensors.length} tensors, the model has ${sizes.length}`);
     tensors.forEach((t, i) => {
       if (t.length !== sizes[i]) throw protocolError('E_SHAPE', `${what}: tensor ${i} has ${t.length} values, expected ${sizes[i]}`);
-      if (!allFinite(t)) throw protocolError('E_NONFINITE', `${what}: tensor ${i} holds NaN or Inf`);
     });
+    const sq = squaredNorms(tensors);
+    const bad = sq.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw protocolError('E_NONFINITE', `${what}: tensor ${bad} holds NaN or Inf`);
+    return sq;
   }
 
   /** The StepEngine for runTraining: steps computed by the workers. */
@@ -304,10 +430,13 @@ export class Coordinator {
     const names = state.model.params.map((p) => p.name);
     const shapes = state.model.params.map((p) => p.shape);
     const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
-    const halfSizes = shapes.map((s) => {
-      const [rows, cols] = view2d(s);
-      return rows * (Math.floor(cols / 2) + 1);
-    });
+    const views = shapes.map((s) => view2d(s));
+    const halfSizes = views.map(([rows, cols]) => rows * (Math.floor(cols / 2) + 1));
+    // the largest message a worker has reason to send (a gradient with its spectra): a larger declared size is
+    // refused before the assembler reserves memory for it
+    this.workerMessageBytes = sizes.reduce((a, n, i) => a + align8(4 * n) + align8(4 * halfSizes[i]!), 0);
+    for (const m of this.members.values()) m.peer.maxMessageBytes = this.workerMessageBytes;
+    const norms = (this.shareNorms = new ShareNorms());
     const run = SMI_RUNS[cfg.smi];
     const mode = cfg.smi === 'baseline' ? 'global' : cfg.spectral;
     const shared = mode === 'synced' ? new SharedSpectralHistory(run.beta, run.q) : null;
@@ -334,7 +463,7 @@ export class Coordinator {
           const out = await attemptStep(k, offsets, phases);
           refreshWeights(k);
           const broadcast = { type: 'weights' as const, step: k, tensors: this.weights };
-          await Promise.all([...this.members.values()].map((m) => m.peer.send(broadcast).then((st) => phases.encoded(m.id, st.encodeMs, true), () => this.drop(m, 'send failed'))));
+          await Promise.all([...this.members.values()].map((m) => m.peer.send(broadcast).then((st) => phases.encoded(m.id, st.encodeMs, true), (e: unknown) => this.sendFailed(m, m.id, 'weights', e))));
           if (!timing) return out;
           for (const m of this.members.values()) {
             const [sent, received] = bytesAt.get(m.id) ?? [0, 0];
@@ -354,7 +483,7 @@ export class Coordinator {
 
     const attemptStep = async (k: number, offsets: number[], phases: StepPhases): Promise<StepOutcome> => {
       const parts = Math.max(1, Math.min(this.members.size, offsets.length));
-      type G = { n: number; loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; holder: string; attempt: number; phases: Record<string, number> };
+      type G = { n: number; loss: number; grads: Float32Array[]; norm: number; magnitudes?: Float32Array[]; holder: string; attempt: number; phases: Record<string, number> };
       const items: Item<G>[] = splitBatch(offsets, parts).map((o, index) => ({ index, offsets: o }));
       const wantMagnitudes = mode === 'synced';
       await this.phase<G>(
@@ -364,12 +493,27 @@ export class Coordinator {
           const g = msg as Grads;
           if (g.sequences !== item.offsets.length) throw protocolError('E_SHAPE', `grads for ${g.sequences} sequences, sent ${item.offsets.length}`);
           if (!Number.isFinite(g.loss)) throw protocolError('E_NONFINITE', `loss is ${g.loss}`);
-          this.checkTensors('grads', g.tensors, sizes);
+          if (g.loss < 0) throw protocolError('E_OUTLIER', `loss is ${g.loss}; a cross-entropy is never negative`);
+          const sq = this.checkTensors('grads', g.tensors, sizes);
           if (wantMagnitudes) {
             if (!g.magnitudes) throw protocolError('E_SHAPE', 'synced mode needs magnitudes');
-            this.checkTensors('magnitudes', g.magnitudes, halfSizes);
+            this.checkTensors('magnitudes', g.magnitudes, halfSizes).forEach((msq, p) => {
+              const bound = magnitudeBound(sq[p]!, ...views[p]!);
+              if (!(Math.sqrt(msq) <= bound)) throw protocolError('E_OUTLIER', `magnitudes of tensor ${p}: norm ${Math.sqrt(msq).toExponential(3)}, over the ${bound.toExponential(3)} its gradient allows (Parseval)`);
+            });
           }
-          return { n: g.sequences, loss: g.loss, grads: g.tensors, magnitudes: g.magnitudes, holder: m.id, attempt: g.attempt, phases: g.phases };
+          return { n: g.sequences, loss: g.loss, grads: g.tensors, norm: normOf(sq), magnitudes: g.magnitudes, holder: m.id, attempt: g.attempt, phases: g.phases };
+        },
+        undefined,
+        (all) => {
+          const ns = all.map((i) => i.result!.norm);
+          const out = norms.check(ns);
+          if (out.length === 0) norms.accept(ns);
+          return out.map((o) => ({
+            item: all[o.index]!,
+            member: all[o.index]!.result!.holder,
+            err: protocolError('E_OUTLIER', `gradient norm ${o.norm.toExponential(3)} at step ${k}: over ${o.bound.toExponential(3)} (${OUTLIER_FACTOR}× the recent median, at least ${NORM_FLOOR})${o.stepMedian === null ? '' : ` and over ${OUTLIER_FACTOR}× the other shares' median ${o.stepMedian.toExponential(3)}`}`),
+          }));
         },
       );
       const B = offsets.length;
@@ -419,7 +563,9 @@ export class Coordinator {
         },
         (msg, _m, item) => {
           const b = msg as Blended;
-          this.checkTensors('blended', b.tensors, sizes);
+          const bn = normOf(this.checkTensors('blended', b.tensors, sizes));
+          const bound = blendedBound(items[item.index]!.result!.norm, coef);
+          if (!(bn <= bound)) throw protocolError('E_OUTLIER', `blended norm ${bn.toExponential(3)} over the ${bound.toExponential(3)} its clipped gradient allows (chunk ${item.index})`);
           if (checksum !== undefined && b.maskChecksum !== checksum) {
             throw protocolError('E_UNEXPECTED', `worker applied masks with checksum ${b.maskChecksum}, the shared masks have ${checksum} (chunk ${item.index})`);
           }

@@ -50,6 +50,17 @@ export interface MonitorState {
   evals: EvalRecord[];
   totals: { steps: number; tokens: number; bytes_sent: number; bytes_received: number; errors: number };
   historyLimit: number;
+  memory: ProcessMemory; // of the process serving this (the coordinator)
+}
+
+/** process.memoryUsage() in bytes, and the peak resident set size so far. */
+export interface ProcessMemory {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  maxRss: number;
 }
 
 export interface MonitorOptions {
@@ -76,6 +87,11 @@ const PHASE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 const MAX_SSE_BACKLOG = 4 << 20;
 // tokens/s gauge: over the last few steps, so one slow step (an eval, a checkpoint) does not make it jump.
 const RATE_WINDOW = 10;
+// Requests are bounded: the longest request target served (a longer one is 414; node's parser already refuses a
+// request head over 16 KiB with 431), and the largest body read and dropped (no endpoint takes one; larger is 413).
+export const MAX_URL_LENGTH = 2048;
+export const MAX_BODY_BYTES = 1024;
+const ENDPOINTS = ['/api/state', '/events', '/metrics'];
 
 // prom-client counters throw on a negative increment; a bad number in a record must not reach the training loop.
 const count = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : 0);
@@ -231,34 +247,68 @@ export class Monitor {
       evals: this.evals,
       totals: { ...this.totals },
       historyLimit: this.historyLimit,
+      memory: { ...process.memoryUsage(), maxRss: process.resourceUsage().maxRSS * 1024 },
     };
   }
 
-  /** Serves GET /, /app.js, /vendor/chart.umd.js, /api/state, /events and /metrics; 404 for anything else. */
+  /** An HTTP request refused with a 4xx status (by the monitor, or by the server before it: node's parser). */
+  countHttp(status: number): void {
+    this.m.httpRejected.inc({ status: String(status) });
+  }
+
+  /**
+   * Serves GET /, /app.js, /vendor/chart.umd.js, /api/state, /events and /metrics; anything else gets a status:
+   * 414 (target over MAX_URL_LENGTH), 400 (a target that is not a path), 413 (a body over MAX_BODY_BYTES, or
+   * chunked), 404, 405. Never throws: whatever a request does stays in its response.
+   */
   handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://monitor');
-    const known = url.pathname in STATIC || ['/api/state', '/events', '/metrics'].includes(url.pathname);
-    if (!known) return text(res, 404, 'not found\n');
+    try {
+      this.route(req, res);
+    } catch (err) {
+      failed(res, err);
+    }
+  }
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const target = req.url ?? '/';
+    if (target.length > MAX_URL_LENGTH) return this.refuse(res, 414, `request target over ${MAX_URL_LENGTH} characters\n`);
+    // the path as sent, never parsed as a URL ('//x' would be a host): only exact paths are served
+    if (!target.startsWith('/')) return this.refuse(res, 400, 'the request target must be a path\n');
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (req.headers['transfer-encoding'] !== undefined || !(declared <= MAX_BODY_BYTES)) {
+      res.setHeader('Connection', 'close'); // the body is not read
+      return this.refuse(res, 413, `no endpoint takes a body over ${MAX_BODY_BYTES} bytes\n`);
+    }
+    const known = Object.hasOwn(STATIC, path) || ENDPOINTS.includes(path);
+    if (!known) return this.refuse(res, 404, 'not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
-      return text(res, 405, 'method not allowed\n');
+      return this.refuse(res, 405, 'method not allowed\n');
     }
-    const file = STATIC[url.pathname];
-    if (file) return void serveFile(req, res, file.file, file.type);
-    switch (url.pathname) {
+    const file = STATIC[path];
+    if (file) return void serveFile(req, res, file.file, file.type).catch((err: unknown) => failed(res, err));
+    switch (path) {
       case '/api/state': {
-        const n = Number(url.searchParams.get('steps') ?? this.historyLimit);
+        const n = Number(query.get('steps') ?? this.historyLimit);
         return send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify(this.state(Number.isFinite(n) ? Math.max(0, Math.floor(n)) : this.historyLimit)));
       }
       case '/metrics':
         this.registry.metrics().then(
           (body) => send(req, res, 200, this.registry.contentType, body),
           (err: unknown) => text(res, 500, `metrics failed: ${String(err)}\n`),
-        );
+        ).catch((err: unknown) => failed(res, err));
         return;
       case '/events':
         return this.subscribe(req, res);
     }
+  }
+
+  private refuse(res: http.ServerResponse, status: number, body: string): void {
+    this.countHttp(status);
+    text(res, status, body);
   }
 
   /** Ends every SSE stream and stops the heartbeat; the monitor keeps answering plain requests. */
@@ -326,12 +376,19 @@ function metrics(registry: Registry) {
     liveWorkers: new Gauge({ name: 'smi_live_workers', help: 'Workers connected now', registers }),
     bytes: new Counter({ name: 'smi_bytes_total', help: 'Bytes the coordinator sent to / received from workers', labelNames: ['direction'] as const, registers }),
     errors: new Counter({ name: 'smi_protocol_errors_total', help: 'Protocol errors by stable code (docs/errors.md)', labelNames: ['code'] as const, registers }),
+    httpRejected: new Counter({ name: 'smi_http_rejected_total', help: 'HTTP requests refused with a 4xx status, by status', labelNames: ['status'] as const, registers }),
   };
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, type: string, body: string | Buffer): void {
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** A handler's own failure: a 500 if nothing was sent yet, else the response is cut. */
+function failed(res: http.ServerResponse, err: unknown): void {
+  if (res.headersSent) return void res.destroy();
+  text(res, 500, `internal error: ${err instanceof Error ? err.message : String(err)}\n`);
 }
 
 function text(res: http.ServerResponse, status: number, body: string): void {

@@ -60,6 +60,7 @@ runMain(async () => {
     const result = await trainLocal(common);
     return result.finished || args.stopAt !== undefined ? 0 : 130;
   }
+  if (args.tlsCert || args.tlsKey) throw new ConfigError('E_BAD_FLAG', '--tls-cert/--tls-key are for `npm run coordinator` (workers on other hosts); local workers connect over loopback');
   const plan = plannedWorkers(args);
   const token = args.token ?? newToken();
   let children: ChildProcess[] = [];

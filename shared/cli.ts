@@ -32,6 +32,8 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address [127.0.0.1]' },
   port: { type: 'string', arg: 'P', section: 'distributed', help: 'coordinator port [0: any free port]' },
   token: { type: 'string', arg: 'T', section: 'distributed', help: 'shared secret workers must present' },
+  'tls-cert': { type: 'string', arg: 'FILE', section: 'distributed', help: 'coordinator: serve wss:// and https:// with this PEM certificate (chain); needs --tls-key' },
+  'tls-key': { type: 'string', arg: 'FILE', section: 'distributed', help: "coordinator: the certificate's PEM private key" },
   'min-workers': { type: 'string', arg: 'N', section: 'distributed', help: 'workers to wait for before step 1 [1]' },
   'step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's share is reassigned after this [60000]" },
   trace: { type: 'string', arg: 'FILE', section: 'output', help: 'write a Chrome trace-event file (Perfetto, chrome://tracing): a track per process, a span per phase' },
@@ -64,6 +66,8 @@ export interface TrainArgs {
   host?: string;
   port?: number;
   token?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   minWorkers?: number;
   stepTimeout?: number;
   trace?: string;
@@ -132,6 +136,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     host: s('host'),
     port: num('port', s('port'), true),
     token: s('token'),
+    tlsCert: s('tls-cert'),
+    tlsKey: s('tls-key'),
     minWorkers: num('min-workers', s('min-workers'), true),
     stepTimeout: num('step-timeout', s('step-timeout'), true),
     trace: s('trace'),

@@ -16,6 +16,11 @@ export const ERROR_CODES = {
   E_SHUTDOWN: { close: 4009, meaning: 'the coordinator is ending the run' },
   E_DUPLICATE: { close: 4010, meaning: 'a worker with this id is already connected' },
   E_INTERNAL: { close: 4011, meaning: 'the sender hit a bug of its own while handling a message' },
+  E_OUTLIER: { close: 4012, meaning: "a finite result an honest worker cannot produce: a gradient norm far above both the step's other shares and the recent steps, or spectra or a blend over the bound its own gradient sets" },
+  E_REFUSED: { close: 4013, meaning: 'this worker id sent a rejected result (E_NONFINITE, E_OUTLIER) and is refused for a while' },
+  E_HELLO_TIMEOUT: { close: 4014, meaning: 'no accepted hello within the deadline after connecting' },
+  E_BUSY: { close: 4015, meaning: 'too many connections are waiting for their hello; try again later' },
+  E_SEND_FAILED: { close: 4016, meaning: 'a message to the peer could not be sent (its link failed); the peer is dropped' },
 } as const satisfies Record<string, { close: number; meaning: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

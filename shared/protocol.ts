@@ -10,7 +10,7 @@ export interface Hello {
   type: 'hello';
   protocol: number; // PROTOCOL_VERSION of the worker
   token: string | null; // the shared --token, null when the worker has none
-  workerId: string | null; // null on first connect; the id from `welcome` on reconnect
+  workerId: string | null; // null on first connect; the id from `welcome` on reconnect (WORKER_ID)
   backend: string; // the tfjs backend the worker runs on
   device: string; // e.g. a GPU name, or 'cpu'
   memoryBytes: number; // memory the worker may use for the model
@@ -140,8 +140,6 @@ function fields(o: Obj, kind: string, required: readonly string[], optional: rea
 const str = (o: Obj, kind: string, k: string): string =>
   typeof o[k] === 'string' ? (o[k] as string) : bad(`${kind}.${k}`, `expected a string, got ${describe(o[k])}`);
 
-const strOrNull = (o: Obj, kind: string, k: string): string | null => (o[k] === null ? null : str(o, kind, k));
-
 const num = (o: Obj, kind: string, k: string): number =>
   typeof o[k] === 'number' ? (o[k] as number) : bad(`${kind}.${k}`, `expected a number, got ${describe(o[k])}`);
 
@@ -157,6 +155,33 @@ const count = (o: Obj, kind: string, k: string): number => {
 const uint32 = (o: Obj, kind: string, k: string): number => {
   const v = count(o, kind, k);
   return v <= 0xffffffff ? v : bad(`${kind}.${k}`, `expected a uint32, got ${v}`);
+};
+
+/** Worker ids: nanoid's alphabet (A–Z a–z 0–9 _ -), 1–64 characters. */
+export const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Backends a worker can run on (BACKENDS less 'auto', which is a choice, not a backend). */
+export const WORKER_BACKENDS = BACKENDS.filter((b) => b !== 'auto');
+/** Largest memoryBytes a hello may claim (1 PiB) and largest pid (a uint32). */
+const MAX_MEMORY_BYTES = 2 ** 50;
+const MAX_PID = 0xffffffff;
+/** Longest hello token; other hello strings (device, host) are 1–256 printable characters. */
+export const MAX_TOKEN_LENGTH = 1024;
+const PRINTABLE = /^[^\p{Cc}]{1,256}$/u;
+
+const workerId = (o: Obj, kind: string, k: string): string => {
+  const v = str(o, kind, k);
+  return WORKER_ID.test(v) ? v : bad(`${kind}.${k}`, `expected 1–64 characters of A–Z a–z 0–9 _ -, got ${JSON.stringify(v.slice(0, 80))}`);
+};
+
+const label = (o: Obj, kind: string, k: string): string => {
+  const v = str(o, kind, k);
+  return PRINTABLE.test(v) ? v : bad(`${kind}.${k}`, `expected 1–256 printable characters, got ${JSON.stringify(v.slice(0, 80))}`);
+};
+
+/** An integer in [lo, hi]. */
+const intIn = (o: Obj, kind: string, k: string, lo: number, hi: number): number => {
+  const v = num(o, kind, k);
+  return Number.isSafeInteger(v) && v >= lo && v <= hi ? v : bad(`${kind}.${k}`, `expected an integer in [${lo}, ${hi}], got ${v}`);
 };
 
 const bool = (o: Obj, kind: string, k: string): boolean =>
@@ -232,17 +257,19 @@ export function parseMessage(value: unknown): Message {
     case 'hello':
       fields(o, kind, ['type', 'protocol', 'token', 'workerId', 'backend', 'device', 'memoryBytes', 'host', 'pid']);
       count(o, kind, 'protocol');
-      strOrNull(o, kind, 'token');
-      strOrNull(o, kind, 'workerId');
-      str(o, kind, 'backend');
-      str(o, kind, 'device');
-      count(o, kind, 'memoryBytes');
-      str(o, kind, 'host');
-      count(o, kind, 'pid');
+      if (o.token !== null && str(o, kind, 'token').length > MAX_TOKEN_LENGTH) bad(`${kind}.token`, `longer than ${MAX_TOKEN_LENGTH} characters`);
+      if (o.workerId !== null) workerId(o, kind, 'workerId');
+      if (!(WORKER_BACKENDS as readonly string[]).includes(str(o, kind, 'backend'))) {
+        bad(`${kind}.backend`, `'${String(o.backend).slice(0, 80)}' is not one of ${WORKER_BACKENDS.join(', ')}`);
+      }
+      label(o, kind, 'device');
+      intIn(o, kind, 'memoryBytes', 1, MAX_MEMORY_BYTES);
+      label(o, kind, 'host');
+      intIn(o, kind, 'pid', 1, MAX_PID);
       break;
     case 'welcome':
       fields(o, kind, ['type', 'workerId', 'config', 'step']);
-      if (str(o, kind, 'workerId') === '') bad(`${kind}.workerId`, 'empty');
+      workerId(o, kind, 'workerId');
       config(o, kind, 'config');
       count(o, kind, 'step');
       break;

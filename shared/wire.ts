@@ -46,6 +46,10 @@ export const WIRE_VERSION = 1;
 export const MAX_FRAME_BYTES = 64 * 2 ** 20;
 /** Largest message a receiver accepts (sum of its frames): weights plus spectral state of a 124M model, with room. */
 export const MAX_MESSAGE_BYTES = 2 * 2 ** 30;
+/** Largest msgpack control part a receiver decodes: the largest real one (a `work`'s offsets) is a few KiB. */
+export const MAX_CONTROL_BYTES = 2 ** 20;
+/** Deepest nesting of the control part (our messages nest 3 deep: message → tensors → section reference). */
+export const MAX_CONTROL_DEPTH = 16;
 /** A sender waits for the socket to drain once ws.bufferedAmount exceeds this. */
 export const HIGH_WATER_BYTES = 16 * 2 ** 20;
 /** Pieces under this size are merged into one fragment (one copy) rather than sent as fragments of their own. */
@@ -117,6 +121,69 @@ function toControl(v: unknown, sections: TypedArray[]): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toControl(x, sections);
   return out;
+}
+
+/**
+ * Walks a msgpack value without decoding it: throws E_MALFORMED unless `b` is exactly one value nested at most
+ * `maxDepth` deep, every declared length fits the bytes left. msgpackr has no such limits: it recurses per level
+ * (a control part of nested arrays overflows the stack) and builds an object per empty map (8 MiB of 0x80 bytes
+ * is 8M objects, ~1 GB). Iterative, allocation-free, O(bytes).
+ */
+export function checkControl(b: Uint8Array, maxDepth = MAX_CONTROL_DEPTH): void {
+  const stack: number[] = []; // values still to read in each open container
+  let pos = 0;
+  let values = 1; // at the top level: exactly one
+  const need = (n: number) => {
+    if (pos + n > b.length) throw malformed(`control part truncated: ${n} bytes needed at ${pos} of ${b.length}`);
+  };
+  const be = (at: number, n: number) => {
+    let v = 0;
+    for (let i = 0; i < n; i++) v = v * 256 + b[at + i]!;
+    return v;
+  };
+  for (;;) {
+    while (values === 0) {
+      if (stack.length === 0) {
+        if (pos !== b.length) throw malformed(`control part has ${b.length - pos} bytes after its value`);
+        return;
+      }
+      values = stack.pop()!;
+    }
+    values--;
+    need(1);
+    const t = b[pos++]!;
+    let skip = 0; // payload bytes of a scalar
+    let children = -1; // values of a container
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) skip = 0;
+    else if (t <= 0x8f) children = 2 * (t & 0x0f);
+    else if (t <= 0x9f) children = t & 0x0f;
+    else if (t <= 0xbf) skip = t & 0x1f;
+    else if (t === 0xc4 || t === 0xd9) { need(1); skip = b[pos++]!; }
+    else if (t === 0xc5 || t === 0xda) { need(2); skip = be(pos, 2); pos += 2; }
+    else if (t === 0xc6 || t === 0xdb) { need(4); skip = be(pos, 4); pos += 4; }
+    else if (t === 0xc7) { need(1); skip = 1 + b[pos++]!; }
+    else if (t === 0xc8) { need(2); skip = 1 + be(pos, 2); pos += 2; }
+    else if (t === 0xc9) { need(4); skip = 1 + be(pos, 4); pos += 4; }
+    else if (t === 0xca) skip = 4;
+    else if (t === 0xcb) skip = 8;
+    else if (t >= 0xcc && t <= 0xd3) skip = 1 << (t & 0x03);
+    else if (t >= 0xd4 && t <= 0xd8) skip = 1 + (1 << (t - 0xd4));
+    else if (t === 0xdc) { need(2); children = be(pos, 2); pos += 2; }
+    else if (t === 0xdd) { need(4); children = be(pos, 4); pos += 4; }
+    else if (t === 0xde) { need(2); children = 2 * be(pos, 2); pos += 2; }
+    else if (t === 0xdf) { need(4); children = 2 * be(pos, 4); pos += 4; }
+    else throw malformed(`control part: msgpack byte 0x${t.toString(16)} is not a type`);
+    if (children < 0) {
+      need(skip);
+      pos += skip;
+      continue;
+    }
+    if (children > b.length - pos) throw malformed(`control part: a container of ${children} values in ${b.length - pos} bytes`);
+    if (children === 0) continue;
+    if (stack.length + 1 > maxDepth) throw malformed(`control part nested deeper than ${maxDepth}`);
+    stack.push(values);
+    values = children;
+  }
 }
 
 /** Puts the decoded sections back where their references are; each section must be referenced exactly once. */
@@ -274,6 +341,7 @@ export function encodeMessage(msg: Message, maxFrameBytes?: number, opts: Omit<E
 export interface AssemblerOptions {
   maxFrameBytes?: number; // a longer frame is E_TOO_LARGE [MAX_FRAME_BYTES]
   maxMessageBytes?: number; // a message declaring more data is E_TOO_LARGE [MAX_MESSAGE_BYTES]
+  maxControlBytes?: number; // a longer control part is E_TOO_LARGE, checked before it is decoded [MAX_CONTROL_BYTES]
 }
 
 /** What the assembler did, for measuring how often zero-copy works. */
@@ -317,12 +385,14 @@ const malformed = (message: string) => protocolError('E_MALFORMED', message);
 export class MessageAssembler {
   maxFrameBytes: number;
   maxMessageBytes: number;
+  maxControlBytes: number;
   readonly stats: AssemblerStats = { frames: 0, messages: 0, bytes: 0, views: 0, copiedMisaligned: 0, copiedSplit: 0, copiedBytes: 0 };
   #pending: Pending | null = null;
 
   constructor(opts: AssemblerOptions = {}) {
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.maxMessageBytes = opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    this.maxControlBytes = opts.maxControlBytes ?? MAX_CONTROL_BYTES;
   }
 
   /** True while a chunked message is partly received. */
@@ -382,6 +452,7 @@ export class MessageAssembler {
       headerLen = align8(HEAD_FIXED + SECTION_ENTRY * count + controlLen);
       if (headerLen > size) throw malformed(`truncated head: ${count} sections and ${controlLen} control bytes need ${headerLen} bytes, frame has ${size}`);
       if (total > this.maxMessageBytes) throw protocolError('E_TOO_LARGE', `message of ${total} bytes exceeds ${this.maxMessageBytes}`);
+      if (controlLen > this.maxControlBytes) throw protocolError('E_TOO_LARGE', `control part of ${controlLen} bytes exceeds ${this.maxControlBytes}`);
       if (parts[0]!.length < headerLen) parts = [Buffer.concat(parts)];
       h = Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.length);
       const sections: PendingSection[] = [];
@@ -400,9 +471,11 @@ export class MessageAssembler {
       }
       if (pos !== total) throw malformed(`section lengths do not add up: sections end at ${pos}, data is ${total} bytes`);
       const ctrlAt = HEAD_FIXED + SECTION_ENTRY * count;
+      const controlBytes = h.subarray(ctrlAt, ctrlAt + controlLen);
+      checkControl(controlBytes);
       let control: unknown;
       try {
-        control = unpackr.unpack(h.subarray(ctrlAt, ctrlAt + controlLen));
+        control = unpackr.unpack(controlBytes);
       } catch (e) {
         throw malformed(`control part undecodable: ${(e as Error).message}`);
       }
@@ -541,6 +614,7 @@ export type ErrorHandler = (err: ProtocolError) => void;
 export interface PeerOptions {
   maxFrameBytes?: number; // [MAX_FRAME_BYTES]; must not exceed the remote's ws maxPayload
   maxMessageBytes?: number; // [MAX_MESSAGE_BYTES]; lower it until a peer has authenticated
+  maxControlBytes?: number; // [MAX_CONTROL_BYTES]; likewise
   highWaterBytes?: number; // [HIGH_WATER_BYTES]
 }
 
@@ -586,7 +660,7 @@ export class Peer {
     this.ws = ws;
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.highWaterBytes = opts.highWaterBytes ?? HIGH_WATER_BYTES;
-    this.assembler = new MessageAssembler({ maxFrameBytes: this.maxFrameBytes, maxMessageBytes: opts.maxMessageBytes });
+    this.assembler = new MessageAssembler({ maxFrameBytes: this.maxFrameBytes, maxMessageBytes: opts.maxMessageBytes, maxControlBytes: opts.maxControlBytes });
     ws.binaryType = 'fragments';
     ws.on('message', (data, isBinary) => this.#receive(data as Buffer | Buffer[], isBinary));
     ws.on('close', (code, reason) => {
@@ -629,6 +703,15 @@ export class Peer {
 
   get maxMessageBytes(): number {
     return this.assembler.maxMessageBytes;
+  }
+
+  /** Largest control part accepted from the remote. */
+  set maxControlBytes(n: number) {
+    this.assembler.maxControlBytes = n;
+  }
+
+  get maxControlBytes(): number {
+    return this.assembler.maxControlBytes;
   }
 
   get closing(): boolean {

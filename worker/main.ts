@@ -1,4 +1,5 @@
 // `npm run worker -- --connect ws://HOST:PORT`: one worker process (one per GPU or per core).
+import { readFileSync } from 'node:fs';
 import { initBackend } from '../shared/backend.ts';
 import { parseWithTable } from '../shared/cli.ts';
 import { BACKENDS, ConfigError, oneOf } from '../shared/config.ts';
@@ -7,19 +8,21 @@ import { runWorker } from './worker.ts';
 
 const S = 'run' as const;
 const OPTIONS = {
-  connect: { type: 'string' as const, arg: 'URL', section: S, help: 'the coordinator, ws://HOST:PORT' },
+  connect: { type: 'string' as const, arg: 'URL', section: S, help: 'the coordinator, ws://HOST:PORT or wss://HOST:PORT (TLS)' },
+  ca: { type: 'string' as const, arg: 'FILE', section: S, help: "wss://: also trust the PEM certificate(s) in FILE (the coordinator's private CA or self-signed certificate)" },
   token: { type: 'string' as const, arg: 'T', section: S, help: "the coordinator's token" },
   backend: { type: 'string' as const, arg: 'B', section: S, help: `${BACKENDS.join('|')} [auto]` },
   'retry-for': { type: 'string' as const, arg: 'MS', section: S, help: 'give up after this long without a coordinator [60000]' },
   quiet: { type: 'boolean' as const, section: S, help: 'log only errors' },
   help: { type: 'boolean' as const, section: S, help: 'this text' },
 };
-const HELP = `Usage: npm run worker -- --connect ws://HOST:PORT [--token T] [--backend B] [--retry-for MS]
+const HELP = `Usage: npm run worker -- --connect ws[s]://HOST:PORT [--token T] [--ca FILE] [--backend B] [--retry-for MS]
 
 Connects to a coordinator, computes gradients for its share of each step, and reconnects with backoff when
 the link drops. One worker per GPU (set CUDA_VISIBLE_DEVICES) or per CPU core.
-Example: CUDA_VISIBLE_DEVICES=1 npm run worker -- --connect ws://10.0.0.5:8765 --token s3cret
-Exit codes: 0 the run finished, 1 the coordinator could not be reached, 2 bad arguments or rejected (token, version).`;
+Example: CUDA_VISIBLE_DEVICES=1 npm run worker -- --connect wss://10.0.0.5:8765 --token s3cret --ca coordinator.pem
+Exit codes: 0 the run finished, 1 the coordinator could not be reached, 2 bad arguments or rejected (token, version,
+an untrusted certificate).`;
 
 runMain(async () => {
   const v = parseWithTable(process.argv.slice(2), OPTIONS);
@@ -28,13 +31,21 @@ runMain(async () => {
     return 0;
   }
   const url = v.connect as string | undefined;
-  if (!url || !/^wss?:\/\/[^/]+/.test(url)) throw new ConfigError('E_BAD_FLAG', `--connect takes ws://HOST:PORT, got ${url ?? 'nothing'}`);
+  if (!url || !/^wss?:\/\/[^/]+/.test(url)) throw new ConfigError('E_BAD_FLAG', `--connect takes ws://HOST:PORT or wss://HOST:PORT, got ${url ?? 'nothing'}`);
+  const caFile = v.ca as string | undefined;
+  if (caFile !== undefined && !url.startsWith('wss://')) throw new ConfigError('E_BAD_FLAG', `--ca is for a wss:// coordinator; --connect is ${url}`);
+  let ca: Buffer | undefined;
+  try {
+    ca = caFile === undefined ? undefined : readFileSync(caFile);
+  } catch (e) {
+    throw new ConfigError('E_BAD_FLAG', `--ca ${caFile}: ${(e as Error).message}`);
+  }
   const retryFor = v['retry-for'] === undefined ? 60_000 : Number(v['retry-for']);
   if (!Number.isFinite(retryFor) || retryFor < 0) throw new ConfigError('E_BAD_FLAG', `--retry-for takes milliseconds, got ${String(v['retry-for'])}`);
   const log = (l: string) => console.log(`[worker ${process.pid}] ${l}`);
   if (process.env.CUDA_VISIBLE_DEVICES !== undefined) log(`CUDA_VISIBLE_DEVICES=${process.env.CUDA_VISIBLE_DEVICES}`);
   const backend = await initBackend(v.backend === undefined ? 'auto' : oneOf('backend', v.backend as string, BACKENDS), v.quiet ? () => {} : log);
-  const exit = await runWorker({ url, token: v.token as string | undefined, backend, retryForMs: retryFor, log: v.quiet ? () => {} : log });
+  const exit = await runWorker({ url, token: v.token as string | undefined, ca, backend, retryForMs: retryFor, log: v.quiet ? () => {} : log });
   log(`${exit.reason}: ${exit.message}`);
   return exit.reason === 'done' ? 0 : exit.reason === 'rejected' ? 2 : 1;
 });

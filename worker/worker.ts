@@ -13,12 +13,19 @@ import { Peer, clientOptions } from '../shared/wire.ts';
 import { codeForClose } from '../shared/errors.ts';
 
 export interface WorkerOptions {
-  url: string; // ws://host:port
+  url: string; // ws://host:port, or wss://host:port for a coordinator with --tls-cert
   token?: string;
+  ca?: Buffer; // PEM certificate(s) to trust for wss:// besides the system's (a private CA, or a self-signed certificate)
   backend: BackendInfo;
   log?: (line: string) => void;
   retryForMs?: number; // give up reconnecting after this long without a coordinator [60 s]
 }
+
+/** Node's codes for a server certificate that fails verification (not a network failure). */
+const TLS_TRUST_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /** Why a worker stopped: the coordinator finished the run, or it could not be reached. */
 export interface WorkerExit {
@@ -140,7 +147,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   /** One connection. Resolves an exit when the run is over, or null to reconnect. */
   function session(): Promise<WorkerExit | null> {
     return new Promise((resolve) => {
-      const ws = new WebSocket(o.url, clientOptions());
+      const ws = new WebSocket(o.url, clientOptions(o.ca ? { ca: o.ca } : {}));
       let settled = false;
       const finish = (v: WorkerExit | null) => {
         if (!settled) {
@@ -148,7 +155,11 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
           resolve(v);
         }
       };
-      ws.on('error', (e) => {
+      ws.on('error', (e: Error & { code?: string }) => {
+        // a certificate this worker does not trust will not become trusted by retrying
+        if (TLS_TRUST_ERRORS.has(e.code ?? '')) {
+          return finish({ reason: 'rejected', message: `the coordinator's certificate is not trusted (${e.code}: ${e.message}); give its CA with --ca FILE` });
+        }
         log(`connection to ${o.url} failed: ${e.message}`);
         finish(null);
       });
@@ -173,10 +184,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
             peer.close();
           });
         });
-        void peer.send({
+        peer.send({
           type: 'hello', protocol: PROTOCOL_VERSION, token: o.token ?? null, workerId,
           backend: o.backend.name, device: o.backend.device, memoryBytes: totalmem(), host: hostname(), pid: process.pid,
-        });
+        }).catch((e: Error) => log(`sending hello failed: ${e.message}`)); // the link's close then reconnects
       });
     });
   }
