@@ -250,7 +250,8 @@ export function parseMessage(value: unknown): Message {
   const o = value;
   const type = o.type;
   if (typeof type !== 'string' || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
-    return bad('message.type', `unknown message type ${JSON.stringify(type)}`);
+    // JSON.stringify throws on a BigInt (a msgpack uint64 over 2^53 decodes as one)
+    return bad('message.type', `unknown message type ${typeof type === 'string' || typeof type === 'number' ? JSON.stringify(type) : describe(type)}`);
   }
   const kind = type as MessageType;
   switch (kind) {

@@ -80,7 +80,8 @@ function dtypeOf(v: ArrayBufferView): number | undefined {
   return undefined;
 }
 
-const align8 = (n: number) => (n + 7) & ~7;
+// arithmetic, not `(n + 7) & ~7`: bitwise operators cut to 32 bits, and a header may declare 2^64 bytes
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
 const ZEROS = Buffer.alloc(8);
 const now = () => performance.now();
 
@@ -134,7 +135,7 @@ export function checkControl(b: Uint8Array, maxDepth = MAX_CONTROL_DEPTH): void 
   let pos = 0;
   let values = 1; // at the top level: exactly one
   const need = (n: number) => {
-    if (pos + n > b.length) throw malformed(`control part truncated: ${n} bytes needed at ${pos} of ${b.length}`);
+    if (pos + n > b.length) throw malformed(`control part undecodable: truncated, ${n} bytes needed at ${pos} of ${b.length}`);
   };
   const be = (at: number, n: number) => {
     let v = 0;
@@ -144,7 +145,7 @@ export function checkControl(b: Uint8Array, maxDepth = MAX_CONTROL_DEPTH): void 
   for (;;) {
     while (values === 0) {
       if (stack.length === 0) {
-        if (pos !== b.length) throw malformed(`control part has ${b.length - pos} bytes after its value`);
+        if (pos !== b.length) throw malformed(`control part undecodable: ${b.length - pos} bytes after its value`);
         return;
       }
       values = stack.pop()!;
@@ -172,15 +173,15 @@ export function checkControl(b: Uint8Array, maxDepth = MAX_CONTROL_DEPTH): void 
     else if (t === 0xdd) { need(4); children = be(pos, 4); pos += 4; }
     else if (t === 0xde) { need(2); children = 2 * be(pos, 2); pos += 2; }
     else if (t === 0xdf) { need(4); children = 2 * be(pos, 4); pos += 4; }
-    else throw malformed(`control part: msgpack byte 0x${t.toString(16)} is not a type`);
+    else throw malformed(`control part undecodable: msgpack byte 0x${t.toString(16)} is not a type`);
     if (children < 0) {
       need(skip);
       pos += skip;
       continue;
     }
-    if (children > b.length - pos) throw malformed(`control part: a container of ${children} values in ${b.length - pos} bytes`);
+    if (children > b.length - pos) throw malformed(`control part undecodable: a container of ${children} values in ${b.length - pos} bytes`);
     if (children === 0) continue;
-    if (stack.length + 1 > maxDepth) throw malformed(`control part nested deeper than ${maxDepth}`);
+    if (stack.length + 1 > maxDepth) throw malformed(`control part undecodable: nested deeper than ${maxDepth}`);
     stack.push(values);
     values = children;
   }

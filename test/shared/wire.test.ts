@@ -18,7 +18,7 @@ const cfg = resolveConfig({ preset: 'test' });
 /** One message of every kind, with typed arrays of every kind the protocol carries. */
 const SAMPLES: Message[] = [
   { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 24 * 2 ** 30, host: 'h', pid: 42 },
-  { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 0, host: 'h', pid: 1 },
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 1, host: 'h', pid: 1 },
   { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
   { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(1000, 2)] },
   { type: 'weights', step: 0, tensors: [f32(3)], spectral: [f32(7, 3), f32(2)] },
@@ -169,6 +169,25 @@ t.test('malformed frames: truncated, bad magic, versions, lengths, dtypes, contr
   throwsCode(t, push(edit((b) => b.writeBigUInt64LE(1000n, 56))), 'E_MALFORMED', /section lengths do not add up/);
   throwsCode(t, push(edit((b) => b.fill(0xc1, 80, 84))), 'E_MALFORMED', /control part undecodable/);
   throwsCode(t, push(edit((b) => b.writeUInt32LE(2, 16))), 'E_MALFORMED', /all 64 data bytes arrived in frame 1 of 2/, 'a chunk count the data does not fill');
+  // control parts a receiver refuses before msgpackr sees them: too long, nested too deep, lengths past the bytes
+  const control = (bytes: Buffer, maxControlBytes?: number) => {
+    const head = Buffer.alloc(48 + ((bytes.length + 7) & ~7));
+    head.writeUInt32LE(0x57494d53, 0);
+    head.writeUInt8(1, 4);
+    head.writeUInt8(1, 5);
+    head.writeUInt32LE(1, 16);
+    head.writeUInt32LE(bytes.length, 32);
+    bytes.copy(head, 48);
+    return () => new MessageAssembler({ maxControlBytes }).push(head);
+  };
+  const emptyMaps = Buffer.concat([Buffer.from([0xdd, 0, 0x10, 0, 0]), Buffer.alloc(0x100000, 0x80)]); // array32 of 1M empty maps
+  throwsCode(t, control(emptyMaps, 4096), 'E_TOO_LARGE', /control part of 1048581 bytes exceeds 4096/);
+  throwsCode(t, control(Buffer.alloc(200_000, 0x91)), 'E_MALFORMED', /control part undecodable: nested deeper than 16/, '200,000 nested arrays: no stack overflow');
+  throwsCode(t, control(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0])), 'E_MALFORMED', /a container of 4294967295 values in 1 bytes/);
+  throwsCode(t, control(Buffer.from([0xdf, 0x80, 0, 0, 0])), 'E_MALFORMED', /a container of 4294967296 values in 0 bytes/);
+  throwsCode(t, control(Buffer.from([0xdb, 0x7f, 0xff, 0xff, 0xff, 0x41])), 'E_MALFORMED', /truncated/, 'a str32 longer than the bytes');
+  throwsCode(t, control(Buffer.from([0xc0, 0xc0])), 'E_MALFORMED', /1 bytes after its value/);
+  throwsCode(t, control(Buffer.alloc(0)), 'E_MALFORMED', /control part undecodable: truncated/, 'no value');
   // a text-looking or empty control, a control that is not a message
   const notAMessage = encodeMessage({ type: 'nonsense' } as unknown as Message, undefined, { check: false });
   throwsCode(t, push(notAMessage[0]!), 'E_MALFORMED', /message.type: unknown message type "nonsense"/);
@@ -183,7 +202,20 @@ t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-arr
     [{ ...SAMPLES[0], pid: -1 }, /hello.pid/],
     [{ ...SAMPLES[0], extra: 1 }, /hello.extra: unknown field/],
     [(({ host: _, ...r }) => r)(SAMPLES[0] as unknown as Record<string, unknown>), /hello.host: missing/],
-    [{ ...SAMPLES[2], workerId: '' }, /welcome.workerId: empty/],
+    [{ ...SAMPLES[0], workerId: '' }, /hello.workerId: expected 1–64 characters of A–Z a–z 0–9 _ -, got ""/],
+    [{ ...SAMPLES[0], workerId: 'a b' }, /hello.workerId: expected 1–64 characters/],
+    [{ ...SAMPLES[0], workerId: 'x'.repeat(65) }, /hello.workerId: expected 1–64 characters/],
+    [{ ...SAMPLES[0], backend: 'test' }, /hello.backend: 'test' is not one of tensorflow-gpu, tensorflow, wasm, cpu/],
+    [{ ...SAMPLES[0], backend: 'auto' }, /hello.backend: 'auto' is not one of/],
+    [{ ...SAMPLES[0], pid: 0 }, /hello.pid: expected an integer in \[1, 4294967295\], got 0/],
+    [{ ...SAMPLES[0], pid: 2 ** 32 }, /hello.pid: expected an integer in/],
+    [{ ...SAMPLES[0], memoryBytes: 0 }, /hello.memoryBytes: expected an integer in \[1, /],
+    [{ ...SAMPLES[0], memoryBytes: 1e300 }, /hello.memoryBytes: expected an integer in/],
+    [{ ...SAMPLES[0], host: '' }, /hello.host: expected 1–256 printable characters/],
+    [{ ...SAMPLES[0], device: 'gpu\n0' }, /hello.device: expected 1–256 printable characters/],
+    [{ ...SAMPLES[0], host: 'h'.repeat(257) }, /hello.host: expected 1–256 printable characters/],
+    [{ ...SAMPLES[0], token: 't'.repeat(1025) }, /hello.token: longer than 1024 characters/],
+    [{ ...SAMPLES[2], workerId: '' }, /welcome.workerId: expected 1–64 characters/],
     [{ ...SAMPLES[2], config: { ...cfg, n_layer: 2.5 } }, /welcome.config.n_layer|must be an integer/],
     [{ ...SAMPLES[2], config: { ...cfg, smi: 'cosin' } }, /welcome.config.smi: 'cosin' is not one of/],
     [{ ...SAMPLES[2], config: { ...cfg, typo_field: 1 } }, /welcome.config.typo_field: unknown field/],
