@@ -22,10 +22,9 @@ import { readInto } from '../shared/backend.ts';
 import { NullPhases, StepPhases, TraceWriter, summarizePhases, type StepPhaseRecord } from './phases.ts';
 
 // Until its hello is accepted a client may make us hold no more than a hello needs: bytes on the socket
-// (WebSocket framing and control part included), frames, control-part bytes (a hello has no data sections),
-// time, and the number of such clients at once.
+// (WebSocket framing and control part included), control-part bytes (a hello has no data sections, so it is one
+// frame, and the first message must be it), time, and the number of such clients at once.
 const PRE_AUTH_BYTES = 64 * 1024;
-const PRE_AUTH_FRAMES = 8;
 const PRE_AUTH_CONTROL_BYTES = 4096;
 const HELLO_TIMEOUT_MS = 10_000;
 const MAX_AWAITING_HELLO = 64;
@@ -201,37 +200,28 @@ export class Coordinator {
     this.wake();
   }
 
+  /** Closes a client that has not authenticated: reading stops at once, the close frame gets a moment to go out. */
+  private cutOff(ws: WebSocket, peer: Peer, from: string, err: ProtocolError): void {
+    this.countError(err.code);
+    this.log(`rejecting a new connection from ${from}: ${err.code} ${err.message}`);
+    ws.pause();
+    peer.close(err);
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    // before the hello: no data sections (a hello has none), so a message is one frame and the first must be the hello
     const peer = new Peer(ws, { maxMessageBytes: 0, maxControlBytes: PRE_AUTH_CONTROL_BYTES });
-    let member: Member | null = null;
-    let preAuth = true;
-    // closes a client that has not authenticated: reading stops at once, the close frame gets a moment to go out
-    const refuse = (err: ProtocolError) => {
-      endPreAuth();
-      this.countError(err.code);
-      this.log(`rejecting a new connection from ${from}: ${err.code} ${err.message}`);
-      ws.pause();
-      peer.close(err);
-      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
-    };
     if (this.awaitingHello >= MAX_AWAITING_HELLO) {
-      preAuth = false;
-      return refuse(protocolError('E_BUSY', `${MAX_AWAITING_HELLO} connections are already waiting for their hello`));
+      return this.cutOff(ws, peer, from, protocolError('E_BUSY', `${MAX_AWAITING_HELLO} connections are already waiting for their hello`));
     }
     this.awaitingHello++;
+    let member: Member | null = null;
+    let preAuth = true;
     let preAuthBytes = 0;
     const socket = req.socket;
-    // after ws's own listener: the chunk is already in the assembler, whose frame count is then current
-    const onData = (chunk: Buffer) => {
-      preAuthBytes += chunk.length;
-      if (preAuthBytes > PRE_AUTH_BYTES) refuse(protocolError('E_TOO_LARGE', `${preAuthBytes} bytes before a hello, over ${PRE_AUTH_BYTES}`));
-      else if (peer.assembler.stats.frames > PRE_AUTH_FRAMES) refuse(protocolError('E_TOO_LARGE', `${peer.assembler.stats.frames} frames before a hello, over ${PRE_AUTH_FRAMES}`));
-    };
-    socket.on('data', onData);
     const helloMs = this.o.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
-    const deadline = setTimeout(() => refuse(protocolError('E_HELLO_TIMEOUT', `no hello within ${helloMs} ms`)), helloMs);
-    deadline.unref();
     const endPreAuth = () => {
       if (!preAuth) return;
       preAuth = false;
@@ -239,6 +229,18 @@ export class Coordinator {
       clearTimeout(deadline);
       socket.off('data', onData);
     };
+    const refuse = (err: ProtocolError) => {
+      endPreAuth();
+      this.cutOff(ws, peer, from, err);
+    };
+    // every byte on the socket counts (WebSocket framing, pings, the control part): ws alone would buffer a 64 MiB frame
+    const onData = (chunk: Buffer) => {
+      preAuthBytes += chunk.length;
+      if (preAuthBytes > PRE_AUTH_BYTES) refuse(protocolError('E_TOO_LARGE', `${preAuthBytes} bytes before a hello, over ${PRE_AUTH_BYTES}`));
+    };
+    socket.on('data', onData);
+    const deadline = setTimeout(() => refuse(protocolError('E_HELLO_TIMEOUT', `no hello within ${helloMs} ms`)), helloMs);
+    deadline.unref();
     peer.onClose((code, reason) => {
       endPreAuth();
       if (member) this.drop(member, `link closed (${code} ${reason})`);

@@ -1,0 +1,42 @@
+import t from 'tap';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { PROTOCOL_VERSION, type Hello, type Message, type Work } from '../shared/protocol.ts';
+import { loadSafetensors } from '../shared/safetensors.ts';
+import { Peer, clientOptions } from '../shared/wire.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitForStep } from './helpers.ts';
+const run = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '150', '--eval-interval', '75', '--spectral', 'global'];
+const MODE = process.env.MODE ?? 'outlier';
+t.test('exp', async (t) => {
+  const dir = tempDir('smi-exp-');
+  const local = join(dir, 'local');
+  await runScript('train', ['--local', ...run, '--out', local]);
+  const out = join(dir, 'run');
+  const coord = startScript('coordinator/main', [...run, '--out', out, '--port', '0', '--token', 'tok', '--min-workers', '1']);
+  const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
+  const url = `ws://127.0.0.1:${port}`;
+  const worker = startScript('worker/main', ['--connect', url, '--token', 'tok']);
+  await waitForStep(out, 20);
+  if (MODE !== 'none') {
+    const ws = new WebSocket(url, clientOptions());
+    const peer = new Peer(ws);
+    const got: Message[] = [];
+    let resolveWork: (w: Work) => void;
+    const workP = new Promise<Work>((r) => (resolveWork = r));
+    peer.onMessage((m) => { got.push(m); if (m.type === 'work') resolveWork(m); });
+    await new Promise((r) => ws.once('open', r));
+    await peer.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'x', memoryBytes: 1, host: 'x', pid: 1 } as Hello);
+    const work = await workP;
+    const weights = got.find((m) => m.type === 'weights') as Extract<Message, { type: 'weights' }>;
+    const tensors = weights.tensors.map((w) => new Float32Array(w.length).fill(MODE === 'outlier' ? 1e30 : NaN));
+    await peer.send({ type: 'grads', step: work.step, attempt: work.attempt, sequences: work.offsets.length, loss: 4, tensors, phases: {} });
+    t.comment(`attacked step ${work.step}`);
+  }
+  await coord.exited; await worker.exited;
+  const diff = maxRelativeDiff(loadSafetensors(join(out, 'model.safetensors')).tensors, loadSafetensors(join(local, 'model.safetensors')).tensors);
+  t.comment(`diff ${diff}`);
+  const a = readLog(local).filter((r) => r.kind === 'step'); const b = readLog(out).filter((r) => r.kind === 'step');
+  const first = b.find((y, i) => Math.abs((y.grad_norm as number) - (a[i]!.grad_norm as number)) > 1e-5);
+  t.comment(`first diff at ${first?.step}`);
+  t.comment(coord.output().split('\n').filter((l) => /reject|left|joined/.test(l)).join('\n'));
+});
