@@ -13,11 +13,11 @@ import { protocolError, ProtocolError } from '../shared/errors.ts';
 import {
   SharedSpectralHistory, blendWithMasks, clipCoefficient, localSpectra, splitBatch, tokenWindows, weightedSum,
 } from '../shared/parallel.ts';
-import { PROTOCOL_VERSION, type Blended, type Grads, type Hello, type Message } from '../shared/protocol.ts';
+import { PROTOCOL_VERSION, wireConfig, type Blended, type Grads, type Hello, type Message } from '../shared/protocol.ts';
 import { SMI_RUNS, alphaAt, view2d } from '../shared/smi.ts';
 import { TrainingError, applyGradients, type RunState, type StepEngine, type StepOutcome } from '../shared/train.ts';
 import type { Corpus } from '../shared/data.ts';
-import { MAX_MESSAGE_BYTES, Peer, serverOptions, type ReceiveInfo, type SendInfo } from '../shared/wire.ts';
+import { MAX_MESSAGE_BYTES, Peer, serverOptions, type ReceiveInfo } from '../shared/wire.ts';
 import { readInto } from '../shared/backend.ts';
 import { NullPhases, StepPhases, TraceWriter, summarizePhases, type StepPhaseRecord } from './phases.ts';
 
@@ -36,7 +36,7 @@ const REFUSE_MAX_MS = 10 * 60_000;
 const CLOSE_GRACE_MS = 1000;
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
-const align8 = (n: number) => (n + 7) & ~7;
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
 export interface CoordinatorOptions {
   cfg: TrainConfig;
@@ -169,11 +169,14 @@ export class Coordinator {
     this.monitor.countError(code);
   }
 
-  /** A send that failed: logged, counted as E_SEND_FAILED, and the member (if it is one) dropped. */
+  /** A send that failed: logged, counted as E_SEND_FAILED, and the member (if it is one) dropped and closed, so it reconnects. */
   private sendFailed(m: Member | null, who: string, what: string, e: unknown): void {
+    const message = e instanceof Error ? e.message : String(e);
     this.countError('E_SEND_FAILED');
-    this.log(`sending ${what} to ${who} failed: ${e instanceof Error ? e.message : String(e)}`);
-    if (m) this.drop(m, 'E_SEND_FAILED');
+    this.log(`sending ${what} to ${who} failed: ${message}`);
+    if (!m) return;
+    this.drop(m, 'E_SEND_FAILED');
+    m.peer.close(protocolError('E_SEND_FAILED', `${what} not sent: ${message}`));
   }
 
   /** Refuses `id` for a while after a rejected result (doubling per repeat); returns the refusal in ms. */
@@ -285,7 +288,7 @@ export class Coordinator {
     const m: Member = { id, peer, hello, inflight: 0, joinedAt: Date.now() };
     this.members.set(id, m);
     const failed = (what: string) => (e: unknown) => this.sendFailed(m, id, what, e);
-    peer.send({ type: 'welcome', workerId: id, config: this.o.cfg, step: this.weightsStep }).catch(failed('welcome'));
+    peer.send({ type: 'welcome', workerId: id, config: wireConfig(this.o.cfg), step: this.weightsStep }).catch(failed('welcome'));
     // a copy: the broadcast buffers are rewritten in place after each step, and this send is not awaited
     peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights.map((w) => w.slice()) }).catch(failed('weights'));
     this.log(`worker ${id} joined: ${hello.backend} on ${hello.device}, ${(hello.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${hello.host} pid ${hello.pid} (${this.members.size} live)`);

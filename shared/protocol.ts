@@ -210,17 +210,27 @@ function phases(o: Obj, kind: string, k: string): void {
   for (const p of Object.keys(v)) finite(v, `${kind}.${k}`, p);
 }
 
+const CONFIG_ENUMS = { preset: PRESET_NAMES, smi: SMI_RUN_NAMES, spectral: SPECTRAL_MODES, backend: BACKENDS } as const;
+const CONFIG_NUMBERS = [
+  'n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'dropout', 'max_iters', 'learning_rate', 'min_lr',
+  'warmup_iters', 'lr_decay_iters', 'weight_decay', 'beta1', 'beta2', 'grad_clip', 'eval_interval', 'eval_iters',
+  'log_interval', 'seed', 'vocab_size',
+] as const satisfies readonly (keyof TrainConfig)[];
+/** The TrainConfig fields a `welcome` carries, no more (a resumed run's config.json holds more: the data path, …). */
+export const CONFIG_FIELDS = [...Object.keys(CONFIG_ENUMS), ...CONFIG_NUMBERS] as (keyof TrainConfig)[];
+
+/** The welcome's copy of a config: its TrainConfig fields only. */
+export function wireConfig(cfg: TrainConfig): TrainConfig {
+  return Object.fromEntries(CONFIG_FIELDS.map((k) => [k, cfg[k]])) as unknown as TrainConfig;
+}
+
 function config(o: Obj, kind: string, k: string): void {
   const c = o[k];
   const where = `${kind}.${k}`;
   if (!isPlainObject(c)) return bad(where, `expected a TrainConfig object, got ${describe(c)}`);
-  const enums = { preset: PRESET_NAMES, smi: SMI_RUN_NAMES, spectral: SPECTRAL_MODES, backend: BACKENDS } as const;
-  const numbers = [
-    'n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'dropout', 'max_iters', 'learning_rate', 'min_lr',
-    'warmup_iters', 'lr_decay_iters', 'weight_decay', 'beta1', 'beta2', 'grad_clip', 'eval_interval', 'eval_iters',
-    'log_interval', 'seed', 'vocab_size',
-  ] as const satisfies readonly (keyof TrainConfig)[];
-  fields(c, where, [...Object.keys(enums), ...numbers]);
+  const enums = CONFIG_ENUMS;
+  const numbers = CONFIG_NUMBERS;
+  fields(c, where, CONFIG_FIELDS);
   for (const [name, valid] of Object.entries(enums)) {
     const v = str(c, where, name);
     if (!(valid as readonly string[]).includes(v)) bad(`${where}.${name}`, `'${v}' is not one of ${valid.join(', ')}`);
