@@ -5,7 +5,7 @@ import { cpus, hostname, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
 import { initBackend } from '../shared/backend.ts';
-import { PRESETS, SMI_RUN_NAMES, type PresetName, type SmiRunName } from '../shared/config.ts';
+import { PAPER_RUN_NAMES, PRESETS, SMI_RUN_NAMES, type PaperRunName, type PresetName, type SmiRunName } from '../shared/config.ts';
 import { loadCorpus } from '../shared/data.ts';
 import { initFft } from '../shared/fft.ts';
 import { loadRunModel, measureInference, speedRatio, forwardFlopsPerToken, type InferenceResult, type RunConfig } from '../shared/inference.ts';
@@ -24,10 +24,12 @@ const LABEL: Record<SmiRunName, string> = {
   'ema-0.99': 'Higher EMA (0.99)',
   top75: 'Top 75% Freq',
   cosine: 'Cosine α',
+  'random-mask': 'Random mask (control)',
+  shrink: 'Shrink (control)',
 };
 
 /** Table 1 (mean of 2 seeds, paper preset, one GPU). */
-export const PAPER_TABLE1: Record<SmiRunName, { train: number; val: number; tps: number; time: number }> = {
+export const PAPER_TABLE1: Record<PaperRunName, { train: number; val: number; tps: number; time: number }> = {
   baseline: { train: 0.813, val: 1.468, tps: 397.28, time: 286.43 },
   'linear-0.9': { train: 0.838, val: 1.47, tps: 444.91, time: 299.42 },
   'linear-0.5': { train: 0.822, val: 1.464, tps: 450.0, time: 299.97 },
@@ -37,7 +39,7 @@ export const PAPER_TABLE1: Record<SmiRunName, { train: number; val: number; tps:
 };
 
 /** Table 7: iterations to train loss < 1.0 and to val loss < 1.5, late-stage (last 1,000 of 5,000) loss variance. */
-export const PAPER_TABLE7: Record<SmiRunName, { itTrain: number; itVal: number; lateVar: number }> = {
+export const PAPER_TABLE7: Record<PaperRunName, { itTrain: number; itVal: number; lateVar: number }> = {
   baseline: { itTrain: 1250, itVal: 2200, lateVar: 0.023 },
   'linear-0.9': { itTrain: 1400, itVal: 2350, lateVar: 0.031 },
   'linear-0.5': { itTrain: 1300, itVal: 2150, lateVar: 0.021 },
@@ -45,6 +47,9 @@ export const PAPER_TABLE7: Record<SmiRunName, { itTrain: number; itVal: number; 
   top75: { itTrain: 1150, itVal: 2050, lateVar: 0.015 },
   cosine: { itTrain: 1220, itVal: 2100, lateVar: 0.013 },
 };
+
+/** One of the paper's six runs (the controls have no paper numbers). */
+export const isPaperRun = (run: SmiRunName): run is PaperRunName => (PAPER_RUN_NAMES as readonly string[]).includes(run);
 
 /** Tables 2–4: baseline → "SMI (best)" (taken here to be the cosine run, the paper's best). */
 const PAPER_QUALITY: { key: QualityKey; base: number; smi: number }[] = [
@@ -698,9 +703,9 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   // ---- verdicts ----
   interface Row { claim: string; run: SmiRunName; paper: string; j: Judgement }
   const verdicts: Row[] = [];
-  const p1 = (run: SmiRunName, f: 'val' | 'tps' | 'time') => PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1;
-  const p7 = (run: SmiRunName, f: 'itTrain' | 'itVal' | 'lateVar') => PAPER_TABLE7[run][f] / PAPER_TABLE7.baseline[f] - 1;
-  for (const run of o.runs.filter((r) => r !== 'baseline')) {
+  const p1 = (run: PaperRunName, f: 'val' | 'tps' | 'time') => PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1;
+  const p7 = (run: PaperRunName, f: 'itTrain' | 'itVal' | 'lateVar') => PAPER_TABLE7[run][f] / PAPER_TABLE7.baseline[f] - 1;
+  for (const run of o.runs.filter((r): r is PaperRunName => r !== 'baseline' && isPaperRun(r))) {
     verdicts.push({ claim: 'Val loss on par with AdamW (within ±1%)', run, paper: pct(p1(run, 'val'), 2), j: judge(paired(run, (m) => m.val), { kind: 'equivalent', margin: 0.01 }) });
     verdicts.push({ claim: 'Training overhead ≈ 4.5% (accepted up to 9%)', run, paper: pct(p1(run, 'time')), j: judge(paired(run, (m) => m.medStepMs), { kind: 'atMost', bound: 0.09 }) });
     verdicts.push({ claim: 'Faster inference (+12–15%)', run, paper: pct(p1(run, 'tps')), j: judge(ratioPaired(run), { kind: 'effect', paper: p1(run, 'tps') }) });
@@ -745,14 +750,14 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
 
   // Table 1
   L.push('## Table 1 analogue: overall performance (mean ± SEM over seeds, change vs baseline)', '');
-  const paperCell = (run: SmiRunName, f: 'train' | 'val' | 'tps' | 'time') => `${PAPER_TABLE1[run][f]}${run === 'baseline' ? '' : ` (${pct(PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1)})`}`;
+  const paperCell = (run: SmiRunName, f: 'train' | 'val' | 'tps' | 'time') => !isPaperRun(run) ? 'not in the paper' : `${PAPER_TABLE1[run][f]}${run === 'baseline' ? '' : ` (${pct(PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1)})`}`;
   const t1: string[][] = [['Method', 'n', 'Train loss', 'Val loss', 'Inference (tokens/s)', 'Train time Σ step (s)', 'Median step (ms)', 'Wall (s)', 'Paper: train / val / tokens/s / time (s)']];
   for (const run of presentRuns) {
     const m = get(run);
     const walls = m.flatMap((x) => (x.wallS === null ? [] : [x.wallS]));
     t1.push([LABEL[run], String(m.length), cell(m.map((x) => x.train), 4, run === 'baseline' ? undefined : base.map((x) => x.train)), cell(m.map((x) => x.val), 4, run === 'baseline' ? undefined : base.map((x) => x.val)),
       cell(m.map((x) => x.tps), 1) + (run === 'baseline' || ratioPaired(run).length === 0 ? '' : ` (${pct(mean(ratioPaired(run)))} paired)`), cell(m.map((x) => x.stepS), 1, run === 'baseline' ? undefined : base.map((x) => x.stepS)),
-      cell(m.map((x) => x.medStepMs), 1, run === 'baseline' ? undefined : base.map((x) => x.medStepMs)), walls.length ? cell(walls, 0) : 'n/a', `${paperCell(run, 'train')} / ${paperCell(run, 'val')} / ${paperCell(run, 'tps')} / ${paperCell(run, 'time')}`]);
+      cell(m.map((x) => x.medStepMs), 1, run === 'baseline' ? undefined : base.map((x) => x.medStepMs)), walls.length ? cell(walls, 0) : 'n/a', isPaperRun(run) ? `${paperCell(run, 'train')} / ${paperCell(run, 'val')} / ${paperCell(run, 'tps')} / ${paperCell(run, 'time')}` : 'not in the paper (a control)']);
   }
   L.push(mdTable(t1), '');
   L.push('- Losses: the last evaluation (mean over `eval_iters` batches of each split, after the last step). SEM = sample sd / √n ("n/a" with one seed).');
@@ -791,7 +796,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
     const b = run === 'baseline' ? undefined : base;
     t7.push([LABEL[run], it(m.map((x) => x.itTrain), b?.map((x) => x.itTrain)), it(m.map((x) => x.itVal), b?.map((x) => x.itVal)),
       cell(m.map((x) => x.lateVar), 5, b?.map((x) => x.lateVar)), cell(m.map((x) => x.lateVarDetrended), 5, b?.map((x) => x.lateVarDetrended)),
-      `${PAPER_TABLE7[run].itTrain} / ${PAPER_TABLE7[run].itVal} / ${PAPER_TABLE7[run].lateVar}${run === 'baseline' ? '' : ` (${pct(p7(run, 'itTrain'))} / ${pct(p7(run, 'itVal'))} / ${pct(p7(run, 'lateVar'))})`}`]);
+      !isPaperRun(run) ? 'not in the paper (a control)' : `${PAPER_TABLE7[run].itTrain} / ${PAPER_TABLE7[run].itVal} / ${PAPER_TABLE7[run].lateVar}${run === 'baseline' ? '' : ` (${pct(p7(run, 'itTrain'))} / ${pct(p7(run, 'itVal'))} / ${pct(p7(run, 'lateVar'))})`}`]);
   }
   L.push(mdTable(t7), '', 'The paper\'s "training curve smoothness" column is qualitative and not reproduced.', '');
 
