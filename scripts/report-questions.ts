@@ -60,7 +60,7 @@ export const READING_SHORT: Record<ControlsReading, string> = {
   'step-size change': 'a disguised step-size change: shrinking the gradient by the energy the mask keeps, without filtering, does what cosine does',
   'not the frequencies': 'not the frequencies: a random mask of the same size does what cosine does',
   noise: "noise: cosine's final loss is on par with AdamW's, so there is no effect for the controls to explain",
-  hurts: "cosine's final loss is higher than AdamW's",
+  hurts: "cosine's final loss is higher than AdamW's, and neither control explains it",
   open: 'open: the seeds do not settle it',
   'not measured': 'not measured (the controls, cosine or the baseline missing)',
 };
@@ -84,7 +84,9 @@ export function controlsConclusion(c: ControlsInput): { reading: ControlsReading
     return { reading: 'open', text: `**Open**: the seeds do not settle whether cosine changes the final validation loss against AdamW (${a.detail}). ${controls}` };
   }
   const dir = a.verdict === 'lower' ? 'lower' : 'higher';
-  const effect = `cosine's final validation loss is ${dir} than AdamW's (${pct(a.j.mean ?? 0, 2)}, n = ${a.j.n})`;
+  // a real difference may still be far smaller than what the paper calls on par: say so
+  const small = a.j.lo !== null && a.j.hi !== null && a.j.lo >= -a.margin && a.j.hi <= a.margin;
+  const effect = `cosine's final validation loss is ${small ? 'slightly ' : ''}${dir} than AdamW's (${pct(a.j.mean ?? 0, 2)}, n = ${a.j.n}${small ? `; the whole interval inside ±${(a.margin * 100).toFixed(0)}%` : ''})`;
   if (c.shrinkVsCosine?.verdict === 'on par') {
     return { reading: 'step-size change', text: `**A disguised step-size change**: ${effect}, and shrink, which scales the gradient by the energy share the mask keeps and filters nothing, ends on par with cosine. ${controls}` };
   }
@@ -94,7 +96,7 @@ export function controlsConclusion(c: ControlsInput): { reading: ControlsReading
   if (a.verdict === 'lower' && c.randomVsCosine?.verdict === 'higher' && c.shrinkVsCosine?.verdict === 'higher') {
     return { reading: 'filter that helps', text: `**A frequency-domain filter that helps**: ${effect}, and both controls end higher than cosine: neither a random mask of the same size nor the same shrinking without filtering gives what the magnitude-selected mask gives. ${controls}` };
   }
-  if (a.verdict === 'higher') return { reading: 'hurts', text: `**SMI hurts here**: ${effect}. ${controls}` };
+  if (a.verdict === 'higher') return { reading: 'hurts', text: `**SMI ${small ? 'slightly ' : ''}hurts here**: ${effect}; neither control ends on par with cosine. ${controls}` };
   return { reading: 'open', text: `**Open**: ${effect}, but the controls do not tell why. ${controls}` };
 }
 

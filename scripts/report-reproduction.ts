@@ -667,7 +667,7 @@ function questions(get: (run: SmiRunName) => Measured[], dist: readonly DistMeas
       `- **Final validation loss**: cosine against AdamW: ${said(cvb)}; top75 against AdamW: ${said(top)} (on par = the 95% interval inside ±1%; lower = better).`,
       `- **Speed of learning**: top75's steps to the train-loss threshold (${num(thrTrain)}) against AdamW: ${steps ? `${steps.verdict === 'missing' ? 'not measured' : steps.mean === null ? steps.detail : pct(steps.mean)} (the paper: −8%), **${steps.verdict}**` : 'not measured'}.`,
       `- **The paper's ${hl.length} headline claims**: ${[...counts].map(([v, k]) => `${k} ${v}`).join(', ')} (n = ${ns.join('–') || 'none'} seeds; each verdict with its n in the closing note).`,
-      `- **Why (the controls)**: ${READING_SHORT[cc.reading]}.`,
+      `- **Why (the controls)**: ${READING_SHORT[cc.reading]} (final val loss: cosine vs AdamW ${said(cvb)}, random-mask vs cosine ${said(valOf('random-mask', 'cosine'))}, shrink vs cosine ${said(valOf('shrink', 'cosine'))}).`,
       `- **Synchronising the spectra (2 workers)**: ${mc.short}.`,
     ];
     return lines;

@@ -42,6 +42,9 @@ t.test('controlsConclusion: each of the issue\'s readings from the val-loss comp
   t.equal(reading({ cosineVsBaseline: open, randomVsCosine: par, shrinkVsCosine: par }), 'open', 'cosine vs AdamW unsettled');
   t.equal(reading({}), 'not measured');
   t.match(controlsConclusion({ cosineVsBaseline: lower, randomVsCosine: higher, shrinkVsCosine: par }).text, /-3\.00%, n = 3/, 'with the measured change and its n');
+  const slightly = controlsConclusion({ cosineVsBaseline: cmp([0.0015, 0.0016, 0.0014]), randomVsCosine: higher, shrinkVsCosine: lower });
+  t.equal(slightly.reading, 'hurts');
+  t.match(slightly.text, /SMI slightly hurts here.*slightly higher than AdamW's \(\+0\.15%, n = 3; the whole interval inside ±1%\)/, 'a real but tiny change is called slight');
 });
 
 t.test('modesConclusion: does local mode (own histories) end like synced (one shared history)?', async (t) => {
