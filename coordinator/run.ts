@@ -1,4 +1,5 @@
 // A distributed run: the coordinator's server plus the shared training loop with the workers' step engine.
+import { checkDistributedConfig } from '../shared/config.ts';
 import { runTraining, type RunOptions, type RunResult } from '../shared/train.ts';
 import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
 
@@ -10,6 +11,7 @@ export interface DistributedRunOptions extends RunOptions {
 
 /** Serves workers, trains with them, and tells them the run is over. */
 export async function trainDistributed(o: DistributedRunOptions): Promise<RunResult> {
+  checkDistributedConfig(o.cfg);
   const coord = new Coordinator({ ...o.server, cfg: o.cfg, corpus: o.corpus });
   try {
     const port = await coord.ready;

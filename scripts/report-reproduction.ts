@@ -1,18 +1,21 @@
 // The reproduction report: the paper's Tables 1, 2–4 and 7 and Figures 2–5 from the runs of `npm run reproduce`,
-// next to the paper's numbers, with a verdict per claim. Works with any subset of runs and any number of seeds.
+// next to the paper's numbers, with a verdict per claim, and issue 15's three questions (more seeds, the controls,
+// the spectral modes; scripts/report-questions.ts). Works with any subset of runs and any number of seeds.
 import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, hostname, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
 import { initBackend } from '../shared/backend.ts';
-import { PRESETS, SMI_RUN_NAMES, type PresetName, type SmiRunName } from '../shared/config.ts';
+import { PAPER_RUN_NAMES, PRESETS, SMI_RUN_NAMES, type PaperRunName, type PresetName, type SmiRunName, type SpectralMode } from '../shared/config.ts';
 import { loadCorpus } from '../shared/data.ts';
 import { initFft } from '../shared/fft.ts';
 import { loadRunModel, measureInference, speedRatio, forwardFlopsPerToken, type InferenceResult, type RunConfig } from '../shared/inference.ts';
 import type { GPT } from '../shared/model.ts';
+import { splitBatch } from '../shared/parallel.ts';
 import { QUALITY_DEFINITIONS, mean, median, modelQuality, validationBatches, type ModelQuality } from '../shared/quality.ts';
 import { SMI_RUNS, alphaAt, forward as fft2, magnitude, maskedBlend, threshold } from '../shared/smi.ts';
 import { PALETTE, blankCanvas, renderChart } from './charts.ts';
+import { READING_SHORT, compareFrom, controlsConclusion, effectsChart, modesConclusion, said, type Compared, type ControlsReading, type EffectRow } from './report-questions.ts';
 import type { RunSpec } from './reproduce.ts';
 
 // ---- the paper's numbers ---------------------------------------------------------------------------------
@@ -24,10 +27,12 @@ const LABEL: Record<SmiRunName, string> = {
   'ema-0.99': 'Higher EMA (0.99)',
   top75: 'Top 75% Freq',
   cosine: 'Cosine α',
+  'random-mask': 'Random mask (control)',
+  shrink: 'Shrink (control)',
 };
 
 /** Table 1 (mean of 2 seeds, paper preset, one GPU). */
-export const PAPER_TABLE1: Record<SmiRunName, { train: number; val: number; tps: number; time: number }> = {
+export const PAPER_TABLE1: Record<PaperRunName, { train: number; val: number; tps: number; time: number }> = {
   baseline: { train: 0.813, val: 1.468, tps: 397.28, time: 286.43 },
   'linear-0.9': { train: 0.838, val: 1.47, tps: 444.91, time: 299.42 },
   'linear-0.5': { train: 0.822, val: 1.464, tps: 450.0, time: 299.97 },
@@ -37,7 +42,7 @@ export const PAPER_TABLE1: Record<SmiRunName, { train: number; val: number; tps:
 };
 
 /** Table 7: iterations to train loss < 1.0 and to val loss < 1.5, late-stage (last 1,000 of 5,000) loss variance. */
-export const PAPER_TABLE7: Record<SmiRunName, { itTrain: number; itVal: number; lateVar: number }> = {
+export const PAPER_TABLE7: Record<PaperRunName, { itTrain: number; itVal: number; lateVar: number }> = {
   baseline: { itTrain: 1250, itVal: 2200, lateVar: 0.023 },
   'linear-0.9': { itTrain: 1400, itVal: 2350, lateVar: 0.031 },
   'linear-0.5': { itTrain: 1300, itVal: 2150, lateVar: 0.021 },
@@ -45,6 +50,9 @@ export const PAPER_TABLE7: Record<SmiRunName, { itTrain: number; itVal: number; 
   top75: { itTrain: 1150, itVal: 2050, lateVar: 0.015 },
   cosine: { itTrain: 1220, itVal: 2100, lateVar: 0.013 },
 };
+
+/** One of the paper's six runs (the controls have no paper numbers). */
+export const isPaperRun = (run: SmiRunName): run is PaperRunName => (PAPER_RUN_NAMES as readonly string[]).includes(run);
 
 /** Tables 2–4: baseline → "SMI (best)" (taken here to be the cosine run, the paper's best). */
 const PAPER_QUALITY: { key: QualityKey; base: number; smi: number }[] = [
@@ -139,7 +147,7 @@ export function judge(d: readonly number[], claim: Claim): Judgement {
   } else {
     verdict = hi <= claim.bound ? 'reproduced' : lo > claim.bound ? 'not reproduced' : 'inconclusive';
   }
-  let detail = `${pct(m)} (95% CI ${pct(lo)} to ${pct(hi)}, t = ${Number.isFinite(t) ? t.toFixed(2) : '∞'}, n = ${n}${n === 2 ? ': 1 degree of freedom, t must exceed 12.7' : ''})`;
+  let detail = `${pct(m)} (95% CI ${pct(lo)} to ${pct(hi)}, t = ${Number.isFinite(t) ? t.toFixed(2) : '∞'}, n = ${n}: ${n - 1} degree${n === 2 ? '' : 's'} of freedom, |t| must exceed ${tc.toFixed(n === 2 ? 1 : 2)})`;
   if (verdict === 'direction only' && claim.kind === 'effect') detail += `; the direction holds, the size is ${Math.abs(m) < Math.abs(claim.paper) ? 'smaller' : 'larger'} than the paper's ${pct(claim.paper)}`;
   return { verdict, mean: m, lo, hi, t, n, detail };
 }
@@ -212,6 +220,8 @@ interface RunData {
   evals: EvalRec[];
   done: { step: number; ms: number };
   wallS: number | null;
+  /** continued from a checkpoint at least once (its log has a resumed start) */
+  resumed: boolean;
 }
 
 type Status = { spec: RunSpec; state: 'done' } | { spec: RunSpec; state: 'unfinished' | 'absent'; why: string };
@@ -242,7 +252,7 @@ function readRun(spec: RunSpec): { data?: RunData; status: Status } {
   const wall = (statSync(log).mtimeMs - statSync(join(spec.dir, 'config.json')).mtimeMs) / 1000;
   const stepS = sorted.reduce((a, s) => a + s.ms, 0) / 1000;
   return {
-    data: { spec, cfg, steps: sorted, evals: [...evalBy.values()].sort((a, b) => a.step - b.step), done, wallS: wall >= stepS ? wall : null },
+    data: { spec, cfg, steps: sorted, evals: [...evalBy.values()].sort((a, b) => a.step - b.step), done, wallS: wall >= stepS ? wall : null, resumed: recs.some((r) => r.kind === 'start' && r.resumed === true) },
     status: { spec, state: 'done' },
   };
 }
@@ -277,14 +287,13 @@ function qualityValues(q: ModelQuality): Record<QualityKey, number> {
   };
 }
 
-/** Everything measured for one finished run (one seed). */
-interface Measured {
+/** What the training log of one finished run (one seed) gives. */
+interface Outcome {
   run: SmiRunName;
   seed: number;
   train: number;
   val: number;
   bestVal: number;
-  tps: number;
   stepS: number;
   medStepMs: number;
   wallS: number | null;
@@ -292,7 +301,32 @@ interface Measured {
   itVal: number | null;
   lateVar: number;
   lateVarDetrended: number;
+}
+
+/** Everything measured for one finished one-process run: its log, and its model's speed and quality. */
+interface Measured extends Outcome {
+  tps: number;
   quality: Record<QualityKey, number>;
+}
+
+/** A finished distributed run (question 3): its log only. */
+interface DistMeasured extends Outcome {
+  spectral: SpectralMode;
+  workers: number;
+}
+
+/** Per-seed relative changes a / (b of the same seed) − 1 of `f`, for the seeds in `seeds` (all when absent). */
+function pairedBy<A extends Outcome, B extends Outcome>(as: readonly A[], bs: readonly B[], f: (m: A | B) => number | null, seeds?: readonly number[]): number[] {
+  return as.flatMap((m) => {
+    if (seeds && !seeds.includes(m.seed)) return [];
+    const b = bs.find((x) => x.seed === m.seed);
+    if (!b) return [];
+    const a = f(m);
+    const bb = f(b);
+    if (bb === null) return [];
+    if (a === null) return [Infinity];
+    return [bb === 0 ? (a === 0 ? 0 : NaN) : a / bb - 1];
+  });
 }
 
 // ---- formatting ------------------------------------------------------------------------------------------
@@ -316,7 +350,7 @@ function cell(xs: readonly number[], digits: number, base?: readonly number[]): 
 }
 
 const mdTable = (rows: string[][]): string =>
-  [rows[0]!, rows[0]!.map(() => '---'), ...rows.slice(1)].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  [rows[0]!, rows[0]!.map(() => '---'), ...rows.slice(1)].map((r) => `| ${r.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`).join('\n'); // a | inside a cell (|t|) would split it
 
 const shellQuote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
 
@@ -522,6 +556,130 @@ const RUN_COLOR = (run: SmiRunName): string => PALETTE[SMI_RUN_NAMES.indexOf(run
 
 const thin = <T,>(xs: T[], max = 400): T[] => (xs.length <= max ? xs : xs.filter((_, i) => i % Math.ceil(xs.length / max) === 0 || i === xs.length - 1));
 
+// ---- issue 15's questions ----------------------------------------------------------------------------------
+
+/** A run's name in the report: the run, and for a distributed one its mode and workers. */
+const specLabel = (s: { run: SmiRunName; spectral?: SpectralMode; workers?: number }): string => (s.spectral ? `${s.run} ${s.spectral} ×${s.workers ?? 2}` : s.run);
+
+/** "baseline: 1337, 1338 (n = 2); …" for the finished runs. */
+function seedsPerRun(measured: readonly Outcome[], dist: readonly DistMeasured[]): string {
+  const groups = new Map<string, number[]>();
+  for (const m of measured) groups.set(m.run, [...(groups.get(m.run) ?? []), m.seed]);
+  for (const m of dist) groups.set(specLabel(m), [...(groups.get(specLabel(m)) ?? []), m.seed]);
+  return groups.size === 0 ? 'none finished' : [...groups].map(([k, seeds]) => `${k} ${seeds.join(', ')} (n = ${seeds.length})`).join('; ');
+}
+
+/** The metrics the comparisons of questions 2 and 3 use, with their equivalence margins. */
+const COMPARED_METRICS: { key: 'val' | 'train' | 'lateVar' | 'itTrain'; label: string; margin: number }[] = [
+  { key: 'val', label: 'final val loss', margin: 0.01 },
+  { key: 'train', label: 'final train loss', margin: 0.01 },
+  { key: 'lateVar', label: 'late-stage loss variance', margin: 0.1 },
+  { key: 'itTrain', label: 'steps to the train-loss threshold', margin: 0.05 },
+];
+
+interface ComparedRow {
+  label: string;
+  metric: string;
+  c: Compared;
+}
+
+/** Wall time of the finished runs, one-process and distributed, from their files' times. */
+function wallNote(all: readonly (Outcome & { spectral?: SpectralMode })[]): string {
+  const part = (xs: readonly (Outcome & { spectral?: SpectralMode })[], what: string) => {
+    const w = xs.flatMap((x) => (x.wallS === null ? [] : [x.wallS]));
+    if (xs.length === 0) return undefined;
+    return `${what}: ${(w.reduce((a, b) => a + b, 0) / 3600).toFixed(2)} h over ${w.length} run(s) (median ${w.length ? (median(w) / 60).toFixed(1) : 'n/a'} min each)${w.length < xs.length ? `, ${xs.length - w.length} without consistent file times left out` : ''}`;
+  };
+  const parts = [part(all.filter((x) => !x.spectral), 'one-process runs'), part(all.filter((x) => x.spectral), 'distributed runs'), part(all, 'all')].filter(Boolean);
+  return parts.length ? `Wall time of the runs (config.json written → last log line; runs side by side count each): ${parts.join('; ')}.` : 'No finished run: no wall time.';
+}
+
+/** Questions 2 and 3 (and question 1's figure): comparisons, conclusions, tables and figures, from the runs' outcomes. */
+function questions(get: (run: SmiRunName) => Measured[], dist: readonly DistMeasured[]) {
+  const compareRuns = (a: readonly Outcome[], b: readonly Outcome[], key: (typeof COMPARED_METRICS)[number]['key'], margin: number): Compared =>
+    compareFrom(judge(pairedBy(a, b, (m) => m[key]), { kind: 'equivalent', margin }), margin);
+  const controls: ComparedRow[] = [];
+  const pairs: [SmiRunName, SmiRunName][] = [['cosine', 'baseline'], ['random-mask', 'cosine'], ['shrink', 'cosine'], ['random-mask', 'baseline'], ['shrink', 'baseline']];
+  const present = pairs.filter(([a, b]) => get(a).length > 0 && get(b).length > 0);
+  for (const [a, b] of present) for (const m of COMPARED_METRICS) controls.push({ label: `${a} vs ${b}`, metric: m.label, c: compareRuns(get(a), get(b), m.key, m.margin) });
+  const valOf = (a: SmiRunName, b: SmiRunName) => controls.find((r) => r.label === `${a} vs ${b}` && r.metric === 'final val loss')?.c;
+  const cc = controlsConclusion({
+    cosineVsBaseline: valOf('cosine', 'baseline'), randomVsCosine: valOf('random-mask', 'cosine'), shrinkVsCosine: valOf('shrink', 'cosine'),
+    randomVsBaseline: valOf('random-mask', 'baseline'), shrinkVsBaseline: valOf('shrink', 'baseline'),
+  });
+
+  const modes = SPECTRAL_MODE_ORDER.filter((mode) => dist.some((d) => d.spectral === mode));
+  const ofMode = (mode: SpectralMode) => dist.filter((d) => d.spectral === mode);
+  const cosine = get('cosine');
+  const modesRows: ComparedRow[] = [];
+  const late = COMPARED_METRICS.filter((m) => m.key === 'val' || m.key === 'lateVar');
+  for (const mode of modes) for (const m of late) modesRows.push({ label: `${mode} ×${ofMode(mode)[0]!.workers} vs --local cosine`, metric: m.label, c: compareRuns(ofMode(mode), cosine, m.key, m.margin) });
+  let localVsSynced: Compared | undefined;
+  let lateLocalVsSynced: Compared | undefined;
+  if (modes.includes('local') && modes.includes('synced')) {
+    for (const m of late) {
+      const c = compareRuns(ofMode('local'), ofMode('synced'), m.key, m.margin);
+      modesRows.push({ label: 'local vs synced (both 2 workers)', metric: m.label, c });
+      if (m.key === 'val') localVsSynced = c;
+      else lateLocalVsSynced = c;
+    }
+  }
+  const mc = modesConclusion({ vsLocalProcess: modesRows.filter((r) => r.label.endsWith('--local cosine') && r.metric === 'final val loss').map((r) => ({ mode: r.label.split(' ')[0]!, c: r.c })), localVsSynced, lateLocalVsSynced });
+  const modeTable: string[][] = [['Run', 'n', 'Train loss', 'Val loss', 'Late-stage loss variance', 'Median step (ms)', 'Wall (s)']];
+  const tableRow = (label: string, xs: readonly Outcome[]) => {
+    const walls = xs.flatMap((x) => (x.wallS === null ? [] : [x.wallS]));
+    modeTable.push([label, String(xs.length), cell(xs.map((x) => x.train), 4), cell(xs.map((x) => x.val), 4), cell(xs.map((x) => x.lateVar), 5), cell(xs.map((x) => x.medStepMs), 1), walls.length ? cell(walls, 0) : 'n/a']);
+  };
+  if (modes.length) {
+    if (cosine.length) tableRow('cosine, one process (--local)', cosine);
+    for (const mode of modes) tableRow(`cosine, ${mode}, ${ofMode(mode)[0]!.workers} workers`, ofMode(mode));
+  }
+
+  // figures: per-seed changes of the final val loss, with their intervals
+  const row = (label: string, a: readonly Outcome[], b: readonly Outcome[], color: string): EffectRow => {
+    const d = pairedBy(a, b, (m) => m.val);
+    const j = judge(d, { kind: 'equivalent', margin: 0.01 });
+    return { label, d, lo: j.lo, hi: j.hi, color };
+  };
+  const figures: { name: string; chart: ChartConfiguration }[] = [];
+  const vsBase = SMI_RUN_NAMES.filter((r) => r !== 'baseline' && get(r).length > 0 && get('baseline').length > 0);
+  if (vsBase.length) {
+    figures.push({ name: 'fig6-seed-effects.png', chart: effectsChart('Final validation loss vs the same seed\'s baseline (dots: seeds; diamond: mean; bar: 95% interval)', 'Δ val loss vs baseline (%)', vsBase.map((r) => row(r, get(r), get('baseline'), RUN_COLOR(r)))) });
+  }
+  if (present.length) {
+    figures.push({ name: 'fig7-controls.png', chart: effectsChart('The controls: final validation loss, paired per seed (A vs B)', 'Δ val loss, A / B − 1 (%)', present.map(([a, b], i) => row(`${a} vs ${b}`, get(a), get(b), PALETTE[i % PALETTE.length]!))) });
+  }
+  if (modes.length && cosine.length) {
+    const rows = modes.map((mode, i) => row(`${mode} vs --local`, ofMode(mode), cosine, PALETTE[(i + 3) % PALETTE.length]!));
+    if (localVsSynced) rows.push(row('local vs synced', ofMode('local'), ofMode('synced'), PALETTE[9]!));
+    figures.push({ name: 'fig9-modes.png', chart: effectsChart('2 workers in each spectral mode: final validation loss, paired per seed', 'Δ val loss (%)', rows) });
+  }
+
+  /** The report's opening: what SMI does on this model, in plain words, from the verdicts. */
+  const summary = (hl: { text: string; row?: { j: Judgement } }[], thrTrain: number): string[] => {
+    const counts = new Map<string, number>();
+    for (const { row } of hl) counts.set(row?.j.verdict ?? 'missing', (counts.get(row?.j.verdict ?? 'missing') ?? 0) + 1);
+    const ns = [...new Set(hl.flatMap(({ row }) => (row ? [row.j.n] : [])))].sort((a, b) => a - b);
+    const cvb = valOf('cosine', 'baseline');
+    const top = get('top75').length && get('baseline').length ? compareRuns(get('top75'), get('baseline'), 'val', 0.01) : undefined;
+    const steps = hl.find((h) => h.text.startsWith('8% fewer steps'))?.row?.j;
+    const lines = [
+      `- **Final validation loss**: cosine against AdamW: ${said(cvb)}; top75 against AdamW: ${said(top)} (on par = the 95% interval inside ±1%; lower = better).`,
+      `- **Speed of learning**: top75's steps to the train-loss threshold (${num(thrTrain)}) against AdamW: ${steps ? `${steps.verdict === 'missing' ? 'not measured' : steps.mean === null ? steps.detail : pct(steps.mean)} (the paper: −8%), **${steps.verdict}**` : 'not measured'}.`,
+      `- **The paper's ${hl.length} headline claims**: ${[...counts].map(([v, k]) => `${k} ${v}`).join(', ')} (n = ${ns.join('–') || 'none'} seeds; each verdict with its n in the closing note).`,
+      `- **Why (the controls)**: ${READING_SHORT[cc.reading]} (final val loss: cosine vs AdamW ${said(cvb)}, random-mask vs cosine ${said(valOf('random-mask', 'cosine'))}, shrink vs cosine ${said(valOf('shrink', 'cosine'))}).`,
+      `- **Synchronising the spectra (2 workers)**: ${mc.short}.`,
+    ];
+    return lines;
+  };
+  return { controls, controlsText: cc.text, controlsReading: cc.reading as ControlsReading, modes, modesRows, modesText: mc.text, modeTable, figures, summary };
+}
+
+const SPECTRAL_MODE_ORDER: SpectralMode[] = ['synced', 'global', 'local'];
+
+/** How the coordinator splits a global batch among workers. */
+const splitBatchSizes = (batch: number, workers: number): number[] => splitBatch(Array.from({ length: batch }, (_, i) => i), workers).map((c) => c.length);
+
 // ---- the report ------------------------------------------------------------------------------------------
 
 export interface ReportOptions {
@@ -534,16 +692,21 @@ export interface ReportOptions {
   log: (line: string) => void;
   /** interleaved timed generations per model [$SMI_INFERENCE_ROUNDS, else 3 on the test preset, 5 otherwise] */
   inferenceRounds?: number;
+  /** the reproduce flags that train these runs again [--preset, --seeds, --runs, --out] */
+  retrain?: string[];
 }
 
 export async function writeReport(o: ReportOptions): Promise<{ report: string; pngs: string[] }> {
   const { out, specs, log } = o;
   mkdirSync(out, { recursive: true });
   const read = specs.map(readRun);
-  const runs = read.flatMap((r) => (r.data ? [r.data] : []));
+  const finished = read.flatMap((r) => (r.data ? [r.data] : []));
+  // one-process runs: every table and figure of the paper; distributed ones: question 3, from their logs
+  const runs = finished.filter((r) => !r.spec.spectral);
+  const distRuns = finished.filter((r) => r.spec.spectral);
   const statuses = read.map((r) => r.status);
   const missing = statuses.filter((s): s is Extract<Status, { why: string }> => s.state !== 'done');
-  log(`report: ${runs.length} of ${specs.length} runs finished${missing.length ? `; missing: ${missing.map((s) => `${s.spec.run} seed ${s.spec.seed}`).join(', ')}` : ''}`);
+  log(`report: ${finished.length} of ${specs.length} runs finished${missing.length ? `; missing: ${missing.map((s) => `${specLabel(s.spec)} seed ${s.spec.seed}`).join(', ')}` : ''}`);
 
   const loadBefore = loadavg()[0]!;
   const backend = await initBackend('auto', log);
@@ -585,33 +748,26 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   const maxIters = runs[0]?.cfg.max_iters ?? PRESETS[o.preset as PresetName]?.max_iters ?? 1;
   const smoothW = Math.max(1, Math.round(maxIters / 40));
 
-  const measured: Measured[] = runs.map((r) => {
+  const outcome = (r: RunData): Outcome => {
     const losses = r.steps.map((s) => s.loss);
     const late = lateStageVariance(losses, 0.2);
     return {
       run: r.spec.run, seed: r.spec.seed, train: finalEval(r).train_loss, val: finalEval(r).val_loss, bestVal: Math.min(...r.evals.map((e) => e.val_loss)),
-      tps: tpsOf(r.spec.run, r.spec.seed), stepS: r.steps.reduce((a, s) => a + s.ms, 0) / 1000, medStepMs: median(r.steps.map((s) => s.ms)), wallS: r.wallS,
+      stepS: r.steps.reduce((a, s) => a + s.ms, 0) / 1000, medStepMs: median(r.steps.map((s) => s.ms)), wallS: r.wallS,
       itTrain: stepsToTrainThreshold(losses, thrTrain, smoothW), itVal: stepsToValThreshold(r.evals, thrVal),
-      lateVar: late.raw, lateVarDetrended: late.detrended, quality: qualityValues(quality.get(r)!),
+      lateVar: late.raw, lateVarDetrended: late.detrended,
     };
-  });
+  };
+  const measured: Measured[] = runs.map((r) => ({ ...outcome(r), tps: tpsOf(r.spec.run, r.spec.seed), quality: qualityValues(quality.get(r)!) }));
+  const distMeasured: DistMeasured[] = distRuns.map((r) => ({ ...outcome(r), spectral: r.spec.spectral!, workers: r.spec.workers ?? 2 }));
   const get = (run: SmiRunName) => measured.filter((m) => m.run === run);
   const base = get('baseline');
   const presentRuns = o.runs.filter((r) => get(r).length > 0);
   const smiRuns = presentRuns.filter((r) => r !== 'baseline');
-  /** per-seed relative change of `f` against the same seed's baseline */
-  const paired = (run: SmiRunName, f: (m: Measured) => number | null): number[] =>
-    get(run).flatMap((m) => {
-      const b = base.find((x) => x.seed === m.seed);
-      if (!b) return [];
-      const a = f(m);
-      const bb = f(b);
-      if (bb === null) return [];
-      if (a === null) return [Infinity];
-      return [bb === 0 ? (a === 0 ? 0 : NaN) : a / bb - 1];
-    });
-  const ratioPaired = (run: SmiRunName): number[] =>
-    inference ? get(run).flatMap((m) => (base.some((b) => b.seed === m.seed) ? [speedRatio(inference!, key(run, m.seed), key('baseline', m.seed)).median - 1] : [])) : [];
+  /** per-seed relative change of `f` against the same seed's baseline (for `seeds` only, when given) */
+  const paired = (run: SmiRunName, f: (m: Measured) => number | null, seeds?: readonly number[]): number[] => pairedBy(get(run), base, f as (m: Outcome) => number | null, seeds);
+  const ratioPaired = (run: SmiRunName, seeds?: readonly number[]): number[] =>
+    inference ? get(run).flatMap((m) => (base.some((b) => b.seed === m.seed) && (!seeds || seeds.includes(m.seed)) ? [speedRatio(inference!, key(run, m.seed), key('baseline', m.seed)).median - 1] : [])) : [];
 
   // ---- figures ----
   const pngs: string[] = [];
@@ -697,62 +853,141 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
 
   // ---- verdicts ----
   interface Row { claim: string; run: SmiRunName; paper: string; j: Judgement }
-  const verdicts: Row[] = [];
-  const p1 = (run: SmiRunName, f: 'val' | 'tps' | 'time') => PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1;
-  const p7 = (run: SmiRunName, f: 'itTrain' | 'itVal' | 'lateVar') => PAPER_TABLE7[run][f] / PAPER_TABLE7.baseline[f] - 1;
-  for (const run of o.runs.filter((r) => r !== 'baseline')) {
-    verdicts.push({ claim: 'Val loss on par with AdamW (within ±1%)', run, paper: pct(p1(run, 'val'), 2), j: judge(paired(run, (m) => m.val), { kind: 'equivalent', margin: 0.01 }) });
-    verdicts.push({ claim: 'Training overhead ≈ 4.5% (accepted up to 9%)', run, paper: pct(p1(run, 'time')), j: judge(paired(run, (m) => m.medStepMs), { kind: 'atMost', bound: 0.09 }) });
-    verdicts.push({ claim: 'Faster inference (+12–15%)', run, paper: pct(p1(run, 'tps')), j: judge(ratioPaired(run), { kind: 'effect', paper: p1(run, 'tps') }) });
-    verdicts.push({ claim: 'Steps to the train-loss threshold', run, paper: pct(p7(run, 'itTrain')), j: judge(paired(run, (m) => m.itTrain), { kind: 'effect', paper: p7(run, 'itTrain') }) });
-    verdicts.push({ claim: 'Steps to the val-loss threshold', run, paper: pct(p7(run, 'itVal')), j: judge(paired(run, (m) => m.itVal), { kind: 'effect', paper: p7(run, 'itVal') }) });
-    verdicts.push({ claim: 'Late-stage loss variance', run, paper: pct(p7(run, 'lateVar')), j: judge(paired(run, (m) => m.lateVar), { kind: 'effect', paper: p7(run, 'lateVar') }) });
+  const p1 = (run: PaperRunName, f: 'val' | 'tps' | 'time') => PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1;
+  const p7 = (run: PaperRunName, f: 'itTrain' | 'itVal' | 'lateVar') => PAPER_TABLE7[run][f] / PAPER_TABLE7.baseline[f] - 1;
+  /** every claim of the paper judged on the seeds in `seeds` (all seeds when absent) */
+  const claimsOn = (seeds?: readonly number[]): { verdicts: Row[]; qualityClaims: Row[] } => {
+    const verdicts: Row[] = [];
+    for (const run of o.runs.filter((r): r is PaperRunName => r !== 'baseline' && isPaperRun(r))) {
+      verdicts.push({ claim: 'Val loss on par with AdamW (within ±1%)', run, paper: pct(p1(run, 'val'), 2), j: judge(paired(run, (m) => m.val, seeds), { kind: 'equivalent', margin: 0.01 }) });
+      verdicts.push({ claim: 'Training overhead ≈ 4.5% (accepted up to 9%)', run, paper: pct(p1(run, 'time')), j: judge(paired(run, (m) => m.medStepMs, seeds), { kind: 'atMost', bound: 0.09 }) });
+      verdicts.push({ claim: 'Faster inference (+12–15%)', run, paper: pct(p1(run, 'tps')), j: judge(ratioPaired(run, seeds), { kind: 'effect', paper: p1(run, 'tps') }) });
+      verdicts.push({ claim: 'Steps to the train-loss threshold', run, paper: pct(p7(run, 'itTrain')), j: judge(paired(run, (m) => m.itTrain, seeds), { kind: 'effect', paper: p7(run, 'itTrain') }) });
+      verdicts.push({ claim: 'Steps to the val-loss threshold', run, paper: pct(p7(run, 'itVal')), j: judge(paired(run, (m) => m.itVal, seeds), { kind: 'effect', paper: p7(run, 'itVal') }) });
+      verdicts.push({ claim: 'Late-stage loss variance', run, paper: pct(p7(run, 'lateVar')), j: judge(paired(run, (m) => m.lateVar, seeds), { kind: 'effect', paper: p7(run, 'lateVar') }) });
+    }
+    const qualityClaims: Row[] = PAPER_QUALITY.map((p) => ({
+      claim: QUALITY_ROWS.find((r) => r.key === p.key)!.label, run: 'cosine' as const, paper: pct(p.smi / p.base - 1),
+      j: judge(paired('cosine', (m) => m.quality[p.key], seeds), { kind: 'effect', paper: p.smi / p.base - 1 }),
+    }));
+    return { verdicts, qualityClaims };
+  };
+  const { verdicts, qualityClaims } = claimsOn();
+  const headlineRows = (v: Row[], q: Row[]): [string, Row | undefined][] => {
+    const headline = (claim: string, run: SmiRunName) => v.find((x) => x.claim.startsWith(claim) && x.run === run);
+    return [
+      ['Val loss on par with AdamW (cosine)', headline('Val loss', 'cosine')],
+      ['~4.5% training overhead (cosine)', headline('Training overhead', 'cosine')],
+      ['+15% inference speed after SMI training (cosine)', headline('Faster inference', 'cosine')],
+      ['8% fewer steps to the train-loss threshold (top75)', headline('Steps to the train', 'top75')],
+      ['43.5% lower late-stage loss variance (cosine)', headline('Late-stage', 'cosine')],
+      ['−28.9% spectral-norm variance (cosine)', q.find((x) => x.claim === 'Spectral norm variance')],
+      ['−18.1% condition number (cosine)', q.find((x) => x.claim === 'Condition number (mean)')],
+      ['+33% activation sparsity (cosine)', q.find((x) => x.claim === 'Sparsity: overall average')],
+      ['−12.5% kurtosis (cosine)', q.find((x) => x.claim.startsWith('Kurtosis'))],
+    ];
+  };
+  // the previous report's two seeds (the first two of the list): what the extra seeds changed
+  const earlySeeds = o.seeds.slice(0, 2);
+  const early = claimsOn(earlySeeds);
+
+  // ---- issue 15's questions: the controls (2) and the spectral modes (3) ----
+  const Q = questions(get, distMeasured);
+  const qFigures: string[] = [];
+  for (const f of Q.figures) {
+    save(f.name, await renderChart(f.chart, 800, 450));
+    qFigures.push(f.name);
   }
-  const qualityClaims: Row[] = PAPER_QUALITY.map((p) => ({
-    claim: QUALITY_ROWS.find((r) => r.key === p.key)!.label, run: 'cosine' as const, paper: pct(p.smi / p.base - 1),
-    j: judge(paired('cosine', (m) => m.quality[p.key]), { kind: 'effect', paper: p.smi / p.base - 1 }),
-  }));
+  /** the val loss of a mode's runs minus one-process cosine of the same seed, at each evaluation, mean over seeds */
+  const modeValDiff = (mode: SpectralMode): { x: number; y: number }[] => {
+    const pairs = distRuns.filter((r) => r.spec.spectral === mode).flatMap((r) => {
+      const c = byRun('cosine').find((x) => x.spec.seed === r.spec.seed);
+      return c ? [[r, c] as const] : [];
+    });
+    if (pairs.length === 0) return [];
+    return pairs[0]![0].evals.map((e) => e.step).flatMap((step) => {
+      const ds = pairs.flatMap(([r, c]) => {
+        const a = r.evals.find((e) => e.step === step);
+        const b = c.evals.find((e) => e.step === step);
+        return a && b ? [a.val_loss - b.val_loss] : [];
+      });
+      return ds.length ? [{ x: step, y: mean(ds) }] : [];
+    });
+  };
+  const fig8 = Q.modes.length && byRun('cosine').length ? await renderChart(lineChart(
+    '2-worker runs: val loss minus one-process cosine (same seed, mean over seeds)', 'step', 'Δ val loss vs --local cosine',
+    Q.modes.map((mode, i) => ({ label: mode, color: PALETTE[(i + 3) % PALETTE.length], data: modeValDiff(mode) })),
+  ), 800, 450) : undefined;
+  if (fig8) save('fig8-modes-val-diff.png', fig8);
 
   // ---- markdown ----
   const cmd = existsSync(join(out, 'command.json')) ? (JSON.parse(readFileSync(join(out, 'command.json'), 'utf8')) as { argv: string[]; host?: string; cpus?: number; cpu?: string; node?: string }) : undefined;
   const L: string[] = [];
   L.push(`# Reproduction of "Spectral Momentum Integration" (Huang, Chen, Zheng 2025): \`${o.preset}\` preset`, '');
   L.push(`- Command (from \`command.json\`, the latest \`npm run reproduce\` in this directory): \`npm run reproduce -- ${(cmd?.argv ?? []).map(shellQuote).join(' ')}\``);
-  L.push(`- The runs can be retrained with: \`npm run reproduce -- --preset ${o.preset} --seeds ${o.seeds.join(',')} --runs ${o.runs.join(',')} --out ${shellQuote(out)}\` (finished runs are kept; an interrupted one resumes)`);
+  const retrain = o.retrain ?? ['--preset', o.preset, '--seeds', o.seeds.join(','), '--runs', o.runs.join(','), '--out', out];
+  L.push(`- The runs can be retrained with: \`npm run reproduce -- ${retrain.map(shellQuote).join(' ')}\` (finished runs are kept; an interrupted one resumes)`);
   L.push(`- Machine that ran it: ${cmd ? `${cmd.cpu ?? 'unknown CPU'}, ${cmd.cpus ?? '?'} cores, Node ${cmd.node ?? '?'}, host ${cmd.host ?? '?'}` : 'unknown (no command.json)'}; training backend: ${[...new Set(runs.map((r) => r.cfg.backend))].join(', ') || 'n/a'} (from the runs' config.json)`);
   L.push(`- This report: written ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, host ${hostname()}; measurements on the ${backend.name} backend (${backend.device}); 1-minute load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after the inference timing`);
-  L.push(`- Seeds: ${o.seeds.join(', ')}; runs: ${o.runs.join(', ')}; ${runs.length} of ${specs.length} finished${runs[0] ? `; ${runs[0].cfg.max_iters} steps, ${runs[0].cfg.n_layer} layers × ${runs[0].cfg.n_embd} wide, batch ${runs[0].cfg.batch_size} × ${runs[0].cfg.block_size}` : ''}`);
-  if (missing.length) L.push(`- **Missing from this report** (${missing.length}): ${missing.map((s) => `${s.spec.run} seed ${s.spec.seed} (${s.why})`).join('; ')}`);
+  L.push(`- Seeds: ${o.seeds.join(', ')}; runs: ${o.runs.join(', ')}; ${finished.length} of ${specs.length} finished${runs[0] ? `; ${runs[0].cfg.max_iters} steps, ${runs[0].cfg.n_layer} layers × ${runs[0].cfg.n_embd} wide, batch ${runs[0].cfg.batch_size} × ${runs[0].cfg.block_size}` : ''}`);
+  L.push(`- Seeds per run (finished): ${seedsPerRun(measured, distMeasured)}`);
+  const resumed = finished.filter((r) => r.resumed);
+  if (resumed.length) L.push(`- Resumed from a checkpoint after an interruption (${resumed.length}): ${resumed.map((r) => `${specLabel(r.spec)} seed ${r.spec.seed}`).join(', ')}. A resumed run repeats the uninterrupted one exactly, except in the distributed \`local\` mode, whose per-worker histories are not in the checkpoint and start again.`);
+  if (missing.length) L.push(`- **Missing from this report** (${missing.length}): ${missing.map((s) => `${specLabel(s.spec)} seed ${s.spec.seed} (${s.why})`).join('; ')}`);
   if (runs.length === 0) L.push('', '**No run has finished yet: the tables below are empty.** Train with the command above.');
   L.push('', 'The paper trained the `paper` preset (10.7M parameters, 5,000 steps) on one GPU; these runs use the preset above, so absolute numbers differ and only the changes against the baseline are comparable.', '');
 
+  const hl = headlineRows(verdicts, qualityClaims);
+  const hlEarly = headlineRows(early.verdicts, early.qualityClaims);
+  // the plain-language conclusion first: what SMI does here, from the verdicts below
+  L.push('## What SMI does on this model, as measured', '');
+  L.push(...Q.summary(hl.map(([text, row]) => ({ text, row })), thrTrain), '');
+
   // headline
   L.push('## Verdicts on the headline claims', '');
-  const headline = (claim: string, run: SmiRunName) => verdicts.find((v) => v.claim.startsWith(claim) && v.run === run);
-  const hl: [string, Row | undefined][] = [
-    ['Val loss on par with AdamW (cosine)', headline('Val loss', 'cosine')],
-    ['~4.5% training overhead (cosine)', headline('Training overhead', 'cosine')],
-    ['+15% inference speed after SMI training (cosine)', headline('Faster inference', 'cosine')],
-    ['8% fewer steps to the train-loss threshold (top75)', headline('Steps to the train', 'top75')],
-    ['43.5% lower late-stage loss variance (cosine)', headline('Late-stage', 'cosine')],
-    ['−28.9% spectral-norm variance (cosine)', qualityClaims.find((q) => q.claim === 'Spectral norm variance')],
-    ['−18.1% condition number (cosine)', qualityClaims.find((q) => q.claim === 'Condition number (mean)')],
-    ['+33% activation sparsity (cosine)', qualityClaims.find((q) => q.claim === 'Sparsity: overall average')],
-    ['−12.5% kurtosis (cosine)', qualityClaims.find((q) => q.claim.startsWith('Kurtosis'))],
-  ];
   for (const [text, row] of hl) L.push(`- ${text}: **${row?.j.verdict ?? 'missing'}**: ${row?.j.detail ?? 'the run was not part of this reproduction'}`);
-  L.push('', `Changes are paired per seed (run / same-seed baseline − 1); the interval is mean ± t(n−1)·SEM at 95%.${o.seeds.length < 3 ? ` With n = ${Math.min(o.seeds.length, 2)} seed(s) the test is weak: ${o.seeds.length === 1 ? 'there is no seed-to-seed spread, so every verdict is "inconclusive"' : 'one degree of freedom, a change must exceed 12.7 SEMs'}.` : ''} Rules: see "Verdicts per claim".`, '');
+  const fewest = Math.min(...hl.map(([, r]) => r?.j.n ?? Infinity));
+  L.push('', `Changes are paired per seed (run / same-seed baseline − 1); the interval is mean ± t(n−1)·SEM at 95%, with n the number of seeds that have both runs (each verdict says its n).${fewest < 3 ? ` With n = ${fewest} the test is weak: ${fewest === 1 ? 'there is no seed-to-seed spread, so the verdict is "inconclusive"' : 'one degree of freedom, a change must exceed 12.7 SEMs'}.` : ''} Rules: see "Verdicts per claim".`, '');
+
+  // question 1: more seeds
+  L.push(`## Question 1: the headline claims with more seeds`, '');
+  L.push(`Seeds per run: ${seedsPerRun(measured, [])}. Every verdict is recomputed with its own degrees of freedom, n − 1 (the 95% critical value of t is 12.71 at 1, 2.78 at 4). The last column judges the same claim on the first two seeds only (${earlySeeds.join(', ')}: the seeds of the earlier two-seed report), to show what the added seeds changed.`, '');
+  const t1q: string[][] = [['Claim', 'n', 'Measured (paired, per seed)', 'Verdict', `On seeds ${earlySeeds.join(', ')} only`]];
+  hl.forEach(([text, row], i) => {
+    const e = hlEarly[i]![1];
+    t1q.push([text, String(row?.j.n ?? 0), row?.j.detail ?? 'not measured', `**${row?.j.verdict ?? 'missing'}**`, e ? `${e.j.verdict} (${e.j.mean === null ? 'n/a' : pct(e.j.mean)})` : 'missing']);
+  });
+  L.push(mdTable(t1q), '');
+  if (qFigures.includes('fig6-seed-effects.png')) L.push('![Figure 6](fig6-seed-effects.png)', '', 'Figure 6: the final validation loss of each run against the same seed\'s baseline, one dot per seed, the diamond the mean and the bar its 95% interval.', '');
+
+  // question 2: the controls
+  L.push('## Question 2: a frequency filter, a step-size change, or noise? (the controls)', '');
+  L.push('`random-mask` keeps as many bins per tensor as cosine\'s mask at that step, chosen uniformly at random (conjugate-symmetric, seeded); `shrink` filters nothing and scales the gradient by c = ‖G′‖²/‖G‖², the energy share cosine\'s mask keeps; both with cosine\'s α schedule, β and q, and cosine\'s history (docs/controls.md). Each comparison is paired per seed, d = A / B − 1, with the interval mean ± t(n−1)·SEM at 95%: **lower** / **higher** when the interval excludes 0, **on par** when it includes 0 and lies within the margin (±1% for losses, as the paper\'s "on par" claim; ±5% for steps to the threshold; ±10% for the late-stage variance, which varies more from seed to seed), else **inconclusive**.', '');
+  L.push(Q.controlsText, '');
+  L.push(mdTable([['A vs B', 'Metric', 'Measured (paired, per seed)', 'Verdict'], ...Q.controls.map((r) => [r.label, r.metric, r.c.detail, `**${r.c.verdict}**`])]), '');
+  if (qFigures.includes('fig7-controls.png')) L.push('![Figure 7](fig7-controls.png)', '', 'Figure 7: the final validation loss of each comparison, per seed (dots), mean (diamond) and 95% interval (bar). Figure 3 shows the controls\' loss curves against the baseline.', '');
+
+  // question 3: the spectral modes
+  L.push('## Question 3: what synchronising the spectra buys (2 workers: synced, global, local)', '');
+  const d0 = distRuns[0];
+  const split = d0 ? splitBatchSizes(d0.cfg.batch_size, d0.spec.workers ?? 2) : [];
+  L.push(`Cosine trained by a coordinator and ${d0?.spec.workers ?? 2} local worker processes sharing the preset's global batch${d0 ? ` (${d0.cfg.batch_size} sequences: ${split.join(' + ')})` : ''}, in each spectral mode (SPEC §3): **synced** (one shared history from the averaged magnitudes, one mask), **global** (SMI on the mean gradient at the coordinator: one process\'s arithmetic), **local** (each worker its own history on its half batch; no synchronisation), against one-process (\`--local\`) cosine of the same seed. Comparisons as in question 2.`, '');
+  L.push(Q.modesText, '');
+  if (Q.modeTable.length > 1) L.push(mdTable(Q.modeTable), '');
+  if (Q.modesRows.length) L.push(mdTable([['A vs B', 'Metric', 'Measured (paired, per seed)', 'Verdict'], ...Q.modesRows.map((r) => [r.label, r.metric, r.c.detail, `**${r.c.verdict}**`])]), '');
+  if (fig8) L.push('![Figure 8](fig8-modes-val-diff.png)', '', 'Figure 8: the validation loss of each mode minus one-process cosine of the same seed, at each evaluation, mean over seeds.', '');
+  if (qFigures.includes('fig9-modes.png')) L.push('![Figure 9](fig9-modes.png)', '', 'Figure 9: the final validation loss of each mode against one-process cosine (and local against synced), per seed, mean and 95% interval.', '');
 
   // Table 1
   L.push('## Table 1 analogue: overall performance (mean ± SEM over seeds, change vs baseline)', '');
-  const paperCell = (run: SmiRunName, f: 'train' | 'val' | 'tps' | 'time') => `${PAPER_TABLE1[run][f]}${run === 'baseline' ? '' : ` (${pct(PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1)})`}`;
+  const paperCell = (run: SmiRunName, f: 'train' | 'val' | 'tps' | 'time') => !isPaperRun(run) ? 'not in the paper' : `${PAPER_TABLE1[run][f]}${run === 'baseline' ? '' : ` (${pct(PAPER_TABLE1[run][f] / PAPER_TABLE1.baseline[f] - 1)})`}`;
   const t1: string[][] = [['Method', 'n', 'Train loss', 'Val loss', 'Inference (tokens/s)', 'Train time Σ step (s)', 'Median step (ms)', 'Wall (s)', 'Paper: train / val / tokens/s / time (s)']];
   for (const run of presentRuns) {
     const m = get(run);
     const walls = m.flatMap((x) => (x.wallS === null ? [] : [x.wallS]));
     t1.push([LABEL[run], String(m.length), cell(m.map((x) => x.train), 4, run === 'baseline' ? undefined : base.map((x) => x.train)), cell(m.map((x) => x.val), 4, run === 'baseline' ? undefined : base.map((x) => x.val)),
       cell(m.map((x) => x.tps), 1) + (run === 'baseline' || ratioPaired(run).length === 0 ? '' : ` (${pct(mean(ratioPaired(run)))} paired)`), cell(m.map((x) => x.stepS), 1, run === 'baseline' ? undefined : base.map((x) => x.stepS)),
-      cell(m.map((x) => x.medStepMs), 1, run === 'baseline' ? undefined : base.map((x) => x.medStepMs)), walls.length ? cell(walls, 0) : 'n/a', `${paperCell(run, 'train')} / ${paperCell(run, 'val')} / ${paperCell(run, 'tps')} / ${paperCell(run, 'time')}`]);
+      cell(m.map((x) => x.medStepMs), 1, run === 'baseline' ? undefined : base.map((x) => x.medStepMs)), walls.length ? cell(walls, 0) : 'n/a', isPaperRun(run) ? `${paperCell(run, 'train')} / ${paperCell(run, 'val')} / ${paperCell(run, 'tps')} / ${paperCell(run, 'time')}` : 'not in the paper (a control)']);
   }
   L.push(mdTable(t1), '');
   L.push('- Losses: the last evaluation (mean over `eval_iters` batches of each split, after the last step). SEM = sample sd / √n ("n/a" with one seed).');
@@ -791,7 +1026,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
     const b = run === 'baseline' ? undefined : base;
     t7.push([LABEL[run], it(m.map((x) => x.itTrain), b?.map((x) => x.itTrain)), it(m.map((x) => x.itVal), b?.map((x) => x.itVal)),
       cell(m.map((x) => x.lateVar), 5, b?.map((x) => x.lateVar)), cell(m.map((x) => x.lateVarDetrended), 5, b?.map((x) => x.lateVarDetrended)),
-      `${PAPER_TABLE7[run].itTrain} / ${PAPER_TABLE7[run].itVal} / ${PAPER_TABLE7[run].lateVar}${run === 'baseline' ? '' : ` (${pct(p7(run, 'itTrain'))} / ${pct(p7(run, 'itVal'))} / ${pct(p7(run, 'lateVar'))})`}`]);
+      !isPaperRun(run) ? 'not in the paper (a control)' : `${PAPER_TABLE7[run].itTrain} / ${PAPER_TABLE7[run].itVal} / ${PAPER_TABLE7[run].lateVar}${run === 'baseline' ? '' : ` (${pct(p7(run, 'itTrain'))} / ${pct(p7(run, 'itVal'))} / ${pct(p7(run, 'lateVar'))})`}`]);
   }
   L.push(mdTable(t7), '', 'The paper\'s "training curve smoothness" column is qualitative and not reproduced.', '');
 
@@ -822,13 +1057,24 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   for (const v of [...verdicts, ...qualityClaims]) vt.push([v.claim, v.run, v.paper, v.j.detail, `**${v.j.verdict}**`]);
   L.push(mdTable(vt), '');
   if (missing.length) {
-    L.push('## Missing runs', '', ...missing.map((s) => `- ${s.spec.run} seed ${s.spec.seed}: ${s.why} (${s.spec.dir})`), '');
+    L.push('## Missing runs', '', ...missing.map((s) => `- ${specLabel(s.spec)} seed ${s.spec.seed}: ${s.why} (${s.spec.dir})`), '');
   }
+
+  // closing note: every verdict with its n, and the wall time of the runs
+  L.push('## Closing note: every verdict with its n, and what the runs took', '');
+  for (const v of [...verdicts, ...qualityClaims]) L.push(`- ${v.claim} (${v.run}): **${v.j.verdict}**, n = ${v.j.n}`);
+  for (const r of [...Q.controls, ...Q.modesRows]) L.push(`- ${r.label}, ${r.metric}: **${r.c.verdict}**, n = ${r.c.j.n}`);
+  L.push('', wallNote([...measured, ...distMeasured]), '');
   const report = join(out, 'report.md');
   writeFileSync(report, L.join('\n'));
   writeFileSync(join(out, 'report.json'), JSON.stringify({
     preset: o.preset, seeds: o.seeds, runs: o.runs, missing: missing.map((s) => ({ run: s.spec.run, seed: s.spec.seed, state: s.state })),
-    thresholds: { train: thrTrain, val: thrVal, smoothing: smoothW }, measured, inference, verdicts: [...verdicts, ...qualityClaims],
+    thresholds: { train: thrTrain, val: thrVal, smoothing: smoothW }, measured, distributed: distMeasured, inference, verdicts: [...verdicts, ...qualityClaims],
+    questions: {
+      seeds: { earlySeeds, headline: hl.map(([text, row], i) => ({ claim: text, verdict: row?.j.verdict ?? 'missing', n: row?.j.n ?? 0, detail: row?.j.detail, early: hlEarly[i]![1]?.j ?? null })) },
+      controls: { reading: Q.controlsReading, text: Q.controlsText, comparisons: Q.controls.map((r) => ({ label: r.label, metric: r.metric, verdict: r.c.verdict, n: r.c.j.n, mean: r.c.j.mean, lo: r.c.j.lo, hi: r.c.j.hi, margin: r.c.margin })) },
+      modes: { text: Q.modesText, comparisons: Q.modesRows.map((r) => ({ label: r.label, metric: r.metric, verdict: r.c.verdict, n: r.c.j.n, mean: r.c.j.mean, lo: r.c.j.lo, hi: r.c.j.hi, margin: r.c.margin })) },
+    },
     quality: Object.fromEntries(runs.map((r) => [key(r.spec.run, r.spec.seed), quality.get(r)])), definitions: QUALITY_DEFINITIONS,
   }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
   log(`report written: ${report} (${pngs.length} figures)`);

@@ -1,11 +1,12 @@
-// `npm run reproduce`: train the paper's six runs for each seed (resumable), then write the comparison report.
+// `npm run reproduce`: train the paper's six runs and the controls for each seed, and optionally cosine on local
+// workers in each spectral mode (resumable), then write the comparison report.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NODE_HEAP_FLAGS } from '../shared/node-flags.ts';
 import { parseWithTable } from '../shared/cli.ts';
-import { ConfigError, PRESET_NAMES, SMI_RUN_NAMES, oneOf, type SmiRunName } from '../shared/config.ts';
+import { ConfigError, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, oneOf, type SmiRunName, type SpectralMode } from '../shared/config.ts';
 import { DEFAULT_DATA_PATH } from '../shared/data.ts';
 import { runMain } from './cli-main.ts';
 
@@ -15,6 +16,10 @@ const OPTIONS = {
   preset: { type: 'string' as const, arg: 'P', section: S, help: 'preset [cpu]' },
   seeds: { type: 'string' as const, arg: 'S1,S2', section: S, help: "seeds [1337,1338, the paper's two]" },
   runs: { type: 'string' as const, arg: 'all|R1,R2', section: S, help: `runs [all: ${SMI_RUN_NAMES.join(',')}]` },
+  'seeds-of': { type: 'string' as const, arg: 'R1,R2=S1,S2', section: S, help: "these runs for these seeds instead of --seeds (groups separated by ';')" },
+  distributed: { type: 'string' as const, arg: 'M1,M2', section: S, help: `also train cosine on --workers local workers in these spectral modes (${SPECTRAL_MODES.join(',')}), after the one-process runs, one at a time` },
+  workers: { type: 'string' as const, arg: 'N', section: S, help: "workers of the --distributed runs, sharing the preset's global batch [2]" },
+  'distributed-seeds': { type: 'string' as const, arg: 'S1,S2', section: S, help: 'seeds of the --distributed runs [--seeds]' },
   out: { type: 'string' as const, arg: 'DIR', section: S, help: 'where runs and report.md go [reproduction]' },
   parallel: { type: 'string' as const, arg: 'N', section: S, help: 'runs trained side by side [1]' },
   'max-iters': { type: 'string' as const, arg: 'N', section: S, help: "override the preset's steps (quick checks)" },
@@ -24,16 +29,102 @@ const OPTIONS = {
   help: { type: 'boolean' as const, section: S, help: 'this text' },
 };
 const HELP = `Usage: npm run reproduce -- --preset cpu --seeds 1337,1338 [--runs all] [--parallel N] --out DIR
+       [--seeds-of R1,R2=S1,S2] [--distributed synced,global,local --workers 2 --distributed-seeds S1,S2]
 
-Trains the six runs of the SMI paper's Table 1 for each seed (one process per run, --parallel at a time) into
-DIR/runs/<run>-seed<seed>/, then writes DIR/report.md with PNG plots. Interrupted? Run the same command again:
-finished runs are kept, unfinished ones resume from their checkpoints.
+Trains the six runs of the SMI paper's Table 1 and the two controls (random-mask, shrink) for each seed (one
+process per run, --parallel at a time) into DIR/runs/<run>-seed<seed>/; with --distributed, then cosine with
+--workers local worker processes in each listed spectral mode, one run at a time, into
+DIR/runs/cosine-<mode>-w<N>-seed<seed>/; then writes DIR/report.md with PNG plots. Interrupted? Run the same
+command again: finished runs are kept, unfinished ones resume from their checkpoints.
+Example (issue 15: five seeds, the controls, three runs at two seeds, the spectral modes at three):
+  npm run reproduce -- --preset cpu --seeds 1337,1338,1339,1340,1341 --runs all \\
+    --seeds-of linear-0.9,linear-0.5,ema-0.99=1337,1338 --distributed synced,global,local --workers 2 \\
+    --distributed-seeds 1337,1338,1339 --out DIR
 Exit codes: 0 done, 1 a run failed, 2 bad arguments.`;
 
 export interface RunSpec {
   run: SmiRunName;
   seed: number;
   dir: string;
+  /** a distributed run: its spectral mode and local worker count (absent: one process, --local) */
+  spectral?: SpectralMode;
+  workers?: number;
+}
+
+/** A plan's flags, parsed: which runs for which seeds. */
+export interface Plan {
+  preset: string;
+  out: string;
+  seeds: number[];
+  runs: SmiRunName[];
+  /** runs trained for other seeds than --seeds */
+  seedsOf: Map<SmiRunName, number[]>;
+  distributed: SpectralMode[];
+  workers: number;
+  distributedSeeds: number[];
+}
+
+function seedList(flag: string, v: string): number[] {
+  const seeds = v.split(',').map((s) => {
+    const n = Number(s);
+    if (s.trim() === '' || !Number.isInteger(n)) throw new ConfigError('E_BAD_FLAG', `--${flag} takes integers, got '${s}'`);
+    return n;
+  });
+  if (new Set(seeds).size !== seeds.length) throw new ConfigError('E_BAD_FLAG', `--${flag} names a seed twice: ${v}`);
+  return seeds;
+}
+
+/** The plan from reproduce's flags (defaults: cpu preset, seeds 1337,1338, every run, no distributed runs). */
+export function parsePlan(v: Record<string, string | boolean | undefined>): Plan {
+  const str = (k: string) => v[k] as string | undefined;
+  const preset = oneOf('preset', str('preset') ?? 'cpu', PRESET_NAMES);
+  const seeds = seedList('seeds', str('seeds') ?? '1337,1338');
+  const runs = str('runs') === undefined || str('runs') === 'all' ? [...SMI_RUN_NAMES] : str('runs')!.split(',').map((r) => oneOf('SMI run', r, SMI_RUN_NAMES));
+  const seedsOf = new Map<SmiRunName, number[]>();
+  for (const group of (str('seeds-of') ?? '').split(';').filter((g) => g.trim() !== '')) {
+    const [names, list, ...rest] = group.split('=');
+    if (names === undefined || list === undefined || rest.length > 0) throw new ConfigError('E_BAD_FLAG', `--seeds-of takes RUN1,RUN2=SEED1,SEED2 groups separated by ';', got '${group}'`);
+    const s = seedList('seeds-of', list);
+    for (const name of names.split(',')) {
+      const run = oneOf('SMI run', name.trim(), SMI_RUN_NAMES);
+      if (!runs.includes(run)) throw new ConfigError('E_BAD_FLAG', `--seeds-of names ${run}, which --runs does not train`);
+      if (seedsOf.has(run)) throw new ConfigError('E_BAD_FLAG', `--seeds-of names ${run} twice`);
+      seedsOf.set(run, s);
+    }
+  }
+  const distributed = str('distributed') === undefined ? [] : str('distributed')!.split(',').map((m) => oneOf('spectral mode', m, SPECTRAL_MODES));
+  const workers = Number(str('workers') ?? 2);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new ConfigError('E_BAD_FLAG', `--workers takes a positive integer, got ${str('workers')}`);
+  if (str('workers') !== undefined && distributed.length === 0) throw new ConfigError('E_BAD_FLAG', '--workers is for the --distributed runs: add --distributed MODES');
+  const distributedSeeds = str('distributed-seeds') === undefined ? seeds : seedList('distributed-seeds', str('distributed-seeds')!);
+  return { preset, out: str('out') ?? 'reproduction', seeds, runs, seedsOf, distributed, workers, distributedSeeds };
+}
+
+/**
+ * Every run of a plan: the one-process runs seed by seed (all runs of the first seed first, so that a partial
+ * reproduction has whole seeds), then the distributed ones.
+ */
+export function planSpecs(p: Plan): RunSpec[] {
+  const allSeeds = [...new Set([...p.seeds, ...[...p.seedsOf.values()].flat()])];
+  const local = allSeeds.flatMap((seed) =>
+    p.runs.filter((run) => (p.seedsOf.get(run) ?? p.seeds).includes(seed)).map((run) => ({ run, seed, dir: join(p.out, 'runs', `${run}-seed${seed}`) })),
+  );
+  const dist = p.distributedSeeds.flatMap((seed) =>
+    p.distributed.map((spectral) => ({ run: 'cosine' as const, seed, spectral, workers: p.workers, dir: join(p.out, 'runs', `cosine-${spectral}-w${p.workers}-seed${seed}`) })),
+  );
+  return [...local, ...dist];
+}
+
+/** The reproduce flags that train this plan again (as the report prints them). */
+export function planArgs(p: Plan): string[] {
+  const args = ['--preset', p.preset, '--seeds', p.seeds.join(','), '--runs', p.runs.join(',')];
+  if (p.seedsOf.size > 0) {
+    const groups = new Map<string, SmiRunName[]>();
+    for (const [run, seeds] of p.seedsOf) groups.set(seeds.join(','), [...(groups.get(seeds.join(',')) ?? []), run]);
+    args.push('--seeds-of', [...groups].map(([seeds, runs]) => `${runs.join(',')}=${seeds}`).join(';'));
+  }
+  if (p.distributed.length > 0) args.push('--distributed', p.distributed.join(','), '--workers', String(p.workers), '--distributed-seeds', p.distributedSeeds.join(','));
+  return [...args, '--out', p.out];
 }
 
 /** The state of a run directory: finished (log has `done`), resumable (has a checkpoint), or new. */
@@ -49,10 +140,12 @@ function trainOne(spec: RunSpec, preset: string, data: string | undefined, maxIt
   if (status === 'done') return Promise.resolve(); // finished meanwhile (e.g. by another runner)
   // started but stopped before its first checkpoint: nothing worth keeping, start it again
   if (status === 'new' && existsSync(spec.dir)) rmSync(spec.dir, { recursive: true, force: true });
+  // a distributed run: the coordinator and its local workers (the preset's global batch split among them)
+  const where = spec.spectral ? ['--workers', String(spec.workers ?? 2)] : ['--local'];
   const args =
     status === 'resume'
-      ? ['--local', '--resume', spec.dir]
-      : ['--local', '--preset', preset, '--smi', spec.run, '--seed', String(spec.seed), '--out', spec.dir, ...(maxIters ? ['--max-iters', maxIters] : [])];
+      ? [...where, '--resume', spec.dir]
+      : [...where, ...(spec.spectral ? ['--spectral', spec.spectral] : []), '--preset', preset, '--smi', spec.run, '--seed', String(spec.seed), '--out', spec.dir, ...(maxIters ? ['--max-iters', maxIters] : [])];
   if (data) args.push('--data', data);
   mkdirSync(spec.dir, { recursive: true });
   return new Promise((done, fail) => {
@@ -61,25 +154,33 @@ function trainOne(spec: RunSpec, preset: string, data: string | undefined, maxIt
     const keep = (d: Buffer) => (tail = (tail + d).slice(-4000));
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    child.on('exit', (code) => (code === 0 ? done() : fail(new Error(`${spec.run} seed ${spec.seed} failed (exit ${code}):\n${tail}`))));
+    child.on('exit', (code) => (code === 0 ? done() : fail(new Error(`${specName(spec)} seed ${spec.seed} failed (exit ${code}):\n${tail}`))));
   });
 }
 
-/** Trains every run that is not finished, `parallel` at a time. */
+/** A run's name in logs and reports: the run, and for a distributed one its mode and workers. */
+export const specName = (s: Pick<RunSpec, 'run' | 'spectral' | 'workers'>): string => (s.spectral ? `${s.run} ${s.spectral} ×${s.workers ?? 2}` : s.run);
+
+/**
+ * Trains every run that is not finished: the one-process runs `parallel` at a time, then the distributed ones
+ * one at a time (each uses every core: its workers and the coordinator).
+ */
 export async function trainAll(specs: RunSpec[], o: { preset: string; parallel: number; data?: string; maxIters?: string; log: (l: string) => void }): Promise<void> {
   const todo = specs.filter((s) => runStatus(s.dir) !== 'done');
-  o.log(`${specs.length - todo.length} of ${specs.length} runs already finished; training ${todo.length}, ${o.parallel} at a time`);
+  o.log(`${specs.length - todo.length} of ${specs.length} runs already finished; training ${todo.length}, ${o.parallel} at a time${todo.some((s) => s.spectral) ? ' (distributed runs one at a time, after the others)' : ''}`);
+  const one = async (spec: RunSpec) => {
+    const t0 = Date.now();
+    o.log(`training ${specName(spec)} seed ${spec.seed} (${runStatus(spec.dir)}) → ${spec.dir}`);
+    await trainOne(spec, o.preset, o.data, o.maxIters);
+    o.log(`finished ${specName(spec)} seed ${spec.seed} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  };
+  const local = todo.filter((s) => !s.spectral);
   let next = 0;
   const lane = async () => {
-    while (next < todo.length) {
-      const spec = todo[next++]!;
-      const t0 = Date.now();
-      o.log(`training ${spec.run} seed ${spec.seed} (${runStatus(spec.dir)}) → ${spec.dir}`);
-      await trainOne(spec, o.preset, o.data, o.maxIters);
-      o.log(`finished ${spec.run} seed ${spec.seed} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    }
+    while (next < local.length) await one(local[next++]!);
   };
   await Promise.all(Array.from({ length: Math.max(1, o.parallel) }, lane));
+  for (const spec of todo.filter((s) => s.spectral)) await one(spec);
 }
 
 runMain(async () => {
@@ -88,22 +189,17 @@ runMain(async () => {
     console.log(HELP);
     return 0;
   }
-  const preset = oneOf('preset', (v.preset as string | undefined) ?? 'cpu', PRESET_NAMES);
-  const seeds = String(v.seeds ?? '1337,1338').split(',').map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n)) throw new ConfigError('E_BAD_FLAG', `--seeds takes integers, got '${s}'`);
-    return n;
-  });
-  const runs = v.runs === undefined || v.runs === 'all' ? [...SMI_RUN_NAMES] : String(v.runs).split(',').map((r) => oneOf('SMI run', r, SMI_RUN_NAMES));
-  const out = (v.out as string | undefined) ?? 'reproduction';
+  const plan = parsePlan(v);
+  const { preset, out, runs } = plan;
   const parallel = Number(v.parallel ?? 1);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > cpus().length * 4) throw new ConfigError('E_BAD_FLAG', `--parallel takes a small positive integer, got ${String(v.parallel)}`);
-  const specs: RunSpec[] = seeds.flatMap((seed) => runs.map((run) => ({ run, seed, dir: join(out, 'runs', `${run}-seed${seed}`) })));
+  const specs = planSpecs(plan);
+  const seeds = [...new Set(specs.map((s) => s.seed))];
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'command.json'), JSON.stringify({ argv: process.argv.slice(2), host: hostname(), cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version }, null, 2) + '\n');
   if (!v['report-only']) await trainAll(specs, { preset, parallel, data: v.data as string | undefined, maxIters: v['max-iters'] as string | undefined, log: (l) => console.log(l) });
   if (v['train-only']) return 0;
   const { writeReport } = await import('./report-reproduction.ts');
-  await writeReport({ out, specs, preset, seeds, runs, data: (v.data as string | undefined) ?? DEFAULT_DATA_PATH, log: (l) => console.log(l) });
+  await writeReport({ out, specs, preset, seeds, runs, retrain: planArgs(plan), data: (v.data as string | undefined) ?? DEFAULT_DATA_PATH, log: (l) => console.log(l) });
   return 0;
 });

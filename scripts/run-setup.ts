@@ -27,7 +27,12 @@ export function setupRun(args: TrainArgs): RunSetup {
     const given = Object.keys(args.overrides).filter((k) => k !== 'max_iters');
     const other = [...given, args.preset && 'preset', args.smi && 'smi', args.spectral && 'spectral', args.initFrom && 'init-from'].filter(Boolean);
     if (other.length > 0) throw new ConfigError('E_RESUME', `--resume takes the run's own config.json; only --max-iters may change (got ${other.join(', ')})`);
-    cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as TrainConfig;
+    const saved = JSON.parse(readFileSync(cfgFile, 'utf8')) as TrainConfig & { data?: unknown; vocab?: unknown };
+    // config.json also records the data path and the vocabulary (shared/train.ts): not config fields (a worker's
+    // welcome guard refuses unknown fields, so a resumed distributed run would get no worker)
+    delete saved.data;
+    delete saved.vocab;
+    cfg = saved;
     if (args.overrides.max_iters !== undefined) cfg.max_iters = args.overrides.max_iters;
     validateConfig(cfg);
   } else {

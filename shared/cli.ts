@@ -16,7 +16,7 @@ interface OptionSpec {
 export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   local: { type: 'boolean', section: 'run', help: 'one process, no network: the reference path' },
   preset: { type: 'string', arg: 'paper|cpu|test', section: 'run', help: 'model and schedule preset [paper on a GPU, cpu otherwise]' },
-  smi: { type: 'string', arg: 'RUN', section: 'run', help: `the paper's run: ${SMI_RUN_NAMES.join('|')} [cosine]` },
+  smi: { type: 'string', arg: 'RUN', section: 'run', help: `the paper's six runs and two controls: ${SMI_RUN_NAMES.join('|')} [cosine]` },
   backend: { type: 'string', arg: 'B', section: 'run', help: `${BACKENDS.join('|')} [auto]` },
   data: { type: 'string', arg: 'FILE', section: 'run', help: 'Tiny Shakespeare input.txt [data/shakespeare/input.txt]' },
   'stop-at': { type: 'string', arg: 'STEP', section: 'run', help: 'stop after this step with a checkpoint, as if interrupted (continue with --resume)' },

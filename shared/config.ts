@@ -1,8 +1,16 @@
 // The one training configuration: every field with its default and reason, the presets, and flag resolution.
 
-/** Names of the paper's six runs (SPEC.md section 2). Kept here so config has no tensor dependency. */
-export const SMI_RUN_NAMES = ['baseline', 'linear-0.9', 'linear-0.5', 'ema-0.99', 'top75', 'cosine'] as const;
+/**
+ * Names of the paper's six runs (SPEC.md section 2) and of two controls that keep SMI's history and threshold
+ * but replace its filtered gradient (shared/smi.ts SMI_RUNS). Kept here so config has no tensor dependency.
+ */
+export const SMI_RUN_NAMES = ['baseline', 'linear-0.9', 'linear-0.5', 'ema-0.99', 'top75', 'cosine', 'random-mask', 'shrink'] as const;
 export type SmiRunName = (typeof SMI_RUN_NAMES)[number];
+/** The paper's six runs: those with the paper's numbers beside them in the reproduction report. */
+export const PAPER_RUN_NAMES = ['baseline', 'linear-0.9', 'linear-0.5', 'ema-0.99', 'top75', 'cosine'] as const satisfies readonly SmiRunName[];
+export type PaperRunName = (typeof PAPER_RUN_NAMES)[number];
+/** The controls: G′ from a random mask of the same size, or the gradient shrunk by the energy the mask keeps. */
+export const CONTROL_RUN_NAMES = ['random-mask', 'shrink'] as const satisfies readonly SmiRunName[];
 
 export const SPECTRAL_MODES = ['synced', 'global', 'local'] as const;
 export type SpectralMode = (typeof SPECTRAL_MODES)[number];
@@ -161,6 +169,17 @@ export function validateConfig(cfg: TrainConfig): void {
   }
   if (cfg.beta1 < 0 || cfg.beta1 >= 1 || cfg.beta2 < 0 || cfg.beta2 >= 1) bad('--beta1 and --beta2 must be in [0, 1)');
   if (cfg.grad_clip < 0 || cfg.weight_decay < 0) bad('--grad-clip and --weight-decay must be >= 0');
+}
+
+/**
+ * Throws a ConfigError for a distributed run the trainer cannot make: a control in synced mode, whose shared
+ * mask is applied by shared/parallel.ts (at the coordinator, or on each worker), which has no control variant.
+ * Global mode runs the controls through the same SpectralMomentum as --local, local mode on each worker.
+ */
+export function checkDistributedConfig(cfg: Pick<TrainConfig, 'smi' | 'spectral'>): void {
+  if (cfg.spectral === 'synced' && (CONTROL_RUN_NAMES as readonly string[]).includes(cfg.smi)) {
+    throw new ConfigError('E_BAD_CONFIG', `--smi ${cfg.smi} is a control run, not supported in synced mode: use --local, or --spectral global (the same filter as --local) or local`);
+  }
 }
 
 /**

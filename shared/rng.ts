@@ -62,4 +62,4 @@ export class Rng {
 }
 
 /** Stream ids: what each draw is for. Never renumber: checkpoints and logged batches depend on them. */
-export const STREAM = { init: 1, train: 2, evalTrain: 3, evalVal: 4, dropout: 5, sample: 6 } as const;
+export const STREAM = { init: 1, train: 2, evalTrain: 3, evalVal: 4, dropout: 5, sample: 6, smiMask: 7 } as const;

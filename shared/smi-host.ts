@@ -13,6 +13,7 @@
 // what must be double (|X| = √(re² + im²), the 1/(rows·cols) scaling) is done in f64x2 lanes.
 import { halfCols, irfft2Heap, pffftHeap, pffftScratchBuffer, rfft2Heap, type Memory } from './fft.ts';
 import { halfSpectrumQuantile } from './quantile.ts';
+import type { Rng } from './rng.ts';
 import { instantiate } from './wasm-asm.ts';
 
 /** FNV-1a offset basis: the seed of a new mask checksum. */
@@ -41,7 +42,18 @@ export interface HostStepParams {
   beta: number;
   q: number;
   alpha: number;
+  /** a control run's G′ in place of the filter's (H and τ as without it) */
+  control?: HostControl;
 }
+
+/**
+ * The controls of issue 15, after H and τ are computed exactly as for SMI (the checksum is that of the mask
+ * applied; for shrink, of [H ≥ τ]):
+ * - random-mask: G′ = Re(IFFT2(Ĝ ⊙ R)), R a uniformly random conjugate-symmetric mask with as many bins of the
+ *   full spectrum as [H ≥ τ], drawn from `rng` (randomMask());
+ * - shrink: G′ = c·G, c = Σ_kept |Ĝ|² / Σ |Ĝ|² over the full spectrum (= ‖G′_smi‖² / ‖G‖² by Parseval): no filtering.
+ */
+export type HostControl = { kind: 'random-mask'; rng: Rng } | { kind: 'shrink' };
 
 /** Where the gradient is read and the result written, asked for only when the output is written. */
 export type HostStepIo = () => { G: Float32Array; out: Float32Array };
@@ -109,6 +121,7 @@ export function hostStep(
     t = lap(profile, 2, t);
     const tau = float32AtLeast(halfSpectrumQuantile(H, rows, cols, p.q));
     t = lap(profile, 3, t);
+    if (p.control) return controlTail(fwd, H, rows, cols, tau, p, seed, io, profile, t);
     const sum = maskRange(heap, fwd.spec, fwd.inverse, H, 0, tau, seed);
     t = lap(profile, 4, t);
     const inv = irfft2Heap(rows, cols);
@@ -132,6 +145,10 @@ export function hostStep(
   t = lap(profile, 2, t);
   const tau = float32AtLeast(halfSpectrumQuantile(Hh, rows, cols, p.q));
   t = lap(profile, 3, t);
+  if (p.control) {
+    H.set(Hh);
+    return controlTail(fwd, H, rows, cols, tau, p, seed, io, profile, t);
+  }
   const n8 = n & ~7;
   let sum = k.mask(4 * fwd.spec, 4 * fwd.inverse, 4 * hAt, n8, tau, seed) >>> 0;
   sum = maskRange(heap, fwd.spec, fwd.inverse, Hh, n8, tau, sum);
@@ -182,6 +199,159 @@ export function hostMagnitude(G: Float32Array, rows: number, cols: number, out: 
   magnitudesSimd(k, heap, fwd.spec, rows, cols, hAt, Hh, true, 0, 0);
   out.set(Hh);
   return out;
+}
+
+// ---- the controls (HostControl) ------------------------------------------------------------------------------
+
+let controlMask = new Float32Array(0);
+
+/** hostStep's end for a control run (in JS: controls are measured for what they do, not for speed). */
+function controlTail(
+  fwd: { mem: Memory; spec: number; inverse: number }, H: Float32Array, rows: number, cols: number, tau: number, p: HostStepParams,
+  seed: number, io: HostStepIo, profile: HostStepProfile | undefined, t: number,
+): number {
+  const control = p.control!;
+  const heap = fwd.mem.HEAPF32;
+  if (control.kind === 'shrink') {
+    const c = keptEnergyShare(heap, fwd.spec, H, rows, cols, tau);
+    // the checksum of [H ≥ τ]; the masked spectrum this writes is not used (and may overwrite Ĝ: rows = 1)
+    const sum = maskRange(heap, fwd.spec, fwd.inverse, H, 0, tau, seed);
+    t = lap(profile, 4, t);
+    const { G, out } = io();
+    shrinkBlend(G, out, c, p.alpha);
+    lap(profile, 6, t);
+    return sum;
+  }
+  const n = H.length;
+  if (controlMask.length < n) controlMask = new Float32Array(n);
+  const mask = randomMask(rows, cols, keptBins(H, rows, cols, tau), control.rng, controlMask.subarray(0, n));
+  const sum = maskRange(heap, fwd.spec, fwd.inverse, mask, 0, 0.5, seed); // 0/1 floats against 0.5: exactly these bins
+  t = lap(profile, 4, t);
+  const inv = irfft2Heap(rows, cols);
+  t = lap(profile, 5, t);
+  const { G, out } = io();
+  blendRange(inv.mem.HEAPF32, inv.base, inv.stride, 1 / (rows * cols), G, out, 0, p.alpha);
+  lap(profile, 6, t);
+  return sum;
+}
+
+/** How many bins of the full rows × cols spectrum the half-spectrum entry i stands for: 1 in a self-conjugate column, else 2. */
+export function binMultiplicity(rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * halfCols(cols)).fill(2);
+  out.fill(1, 0, rows);
+  out.fill(1, pairedEndOf(rows, cols));
+  return out;
+}
+
+/** The number of bins of the full rows × cols spectrum whose half-spectrum entry has H ≥ τ. */
+export function keptBins(H: Float32Array, rows: number, cols: number, tau: number): number {
+  const pairedEnd = pairedEndOf(rows, cols);
+  let n = 0;
+  for (let i = 0; i < H.length; i++) if (H[i] >= tau) n += i < rows || i >= pairedEnd ? 1 : 2;
+  return n;
+}
+
+/**
+ * Σ_kept |X|² / Σ |X|² over the full spectrum (each half-spectrum entry weighted by its multiplicity), kept = H ≥ τ,
+ * X_i at heap[spec + 2i]; in double; 1 for an all-zero spectrum (then c·G = G = 0 anyway).
+ */
+function keptEnergyShare(heap: Float32Array, spec: number, H: Float32Array, rows: number, cols: number, tau: number): number {
+  const pairedEnd = pairedEndOf(rows, cols);
+  let kept = 0;
+  let all = 0;
+  for (let i = 0, s = spec; i < H.length; i++, s += 2) {
+    const e = (heap[s] * heap[s] + heap[s + 1] * heap[s + 1]) * (i < rows || i >= pairedEnd ? 1 : 2);
+    all += e;
+    if (H[i] >= tau) kept += e; // every bin kept: the same sums, c = 1 exactly
+  }
+  return all > 0 ? kept / all : 1;
+}
+
+/** out[i] = α·(c·G[i]) + (1−α)·G[i], c·G[i] rounded to float32 as G′ is, then as blendRange(). */
+function shrinkBlend(G: Float32Array, out: Float32Array, c: number, alpha: number): void {
+  const cf = Math.fround(c);
+  const a = Math.fround(alpha);
+  const ca = Math.fround(1 - alpha);
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(a * Math.fround(cf * G[i])) + Math.fround(ca * G[i]);
+}
+
+/**
+ * A uniformly random conjugate-symmetric mask over the rows × cols spectrum keeping exactly `count` of its bins,
+ * as 0/1 floats in the half-spectrum layout [half, rows] (into `out`). Symmetric subsets are made of units: a
+ * self-conjugate bin (weight 1: the 1, 2 or 4 bins (0 or rows/2, 0 or cols/2)), a conjugate pair of bins in a
+ * self-conjugate column (weight 2, two entries), a bin of a paired column (weight 2: it stands for its conjugate
+ * too). Every symmetric subset of `count` bins is equally likely: the number s of self-conjugate bins is drawn
+ * with weight C(S, s)·C(P, (count − s)/2), then s of the S and (count − s)/2 of the P pair units by selection
+ * sampling, in a fixed order, from `rng`.
+ */
+export function randomMask(rows: number, cols: number, count: number, rng: Rng, out: Float32Array = new Float32Array(rows * halfCols(cols))): Float32Array {
+  const n = rows * halfCols(cols);
+  if (out.length !== n) throw new RangeError(`randomMask: out has ${out.length} values, the ${rows}×${cols} spectrum ${n}`);
+  const selfCols = selfConjugateColumns(cols);
+  const selfRows = rows % 2 === 0 ? [0, rows / 2] : [0];
+  const S = selfCols.length * selfRows.length;
+  const pairsPerCol = Math.floor((rows - 1) / 2);
+  const P = selfCols.length * pairsPerCol + (pairedEndOf(rows, cols) - rows);
+  if (!Number.isInteger(count) || count < 0 || count > rows * cols) throw new RangeError(`randomMask: ${count} bins of a ${rows}×${cols} spectrum`);
+  // s ≡ count (mod 2), s ≤ S, 0 ≤ m = (count − s)/2 ≤ P; weights relative to the smallest valid s, C(P, m−1)/C(P, m) = m/(P−m+1)
+  const options: { s: number; m: number; w: number }[] = [];
+  let rel = 1;
+  for (let s = count % 2; s <= S; s += 2) {
+    const m = (count - s) / 2;
+    if (m > P) continue;
+    if (m < 0) break;
+    if (options.length > 0) rel *= (m + 1) / (P - m);
+    options.push({ s, m, w: binomial(S, s) * rel });
+  }
+  if (options.length === 0) throw new RangeError(`randomMask: no conjugate-symmetric set of ${count} bins in a ${rows}×${cols} spectrum`);
+  let u = rng.uniform() * options.reduce((a, o) => a + o.w, 0);
+  let pick = options[options.length - 1]!;
+  for (const o of options) {
+    if (u < o.w) {
+      pick = o;
+      break;
+    }
+    u -= o.w;
+  }
+  out.fill(0);
+  // selection sampling: unit k of `left` is kept with probability need / left
+  let need = pick.s;
+  let left = S;
+  for (const c of selfCols) {
+    for (const k1 of selfRows) {
+      if (need > 0 && rng.int(left) < need) {
+        out[c * rows + k1] = 1;
+        need--;
+      }
+      left--;
+    }
+  }
+  need = pick.m;
+  left = P;
+  for (const c of selfCols) {
+    for (let k1 = 1; 2 * k1 < rows; k1++) {
+      if (need > 0 && rng.int(left) < need) {
+        out[c * rows + k1] = out[c * rows + rows - k1] = 1;
+        need--;
+      }
+      left--;
+    }
+  }
+  for (let i = rows, end = pairedEndOf(rows, cols); i < end && need > 0; i++) {
+    if (rng.int(left) < need) {
+      out[i] = 1;
+      need--;
+    }
+    left--;
+  }
+  return out;
+}
+
+/** C(n, k) in double (n ≤ 4 here: the self-conjugate bins). */
+function binomial(n: number, k: number): number {
+  let r = 1;
+  for (let i = 1; i <= k; i++) r = (r * (n - k + i)) / i;
+  return r;
 }
 
 /** The end of the paired (not self-conjugate) columns' run in a [half, rows] spectrum. */

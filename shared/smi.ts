@@ -20,8 +20,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { DataId, DataType, TensorInfo } from '@tensorflow/tfjs';
 import { halfCols, irfft2, rfft2, type HalfSpectrum } from './fft.ts';
 import { halfSpectrumQuantile } from './quantile.ts';
-import { MASK_CHECKSUM_SEED, float32AtLeast, hostStep, lap, selfConjugateColumns, type HostStepParams, type HostStepProfile } from './smi-host.ts';
+import { MASK_CHECKSUM_SEED, binMultiplicity, float32AtLeast, hostStep, keptBins, lap, randomMask, selfConjugateColumns, type HostControl, type HostStepParams, type HostStepProfile } from './smi-host.ts';
 import type { SmiRunName } from './config.ts';
+import { Rng, STREAM } from './rng.ts';
 
 export { MASK_CHECKSUM_SEED };
 
@@ -30,6 +31,9 @@ export type { SmiRunName };
 // ---- runs and schedules ----------------------------------------------------------------------------------
 
 export type SmiSchedule = 'none' | 'linear' | 'cosine';
+
+/** A control's G′ in place of the filter's (shared/smi-host.ts HostControl): a random mask of the same size, or c·G. */
+export type SmiControl = 'random-mask' | 'shrink';
 
 export interface SmiRun {
   /** how α moves from alpha0 (t = 0) to alpha1 (t = T); 'none' = plain AdamW, SMI off */
@@ -40,9 +44,11 @@ export interface SmiRun {
   beta: number;
   /** quantile of H used as the threshold: bins with H ≥ τ are kept (q = 0.25 keeps 75%) */
   q: number;
+  /** a control run: H and τ as SMI's, G′ replaced (absent for the paper's runs) */
+  control?: SmiControl;
 }
 
-/** The paper's six runs (SPEC §2, Table 1). */
+/** The paper's six runs (SPEC §2, Table 1), and two controls with the cosine run's α, β and q (issue 15). */
 export const SMI_RUNS: Record<SmiRunName, SmiRun> = {
   baseline: { schedule: 'none', alpha0: 0, alpha1: 0, beta: 0, q: 0 },
   'linear-0.9': { schedule: 'linear', alpha0: 0.1, alpha1: 0.9, beta: 0.9, q: 0.5 },
@@ -50,6 +56,8 @@ export const SMI_RUNS: Record<SmiRunName, SmiRun> = {
   'ema-0.99': { schedule: 'linear', alpha0: 0.1, alpha1: 0.5, beta: 0.99, q: 0.5 },
   top75: { schedule: 'linear', alpha0: 0.1, alpha1: 0.5, beta: 0.99, q: 0.25 },
   cosine: { schedule: 'cosine', alpha0: 0.1, alpha1: 0.5, beta: 0.99, q: 0.25 },
+  'random-mask': { schedule: 'cosine', alpha0: 0.1, alpha1: 0.5, beta: 0.99, q: 0.25, control: 'random-mask' },
+  shrink: { schedule: 'cosine', alpha0: 0.1, alpha1: 0.5, beta: 0.99, q: 0.25, control: 'shrink' },
 };
 
 /** α_t at step t of T (SPEC §2 step 8); 0 for the baseline. */
@@ -317,6 +325,7 @@ interface History<H> {
  * Ownership: apply() never disposes or modifies its input tensors and always returns new tensors, in the
  * same structure and order, that the caller owns (for the baseline, clones of the inputs).
  * dispose() frees the histories.
+ * A control run's random masks are drawn from (seed, step, parameter name): a resumed run draws the same.
  */
 export class SpectralMomentum {
   /**
@@ -332,6 +341,7 @@ export class SpectralMomentum {
   constructor(
     readonly run: SmiRun,
     readonly engine: SmiEngine,
+    readonly seed = 0,
   ) {
     if (!(run.q >= 0 && run.q <= 1)) throw new RangeError(`SMI: q must be in [0, 1], got ${run.q}`);
     if (!(run.beta >= 0 && run.beta <= 1)) throw new RangeError(`SMI: beta must be in [0, 1], got ${run.beta}`);
@@ -366,8 +376,8 @@ export class SpectralMomentum {
       const [rows, cols] = view2d(tensor.shape);
       const [g, sum] =
         this.engine === 'host'
-          ? this.stepHost(name, tensor, rows, cols, alpha, checksum)
-          : this.stepTf(name, tensor, rows, cols, alpha, checksum);
+          ? this.stepHost(name, tensor, rows, cols, alpha, checksum, t)
+          : this.stepTf(name, tensor, rows, cols, alpha, checksum, t);
       checksum = sum;
       return { name, tensor: g };
     });
@@ -380,11 +390,11 @@ export class SpectralMomentum {
    * The host engine's step (shared/smi-host.ts: the separable steps' arithmetic, fused). On the wasm backend
    * the gradient is read from, and the result written into, tensor memory in the wasm heap.
    */
-  private stepHost(name: string, g: tf.Tensor, rows: number, cols: number, alpha: number, seed: number): [tf.Tensor, number] {
+  private stepHost(name: string, g: tf.Tensor, rows: number, cols: number, alpha: number, seed: number, step: number): [tf.Tensor, number] {
     const prev = this.hostHist.get(name);
     if (prev) checkHistory(name, prev, rows, cols);
     const hist = prev ?? { rows, half: halfCols(cols), H: new Float32Array(rows * halfCols(cols)) };
-    const params: HostStepParams = { beta: this.run.beta, q: this.run.q, alpha };
+    const params: HostStepParams = { beta: this.run.beta, q: this.run.q, alpha, control: this.controlFor(name, step) };
     const profile = this.hostProfile ?? undefined;
     let t = profile ? performance.now() : 0;
     let out: tf.Tensor;
@@ -419,7 +429,14 @@ export class SpectralMomentum {
     return [out, sum];
   }
 
-  private stepTf(name: string, g: tf.Tensor, rows: number, cols: number, alpha: number, seed: number): [tf.Tensor, number] {
+  /** The control of this run at this step for this parameter, or undefined (the paper's runs). */
+  private controlFor(name: string, step: number): HostControl | undefined {
+    const c = this.run.control;
+    if (c === undefined) return undefined;
+    return c === 'shrink' ? { kind: 'shrink' } : { kind: 'random-mask', rng: new Rng(this.seed, STREAM.smiMask, step, nameKey(name)) };
+  }
+
+  private stepTf(name: string, g: tf.Tensor, rows: number, cols: number, alpha: number, seed: number, step: number): [tf.Tensor, number] {
     const prev = this.tfHist.get(name);
     if (prev) checkHistory(name, prev, rows, cols);
     const G = tf.reshape(g, [rows, cols]) as tf.Tensor2D;
@@ -436,6 +453,8 @@ export class SpectralMomentum {
       // One download of H serves the quantile and the checksum.
       const Hdata = H.dataSync() as Float32Array;
       const tau = threshold(Hdata, rows, cols, this.run.q);
+      const control = this.controlFor(name, step);
+      if (control) return tfControl(control, spec, G, g.shape, Hdata, tau, alpha, seed);
       const out = tf.tidy(() => tf.reshape(tfMaskedBlend(spec, G, H, tau, alpha), g.shape));
       return [out, maskChecksum(Hdata, tau, seed)];
     } finally {
@@ -489,6 +508,39 @@ export class SpectralMomentum {
     this.tfHist.clear();
     this.hostHist.clear();
   }
+}
+
+/** A parameter name as a 32-bit key of the random-mask stream (FNV-1a over its UTF-16 code units). */
+function nameKey(name: string): number {
+  let h = MASK_CHECKSUM_SEED;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * A control's step on the tf engine (shared/smi-host.ts HostControl), from the history downloaded for τ: the
+ * random mask is drawn on the host and uploaded; shrink's energy share is summed where the spectrum lives.
+ * Returns the output [shape] and the checksum of the mask applied (shrink: of [H ≥ τ]).
+ */
+function tfControl(control: HostControl, spec: TfSpectrum, G: tf.Tensor2D, shape: number[], Hdata: Float32Array, tau: number, alpha: number, seed: number): [tf.Tensor, number] {
+  const { rows, cols } = spec;
+  const half = halfCols(cols);
+  if (control.kind === 'random-mask') {
+    const mask = randomMask(rows, cols, keptBins(Hdata, rows, cols, tau), control.rng);
+    const out = tf.tidy(() => tf.reshape(tfMaskedBlend(spec, G, tf.tensor2d(mask, [half, rows]), 0.5, alpha), shape));
+    return [out, maskChecksum(mask, 0.5, seed)];
+  }
+  const sums = tf.tidy(() => {
+    const e = tf.mul(tf.add(tf.square(spec.re), tf.square(spec.im)), tf.tensor2d(binMultiplicity(rows, cols), [half, rows]));
+    const keep = tf.cast(tf.greaterEqual(tf.tensor2d(Hdata, [half, rows]), tf.scalar(tau)), 'float32');
+    return tf.stack([tf.sum(tf.mul(e, keep)), tf.sum(e)]);
+  });
+  const [kept, all] = sums.dataSync();
+  sums.dispose();
+  const c = Math.fround(all > 0 ? kept / all : 1);
+  // as the host's shrinkBlend: G′ = c·G in float32, then α·G′ + (1−α)·G
+  const out = tf.tidy(() => tf.reshape(tf.add(tf.mul(tf.mul(G, c), alpha), tf.mul(G, 1 - alpha)), shape));
+  return [out, maskChecksum(Hdata, tau, seed)];
 }
 
 /** The parts of the tfjs wasm backend that read and write tensor memory in place (as shared/wasm-kernels.ts). */

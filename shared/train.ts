@@ -105,7 +105,7 @@ export function createRunState(cfg: TrainConfig, backend: BackendInfo, opts: { s
   return {
     model: new GPT(cfg, cfg.seed),
     opt: new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay }),
-    smi: cfg.smi === 'baseline' || opts.smi === false ? null : new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral),
+    smi: cfg.smi === 'baseline' || opts.smi === false ? null : new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral, cfg.seed),
     step: 0,
   };
 }

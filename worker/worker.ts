@@ -53,7 +53,7 @@ class WorkerCompute {
     this.microBatch = microBatchFor(cfg, backend.name);
     this.model = new GPT(cfg, cfg.seed);
     this.shapes = this.model.params.map((p) => p.shape);
-    this.localSmi = cfg.spectral === 'local' && cfg.smi !== 'baseline' ? new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral) : null;
+    this.localSmi = cfg.spectral === 'local' && cfg.smi !== 'baseline' ? new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral, cfg.seed) : null;
   }
 
   setWeights(step: number, tensors: Float32Array[]): void {

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATA, readLog, runScript, tempDir } from '../helpers.ts';
@@ -35,11 +35,15 @@ t.test('a 40-step --local run: the loss falls clearly and every output is writte
   t.equal(again.stdout, sample.stdout, 'the same seed gives the same text');
 });
 
-t.test('N steps equal N/2 + resume + N/2, bit for bit', async (t) => {
+t.test('N steps equal N/2 + resume + N/2, bit for bit (cosine and the two controls)', async (t) => {
+  for (const smi of ['cosine', 'random-mask', 'shrink']) await t.test(smi, (t) => halfAndHalf(t, smi));
+});
+
+async function halfAndHalf(t: Test, smi: string): Promise<void> {
   const dir = tempDir();
   const whole = join(dir, 'whole');
   const split = join(dir, 'split');
-  const common = [...base, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine'];
+  const common = [...base, '--max-iters', '20', '--eval-interval', '10', '--smi', smi];
   const [a, b] = await Promise.all([
     runScript('train', [...common, '--out', whole]),
     runScript('train', [...common, '--out', split, '--stop-at', '10']),
@@ -54,7 +58,7 @@ t.test('N steps equal N/2 + resume + N/2, bit for bit', async (t) => {
   t.ok(wa.equals(wb), 'final weights identical byte for byte');
   const losses = (d: string) => readLog(d).filter((r) => r.kind === 'step').map((r) => r.loss);
   t.same(losses(split), losses(whole), 'same loss at every step, each step logged once');
-});
+}
 
 t.test('--init-from starts from given weights', async (t) => {
   const dir = tempDir();
