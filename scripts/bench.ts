@@ -54,10 +54,11 @@ async function compute(argv: string[]): Promise<number> {
   const tokens = cfg.batch_size * cfg.block_size;
   console.log(`${preset} preset: ${(runs[0]!.state.model.numParams() / 1e6).toFixed(3)}M params, batch ${cfg.batch_size}×${cfg.block_size} = ${tokens} tokens/step, ${warmup} warm-up + ${steps} measured steps per variant, alternating`);
   for (let step = 1; step <= warmup + steps; step++) {
-    const { x, y } = makeBatch(corpus.train, trainOffsets(cfg.seed, step, cfg.batch_size, cfg.block_size, corpus.train.length), cfg.block_size);
+    const offsets = trainOffsets(cfg.seed, step, cfg.batch_size, cfg.block_size, corpus.train.length);
+    const { x, y } = makeBatch(corpus.train, offsets, cfg.block_size);
     for (const r of step % 2 ? runs : [...runs].reverse()) { // alternate who goes first, so drift and cache effects cancel
       const t0 = performance.now();
-      const { grads } = r.state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step]);
+      const { grads } = r.state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step], cfg.batch_size, offsets);
       const t1 = performance.now();
       applyGradients(r.state.model, r.state.opt, r.state.smi, r.cfg, step, grads);
       r.state.step = step;

@@ -1,5 +1,6 @@
 // The GPT of nanoGPT's model.py (bias=False), in tfjs: LayerNorm, attention, MLP, block, GPT.
 import * as tf from '@tensorflow/tfjs';
+import { dropoutMask, type MaskEngine } from './dropout.ts';
 import { Rng, STREAM, hashKey } from './rng.ts';
 
 export interface GPTConfig {
@@ -62,7 +63,10 @@ export class GPT {
       const data = new Float32Array(n);
       if (s === 0) data.fill(1); // LayerNorm gain
       else for (let i = 0; i < n; i++) data[i] = rng.normal() * s;
-      return { name, shape, transposed, variable: tf.variable(tf.tensor(data, shape), true, prefix + name) };
+      const init = tf.tensor(data, shape);
+      const variable = tf.variable(init, true, prefix + name);
+      init.dispose(); // the variable holds the values; the initial tensor would outlive dispose() otherwise
+      return { name, shape, transposed, variable };
     });
     this.byName = new Map(this.params.map((p) => [p.name, p]));
     const bias = new Float32Array(T * T);
@@ -82,16 +86,30 @@ export class GPT {
   }
 
   /**
-   * Logits for token ids `idx` (B, T) → (B·T, V). With `dropoutKey` set and dropout > 0, dropout is on,
-   * with masks that are a pure function of the key.
+   * The dropout masks of a forward pass over sequences `seqIds` of length T, in the order forward() applies them
+   * (embeddings; then per block the attention probabilities, the attention output, the MLP output), each
+   * [B·rows, cols] (shared/dropout.ts). A pure function of (key, sequence id, position): a sequence gets the same
+   * masks in any micro-batch or worker. Empty when dropout is 0. The caller owns the tensors.
    */
-  forward(idx: tf.Tensor2D, dropoutKey?: number[], lastOnly = false): tf.Tensor2D {
+  dropoutMasks(key: number, seqIds: readonly number[], T: number, engine: MaskEngine = 'auto'): tf.Tensor[] {
     const { n_layer: L, n_head: nh, n_embd: C, dropout } = this.config;
+    if (!(dropout > 0)) return [];
+    const sites = [{ rows: T, cols: C }];
+    for (let l = 0; l < L; l++) sites.push({ rows: nh * T, cols: T }, { rows: T, cols: C }, { rows: T, cols: C });
+    return sites.map((s, site) => dropoutMask(key, site, seqIds, s, dropout, engine));
+  }
+
+  /**
+   * Logits for token ids `idx` (B, T) → (B·T, V). With `masks` (from dropoutMasks() for these B sequences)
+   * dropout is on.
+   */
+  forward(idx: tf.Tensor2D, masks?: readonly tf.Tensor[], lastOnly = false): tf.Tensor2D {
+    const { n_layer: L, n_head: nh, n_embd: C } = this.config;
     const [B, T] = idx.shape;
     const hs = C / nh;
+    if (masks && masks.length > 0 && masks.length !== 1 + 3 * L) throw new Error(`forward: ${masks.length} dropout masks for ${1 + 3 * L} sites`);
     let site = 0;
-    const drop = (x: tf.Tensor): tf.Tensor =>
-      dropoutKey && dropout > 0 ? tf.dropout(x, dropout, undefined, hashKey(...dropoutKey, site++)) : x;
+    const drop = (x: tf.Tensor): tf.Tensor => (masks && masks.length > 0 ? tf.mul(x, tf.reshape(masks[site++]!, x.shape)) : x);
     const layerNorm = (x: tf.Tensor, w: tf.Tensor): tf.Tensor => {
       const mean = tf.mean(x, -1, true); // (…, 1)
       const xc = tf.sub(x, mean);
@@ -161,34 +179,49 @@ export class GPT {
     return tf.neg(tf.mean(picked)) as tf.Scalar;
   }
 
-  /** Mean loss on a batch without gradients. */
-  loss(x: Int32Array, y: Int32Array, batch: number): number {
+  /** Mean loss on a batch without gradients; in micro-batches of `microBatch` sequences (weighted n_c / batch). */
+  loss(x: Int32Array, y: Int32Array, batch: number, microBatch = batch): number {
     const T = x.length / batch;
-    return tf.tidy(() => {
-      const logits = this.forward(tf.tensor2d(x, [batch, T], 'int32'));
-      return GPT.crossEntropy(logits, tf.tensor1d(y, 'int32'));
-    }).dataSync()[0]!;
+    const step = Math.max(1, Math.min(microBatch, batch));
+    let loss = 0;
+    for (let b0 = 0; b0 < batch; b0 += step) {
+      const n = Math.min(step, batch - b0);
+      const chunk = tf.tidy(() => {
+        const logits = this.forward(tf.tensor2d(x.subarray(b0 * T, (b0 + n) * T), [n, T], 'int32'));
+        return GPT.crossEntropy(logits, tf.tensor1d(y.subarray(b0 * T, (b0 + n) * T), 'int32'));
+      });
+      loss += n === batch ? chunk.dataSync()[0]! : (chunk.dataSync()[0]! * n) / batch;
+      chunk.dispose();
+    }
+    return loss;
   }
 
   /**
    * Loss and gradients of the mean loss over the batch; gradients come in `params` order, owned by the caller.
    * With `microBatch` below the batch, the batch is cut into micro-batches whose gradients are summed with
    * weights n_c / batch (gradient accumulation: the same gradient in less memory, e.g. the paper preset on wasm).
+   * With `dropoutKey` (e.g. [seed, STREAM.dropout, step]) dropout is on; `seqIds` name the sequences for their
+   * masks (the training loop passes their corpus offsets; default: their index in the batch).
    */
-  gradients(x: Int32Array, y: Int32Array, batch: number, dropoutKey?: number[], microBatch = batch): { loss: number; grads: tf.Tensor[] } {
+  gradients(x: Int32Array, y: Int32Array, batch: number, dropoutKey?: number[], microBatch = batch, seqIds?: readonly number[]): { loss: number; grads: tf.Tensor[] } {
     const T = x.length / batch;
+    if (seqIds && seqIds.length !== batch) throw new Error(`gradients: ${seqIds.length} sequence ids for a batch of ${batch}`);
+    const ids = seqIds ?? Array.from({ length: batch }, (_, i) => i);
+    const key = dropoutKey ? hashKey(...dropoutKey) : undefined;
     const vars = this.params.map((p) => p.variable);
     const step = Math.max(1, Math.min(microBatch, batch));
     let loss = 0;
     let acc: tf.Tensor[] | null = null;
-    for (let b0 = 0, c = 0; b0 < batch; b0 += step, c++) {
+    for (let b0 = 0; b0 < batch; b0 += step) {
       const n = Math.min(step, batch - b0);
-      const key = dropoutKey && step < batch ? [...dropoutKey, c] : dropoutKey;
+      // made outside the gradient tape, which would otherwise keep every intermediate of the hash until backward
+      const masks = key === undefined ? [] : this.dropoutMasks(key, ids.slice(b0, b0 + n), T);
       const { value, grads } = tf.tidy(() => {
         const xt = tf.tensor2d(x.subarray(b0 * T, (b0 + n) * T), [n, T], 'int32');
         const yt = tf.tensor1d(y.subarray(b0 * T, (b0 + n) * T), 'int32');
-        return tf.variableGrads(() => GPT.crossEntropy(this.forward(xt, key), yt), vars);
+        return tf.variableGrads(() => GPT.crossEntropy(this.forward(xt, masks), yt), vars);
       });
+      tf.dispose(masks);
       loss += (value.dataSync()[0]! * n) / batch;
       value.dispose();
       const g = vars.map((v) => grads[v.name]!);

@@ -52,12 +52,13 @@ export class RunLog {
 
 /** Mean loss over `eval_iters` batches of each split, as nanoGPT's estimate_loss; batches depend on (seed, step). */
 export function evaluate(model: GPT, corpus: Corpus, cfg: TrainConfig, step: number): { train_loss: number; val_loss: number } {
+  const micro = microBatchFor(cfg, tf.getBackend()); // the wasm heap cannot hold a paper-preset batch's forward pass
   const mean = (split: 'train' | 'val') => {
     const data = corpus[split];
     let sum = 0;
     for (let i = 0; i < cfg.eval_iters; i++) {
       const { x, y } = makeBatch(data, evalOffsets(cfg.seed, split, step, i, cfg.batch_size, cfg.block_size, data.length), cfg.block_size);
-      sum += model.loss(x, y, cfg.batch_size);
+      sum += model.loss(x, y, cfg.batch_size, micro);
     }
     return sum / cfg.eval_iters;
   };
@@ -198,7 +199,7 @@ export function localEngine(state: RunState, cfg: TrainConfig, corpus: Corpus, b
     async step(step, offsets) {
       const { x, y } = makeBatch(corpus.train, offsets, cfg.block_size);
       const t0 = performance.now();
-      const { loss, grads } = state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step], micro);
+      const { loss, grads } = state.model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, step], micro, offsets);
       const computeMs = performance.now() - t0;
       if (!Number.isFinite(loss)) {
         tf.dispose(grads);

@@ -69,7 +69,7 @@ class WorkerCompute {
     }
     const t0 = performance.now();
     const { x, y, n } = windowsToBatch(w.tokens, this.cfg.block_size);
-    const { loss, grads } = this.model.gradients(x, y, n, [this.cfg.seed, STREAM.dropout, w.step], this.microBatch);
+    const { loss, grads } = this.model.gradients(x, y, n, [this.cfg.seed, STREAM.dropout, w.step], this.microBatch, w.offsets);
     const pool = this.gradPool && ![...this.raw.values()].includes(this.gradPool) ? this.gradPool : null;
     const host = grads.map((g, i) => readInto(g, pool?.[i] ?? new Float32Array(g.size)));
     this.gradPool ??= host;

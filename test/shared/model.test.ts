@@ -115,3 +115,41 @@ t.test('gradient accumulation over micro-batches gives the whole-batch gradient'
   tf.dispose([...whole.grads, ...micro.grads]);
   m.dispose();
 });
+
+t.test('dropout on: micro-batches get the whole batch\'s masks (a sequence\'s masks follow its id), numTensors flat', async (t) => {
+  const cfg = { ...test, dropout: 0.2 };
+  const m = new GPT(cfg, 11);
+  const x = batch(8, 16);
+  const y = batch(8, 16, 3);
+  const ids = [40, 7, 1000, 3, 99, 12, 5000, 8];
+  const key = [1337, 5, 42];
+  const plain = m.gradients(x, y, 8);
+  const whole = m.gradients(x, y, 8, key, 8, ids);
+  const before = tf.memory().numTensors;
+  const micro = m.gradients(x, y, 8, key, 3, ids); // chunks of 3, 3, 2: each chunk's masks from its own sequences' ids
+  t.equal(tf.memory().numTensors, before + micro.grads.length, 'only the returned gradients remain (masks disposed)');
+  const worst = (a: tf.Tensor[], b: tf.Tensor[]) => {
+    let w = 0;
+    a.forEach((g, i) => {
+      const p = g.dataSync();
+      const q = b[i]!.dataSync();
+      for (let j = 0; j < p.length; j++) w = Math.max(w, Math.abs(p[j]! - q[j]!) / (Math.abs(p[j]!) + 1e-6));
+    });
+    return w;
+  };
+  t.ok(Math.abs(micro.loss - whole.loss) < 1e-5, `same loss (${whole.loss} vs ${micro.loss})`);
+  t.ok(worst(whole.grads, micro.grads) < 1e-3, `same gradients up to float rounding (worst relative ${worst(whole.grads, micro.grads).toExponential(2)})`);
+  t.ok(Math.abs(whole.loss - plain.loss) > 1e-3, `dropout is on: the loss differs from the dropout-free one (${plain.loss} vs ${whole.loss})`);
+  const again = m.gradients(x, y, 8, key, 8, ids);
+  t.equal(again.loss, whole.loss, 'the same key and ids: the same loss, bit for bit');
+  const other = m.gradients(x, y, 8, [1337, 5, 43], 8, ids);
+  t.not(other.loss, whole.loss, 'another step: other masks');
+  const counts: number[] = [];
+  for (let s = 0; s < 4; s++) {
+    tf.dispose(m.gradients(x, y, 8, [1337, 5, s], 3, ids).grads);
+    counts.push(tf.memory().numTensors);
+  }
+  t.same(new Set(counts).size, 1, `numTensors flat over steps with dropout: ${counts}`);
+  tf.dispose([...plain.grads, ...whole.grads, ...micro.grads, ...again.grads, ...other.grads]);
+  m.dispose();
+});
