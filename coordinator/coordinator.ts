@@ -46,6 +46,7 @@ export interface CoordinatorOptions {
   token?: string; // workers must present it when set
   minWorkers?: number; // live workers before step 1 [1]
   stepTimeoutMs?: number; // a result later than this fails its worker [60 s]
+  firstStepTimeoutMs?: number; // the same for a worker's first result: GPU kernels compile on first use [30 min]
   syncedBlend?: SyncedBlend; // synced mode: where the shared mask is applied ['coordinator']
   timing?: boolean; // per-phase timing in each step record [true]
   trace?: string; // write a Chrome trace-event file here
@@ -92,6 +93,7 @@ class RestartStep extends Error {}
 export class Coordinator {
   private readonly wss: WebSocketServer;
   private readonly members = new Map<string, Member>();
+  private readonly answered = new Set<string>(); // ids that have sent a result: their later ones get stepTimeoutMs
   private readonly pending = new Map<number, Pending>();
   private wakers: (() => void)[] = [];
   private weights: Float32Array[] = [];
@@ -320,6 +322,7 @@ export class Coordinator {
         clearTimeout(p.timer);
         this.pending.delete(msg.attempt);
         m.inflight--;
+        this.answered.add(m.id);
         p.item.result = p.accept(msg, m); // throws ProtocolError on a bad result: the worker is dropped, the item redone
         p.answered = true;
         p.phases.roundTrip(m.id, msg.type, p.sent, performance.now(), msg.phases, p.encodeMs, info.decodeMs);
@@ -371,12 +374,14 @@ export class Coordinator {
         if (!m) break;
         const attempt = this.round * 1000 + (this.nextAttempt++ % 1000);
         m.inflight++;
+        const first = !this.answered.has(m.id);
+        const timeoutMs = first ? (this.o.firstStepTimeoutMs ?? 1_800_000) : (this.o.stepTimeoutMs ?? 60_000);
         const timer = setTimeout(() => {
           this.countError('E_TIMEOUT');
-          this.log(`worker ${m.id} missed the step timeout (${this.o.stepTimeoutMs ?? 60_000} ms) on step ${step}`);
+          this.log(`worker ${m.id} missed the ${first ? 'first-step' : 'step'} timeout (${timeoutMs} ms) on step ${step}`);
           this.drop(m, 'E_TIMEOUT');
-          m.peer.close(protocolError('E_TIMEOUT', `no result for step ${step} within ${this.o.stepTimeoutMs ?? 60_000} ms`));
-        }, this.o.stepTimeoutMs ?? 60_000);
+          m.peer.close(protocolError('E_TIMEOUT', `no result for step ${step} within ${timeoutMs} ms`));
+        }, timeoutMs);
         const p: Pending = { member: m.id, step, kind, item: item as Item<unknown>, timer, accept: (msg, mm) => accept(msg, mm, item), phases, sent: performance.now(), encodeMs: 0, answered: false };
         this.pending.set(attempt, p);
         send(m, item, attempt).then(

@@ -18,8 +18,8 @@ runMain(async () => {
     console.log(trainHelp('npm run coordinator --'));
     return 0;
   }
-  if (args.local || args.workers !== undefined || args.gpus) {
-    throw new ConfigError('E_BAD_FLAG', '--local, --workers and --gpus belong to `npm run train`; a coordinator alone waits for workers started with `npm run worker`');
+  if (args.local || args.workers !== undefined || args.gpus || args.coordinatorGpu !== undefined) {
+    throw new ConfigError('E_BAD_FLAG', '--local, --workers, --gpus and --coordinator-gpu belong to `npm run train`; a coordinator alone waits for workers started with `npm run worker` (choose its device with CUDA_VISIBLE_DEVICES)');
   }
   const tls = readTls(args.tlsCert, args.tlsKey);
   const run = setupRun(args);
@@ -30,7 +30,7 @@ runMain(async () => {
   const result = await trainDistributed({
     ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt,
     checkpointInterval: args.checkpointInterval, signal: interruptSignal(console.log),
-    server: { host, port: args.port ?? 0, token, tls, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
+    server: { host, port: args.port ?? 0, token, tls, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
     onListening: (port) => {
       console.log(`coordinator listening on ${scheme}://${host}:${port} (live page and /metrics: ${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? 'localhost' : host}:${port}/)`);
       console.log(`start workers with: npm run worker -- --connect ${scheme}://<this host>:${port} --token ${token}${tls ? ' [--ca FILE for a private CA]' : ''}`);

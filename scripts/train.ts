@@ -6,9 +6,10 @@ import { NODE_HEAP_FLAGS } from '../shared/node-flags.ts';
 import { join, resolve } from 'node:path';
 import { customAlphabet } from 'nanoid';
 import { trainDistributed } from '../coordinator/run.ts';
-import { initBackend, listGpus } from '../shared/backend.ts';
+import { initBackend, systemGpus } from '../shared/backend.ts';
 import { parseTrainArgs, trainHelp, type TrainArgs } from '../shared/cli.ts';
-import { ConfigError } from '../shared/config.ts';
+import { ConfigError, type BackendChoice } from '../shared/config.ts';
+import { planLaunch, type LaunchPlan } from '../shared/gpus.ts';
 import { trainLocal } from '../shared/train.ts';
 import { runMain } from './cli-main.ts';
 import { interruptSignal, setupRun } from './run-setup.ts';
@@ -18,23 +19,37 @@ const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 
 const ROOT = resolve(import.meta.dirname, '..');
 
-/** Which local workers to start: one per listed GPU (--gpus), else --workers, else one per GPU, else per core. */
-function plannedWorkers(args: TrainArgs): { count: number; gpus: (number | null)[] } {
-  if (args.gpus) {
-    if (args.workers !== undefined && args.workers !== args.gpus.length) throw new ConfigError('E_BAD_FLAG', `--workers ${args.workers} disagrees with --gpus ${args.gpus.join(',')} (one worker per GPU)`);
-    return { count: args.gpus.length, gpus: args.gpus };
+/**
+ * Where the coordinator and the local workers run (shared/gpus.ts planLaunch): one worker per --gpus device, else
+ * --workers (round robin over the visible devices), else one per visible device, else one per core. Logs the plan.
+ */
+function launchPlan(args: TrainArgs, log: (l: string) => void): LaunchPlan {
+  const plan = planLaunch({ gpus: systemGpus(), env: process.env, workers: args.workers, gpuList: args.gpus, coordinatorGpu: args.coordinatorGpu, cores: cpus().length });
+  for (const n of plan.notes) log(`devices: ${n}`);
+  plan.workers.forEach((w, i) => w.device && log(`worker ${i}: ${w.device.label} (CUDA_VISIBLE_DEVICES=${w.env.CUDA_VISIBLE_DEVICES})`));
+  return plan;
+}
+
+/**
+ * The coordinator's backend. Unless --coordinator-gpu gives it a device, it sees no GPU (its CUDA_VISIBLE_DEVICES
+ * is empty): TensorFlow would otherwise take memory on the workers' GPUs, and its own work (AdamW, the synced or
+ * global spectral filter, evaluation) runs on the CPU — see README "Backends" for what evaluation costs there.
+ */
+function coordinatorBackend(requested: BackendChoice, plan: LaunchPlan, log: (l: string) => void): BackendChoice {
+  if (plan.coordinator.device) {
+    log(`coordinator: ${plan.coordinator.device.label} (--coordinator-gpu; CUDA_VISIBLE_DEVICES=${plan.coordinator.env.CUDA_VISIBLE_DEVICES})`);
+    return 'tensorflow-gpu';
   }
-  const gpuCount = listGpus().length;
-  const count = args.workers ?? (gpuCount > 0 ? gpuCount : cpus().length);
-  if (count < 1) throw new ConfigError('E_BAD_FLAG', '--workers must be >= 1 (for a coordinator alone use `npm run coordinator`)');
-  return { count, gpus: Array.from({ length: count }, (_, i) => (args.workers === undefined && gpuCount > 0 ? i : null)) };
+  if (!plan.coordinator.hidden) return requested;
+  log("coordinator: on the CPU, kept off the workers' GPUs (CUDA_VISIBLE_DEVICES= for it); --coordinator-gpu I gives it a device of its own");
+  return requested === 'tensorflow-gpu' ? 'auto' : requested;
 }
 
 /** Starts local worker processes, each logging to DIR/worker-i.log; returns them so they can be stopped. */
-function startWorkers(url: string, token: string, args: TrainArgs, plan: { count: number; gpus: (number | null)[] }, outDir: string): ChildProcess[] {
+function startWorkers(url: string, token: string, args: TrainArgs, plan: LaunchPlan, outDir: string): ChildProcess[] {
   mkdirSync(outDir, { recursive: true });
-  return plan.gpus.map((gpu, i) => {
-    const env = { ...process.env, ...(gpu === null ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }) };
+  return plan.workers.map((w, i) => {
+    const env = { ...process.env, ...w.env };
     const flags = ['--connect', url, `--token=${token}`, '--retry-for', '15000', ...(args.backend ? ['--backend', args.backend] : [])];
     // own process group: a Ctrl-C reaches the coordinator, which checkpoints and then ends the workers
     const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, '--import', 'tsx', join(ROOT, 'worker', 'main.ts'), ...flags], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -52,7 +67,11 @@ runMain(async () => {
     return 0;
   }
   const run = setupRun(args);
-  const backend = await initBackend(args.backend ?? (run.resume ? 'auto' : run.cfg.backend), (l) => console.log(l));
+  const requested = args.backend ?? (run.resume ? 'auto' : run.cfg.backend);
+  const plan = args.local ? null : launchPlan(args, (l) => console.log(l));
+  // before tfjs-node can load in this process: the coordinator's own devices and TensorFlow variables
+  if (plan) Object.assign(process.env, plan.coordinator.env);
+  const backend = await initBackend(plan ? coordinatorBackend(requested, plan, (l) => console.log(l)) : requested, (l) => console.log(l));
   const signal = interruptSignal(console.log);
   const common = { ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal };
   if (args.local) {
@@ -61,7 +80,6 @@ runMain(async () => {
     return result.finished || args.stopAt !== undefined ? 0 : 130;
   }
   if (args.tlsCert || args.tlsKey) throw new ConfigError('E_BAD_FLAG', '--tls-cert/--tls-key are for `npm run coordinator` (workers on other hosts); local workers connect over loopback');
-  const plan = plannedWorkers(args);
   const token = args.token ?? newToken();
   let children: ChildProcess[] = [];
   const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
@@ -69,11 +87,11 @@ runMain(async () => {
   try {
     const result = await trainDistributed({
       ...common,
-      server: { host: args.host ?? '127.0.0.1', port: args.port ?? 0, token, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers ?? plan.count, stepTimeoutMs: args.stepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
+      server: { host: args.host ?? '127.0.0.1', port: args.port ?? 0, token, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers ?? plan!.workers.length, stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
       onListening: (port) => {
         const url = `ws://127.0.0.1:${port}`;
-        console.log(`coordinator on ${url}; live page and /metrics at http://127.0.0.1:${port}/; starting ${plan.count} local worker(s) (logs: ${run.outDir}/worker-*.log)`);
-        children = startWorkers(url, token, args, plan, run.outDir);
+        console.log(`coordinator on ${url}; live page and /metrics at http://127.0.0.1:${port}/; starting ${plan!.workers.length} local worker(s) (logs: ${run.outDir}/worker-*.log)`);
+        children = startWorkers(url, token, args, plan!, run.outDir);
       },
     });
     await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => { c.once('exit', r); setTimeout(r, 10_000); }))));

@@ -28,7 +28,9 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
   workers: { type: 'string', arg: 'N', section: 'distributed', help: 'local worker processes [one per GPU, else one per core]' },
-  gpus: { type: 'string', arg: '0,1,…', section: 'distributed', help: 'one worker per listed GPU (CUDA_VISIBLE_DEVICES)' },
+  gpus: { type: 'string', arg: '0,1,…', section: 'distributed', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
+  'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
+  'first-step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's first result may take this long (GPU kernels compile on first use) [1800000]" },
   host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address [127.0.0.1]' },
   port: { type: 'string', arg: 'P', section: 'distributed', help: 'coordinator port [0: any free port]' },
   token: { type: 'string', arg: 'T', section: 'distributed', help: 'shared secret workers must present' },
@@ -63,6 +65,8 @@ export interface TrainArgs {
   checkpointInterval?: number;
   workers?: number;
   gpus?: number[];
+  coordinatorGpu?: number;
+  firstStepTimeout?: number;
   host?: string;
   port?: number;
   token?: string;
@@ -133,6 +137,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     checkpointInterval: num('checkpoint-interval', s('checkpoint-interval'), true),
     workers: num('workers', s('workers'), true),
     gpus,
+    coordinatorGpu: num('coordinator-gpu', s('coordinator-gpu'), true),
+    firstStepTimeout: num('first-step-timeout', s('first-step-timeout'), true),
     host: s('host'),
     port: num('port', s('port'), true),
     token: s('token'),

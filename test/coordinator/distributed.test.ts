@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { loadSafetensors } from '../../shared/safetensors.ts';
 import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitForStep } from '../helpers.ts';
+import { standInEnv } from '../standin/env.ts';
 
 const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
@@ -73,20 +74,25 @@ t.test('synced mode: every worker applies the identical mask at every step; appl
   t.ok(s1.every((r, i) => Math.abs((r.loss as number) - (s[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
 });
 
-t.test('local mode (each worker its own history) trains; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES', async (t) => {
+t.test('local mode (each worker its own history) trains; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES (stand-in nvidia-smi, no real GPU)', async (t) => {
   const dir = tempDir('smi-local-');
   const out = join(dir, 'local-mode');
   const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'local', '--out', out]);
   t.equal(d.code, 0, 'local mode exits 0', { output: d.stdout + d.stderr });
   const e = readLog(out).filter((r) => r.kind === 'eval');
   t.ok((e.at(-1)!.val_loss as number) < (e[0]!.val_loss as number) - 0.3, 'the loss falls');
-  // No GPU on this machine: the launcher's per-GPU plumbing is checked, the workers themselves fall back to wasm.
+  // The stand-in nvidia-smi lists four H100s; no tfjs-node is installed, so the workers fall back to wasm.
   const g = join(dir, 'gpus');
-  const r = await runScript('train', [...small, '--gpus', '0,1', '--max-iters', '2', '--out', g]);
-  t.equal(r.code, 0, '--gpus run exits 0 (no GPU here: workers on wasm)', { output: r.stdout + r.stderr });
+  const r = await runScript('train', [...small, '--gpus', '0,2', '--max-iters', '2', '--out', g], { env: { ...standInEnv({ packages: '' }) } });
+  t.equal(r.code, 0, '--gpus run exits 0 (workers on wasm)', { output: r.stdout + r.stderr });
   const logs = [0, 1].map((i) => readFileSync(join(g, `worker-${i}.log`), 'utf8'));
   t.match(logs[0], /CUDA_VISIBLE_DEVICES=0\b/);
-  t.match(logs[1], /CUDA_VISIBLE_DEVICES=1\b/);
+  t.match(logs[1], /CUDA_VISIBLE_DEVICES=2\b/);
+  t.match(logs[0], /tfjs-node-gpu did not load .*backend: wasm|backend: wasm .*tfjs-node-gpu did not load/s, 'a GPU is listed, tfjs-node-gpu is not installed: wasm, and the worker says why');
+  // Without any GPU, --gpus names devices that are not there: refused before anything starts.
+  const none = await runScript('train', [...small, '--gpus', '0,1', '--max-iters', '2', '--out', join(dir, 'no-gpu')], { env: { ...standInEnv({ listing: 'none', packages: '' }) } });
+  t.equal(none.code, 2, '--gpus without a GPU: exit 2');
+  t.match(none.stderr, /E_BAD_FLAG.*--gpus 0,1: no CUDA device is visible to this process \(nvidia-smi lists no GPU\)/);
 });
 
 // A heavier test model, so that a step takes long enough to kill something in the middle of a run.
