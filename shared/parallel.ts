@@ -17,7 +17,8 @@
 //   worker either is the one-process run up to float rounding.
 // - local: workers return g_c; the coordinator sends κ back; each worker runs SMI with its own history on
 //   κg_c and returns b_c, which are averaged. No synchronisation: an ablation.
-import { forward, magnitude, maskedBlend, threshold, updateHistory, maskChecksum, MASK_CHECKSUM_SEED, view2d, type Spectrum } from './smi.ts';
+import * as tf from '@tensorflow/tfjs';
+import { forward, magnitude, maskedBlend, threshold, updateHistory, maskChecksum, tfForward, tfMagnitude, MASK_CHECKSUM_SEED, view2d, type Spectrum } from './smi.ts';
 import { hostMagnitude, hostStep } from './smi-host.ts';
 
 /** Splits `offsets` into `parts` contiguous chunks whose sizes differ by at most one (earlier chunks larger). */
@@ -138,6 +139,21 @@ export function spectrumMagnitudes(grads: readonly Float32Array[], shapes: reado
   return grads.map((g, p) => {
     const [rows, cols] = view2d(shapes[p]!);
     return hostMagnitude(g, rows, cols, into?.[p]);
+  });
+}
+
+/**
+ * Worker side, synced mode on a TensorFlow backend: M_c = |FFT2(g_c)| with tf.spectral where the gradients are
+ * (only the magnitudes are read back), in spectrumMagnitudes()'s layout [half, rows]; into `into` when given.
+ */
+export function tfGradientMagnitudes(grads: readonly tf.Tensor[], into?: readonly Float32Array[]): Float32Array[] {
+  return grads.map((g, p) => {
+    const [rows, cols] = view2d(g.shape);
+    const M = tf.tidy(() => tfMagnitude(tfForward(tf.reshape(g, [rows, cols]) as tf.Tensor2D)));
+    const out = into?.[p] ?? new Float32Array(M.size);
+    out.set(M.dataSync() as Float32Array);
+    M.dispose();
+    return out;
   });
 }
 

@@ -5,12 +5,13 @@ import WebSocket from 'ws';
 import { readInto, type BackendInfo } from '../shared/backend.ts';
 import { microBatchFor, type TrainConfig } from '../shared/config.ts';
 import { GPT } from '../shared/model.ts';
-import { blendWithMasks, localSpectra, packedMaskChecksum, spectrumMagnitudes, windowsToBatch } from '../shared/parallel.ts';
+import { blendWithMasks, localSpectra, packedMaskChecksum, spectrumMagnitudes, tfGradientMagnitudes, windowsToBatch } from '../shared/parallel.ts';
 import { PROTOCOL_VERSION, type Blend, type Message, type Work } from '../shared/protocol.ts';
 import { STREAM } from '../shared/rng.ts';
 import { SMI_RUNS, SpectralMomentum } from '../shared/smi.ts';
 import { Peer, clientOptions } from '../shared/wire.ts';
 import { codeForClose } from '../shared/errors.ts';
+import { warmUp } from './warmup.ts';
 
 export interface WorkerOptions {
   url: string; // ws://host:port, or wss://host:port for a coordinator with --tls-cert
@@ -34,7 +35,7 @@ export interface WorkerExit {
 }
 
 /** The model-side state of a worker, separate from the connection so it survives reconnects. */
-class WorkerCompute {
+export class WorkerCompute {
   readonly model: GPT;
   readonly shapes: number[][];
   private readonly localSmi: SpectralMomentum | null;
@@ -48,9 +49,11 @@ class WorkerCompute {
   private smiSnapshot: { step: number; round: number; state: ReturnType<SpectralMomentum['getState']> } | null = null;
   weightsStep = -1;
   private readonly microBatch: number;
+  private readonly spectral: BackendInfo['spectral'];
 
   constructor(readonly cfg: TrainConfig, backend: BackendInfo) {
     this.microBatch = microBatchFor(cfg, backend.name);
+    this.spectral = backend.spectral;
     this.model = new GPT(cfg, cfg.seed);
     this.shapes = this.model.params.map((p) => p.shape);
     this.localSmi = cfg.spectral === 'local' && cfg.smi !== 'baseline' ? new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral, cfg.seed) : null;
@@ -73,13 +76,15 @@ class WorkerCompute {
     const pool = this.gradPool && ![...this.raw.values()].includes(this.gradPool) ? this.gradPool : null;
     const host = grads.map((g, i) => readInto(g, pool?.[i] ?? new Float32Array(g.size)));
     this.gradPool ??= host;
-    tf.dispose(grads);
     const t1 = performance.now();
+    // on TensorFlow the spectra come from tf.spectral where the gradients are, not from the host copies
+    const tfMags = w.magnitudes && this.spectral === 'tf' ? tfGradientMagnitudes(grads, this.magnitudePool ?? undefined) : undefined;
+    tf.dispose(grads);
     const phases: Record<string, number> = { compute: t1 - t0 };
     // kept for a `blend` (synced with --synced-blend workers, local mode); held by reference, no copy
     if (w.magnitudes || this.localSmi) this.raw.set(w.attempt, host);
     if (w.magnitudes) {
-      const magnitudes = spectrumMagnitudes(host, this.shapes, this.magnitudePool ?? undefined);
+      const magnitudes = tfMags ?? spectrumMagnitudes(host, this.shapes, this.magnitudePool ?? undefined);
       this.magnitudePool ??= magnitudes;
       phases.spectral = performance.now() - t1;
       return { loss, grads: host, magnitudes, phases };
@@ -126,6 +131,8 @@ class WorkerCompute {
  */
 export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   const log = o.log ?? (() => {});
+  // before hello: on a GPU the first use of each kernel may compile it for minutes (worker/warmup.ts)
+  log(`warm-up: one forward+backward and spectral step on a small model before joining, ${warmUp(o.backend).toFixed(0)} ms`);
   let compute = null as WorkerCompute | null; // set by `welcome`, kept across reconnects
   let workerId: string | null = null;
   let lastContact = Date.now();
