@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { BACKENDS, ConfigError, PRESET_NAMES, SPECTRAL_MODES, closest, oneOf, resolveConfig, type SmiRunName } from '../shared/config.ts';
 import { benchScaling, scalingTable } from './bench-scaling.ts';
 import { benchContention } from './bench-contention.ts';
+import { benchDropout, dropoutTable } from './bench-dropout.ts';
 import { bookkeepingMicros, endToEnd } from './bench-timing.ts';
 import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../shared/data.ts';
 import { STREAM } from '../shared/rng.ts';
@@ -86,7 +87,35 @@ async function compute(argv: string[]): Promise<number> {
   return 0;
 }
 
-const BENCHES = ['compute', 'scaling', 'transport', 'timing', 'contention'];
+const BENCHES = ['compute', 'scaling', 'transport', 'timing', 'contention', 'dropout'];
+
+const DROPOUT_OPTIONS = {
+  preset: { type: 'string' as const, arg: 'P', section: S, help: 'preset [cpu]' },
+  backend: { type: 'string' as const, arg: 'B', section: S, help: `${BACKENDS.join('|')} [wasm]` },
+  rate: { type: 'string' as const, arg: 'R', section: S, help: 'dropout [0.2]' },
+  steps: { type: 'string' as const, arg: 'N', section: S, help: 'measured steps per variant [30]' },
+  warmup: { type: 'string' as const, arg: 'N', section: S, help: 'unmeasured steps per variant first [3]' },
+  data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
+  help: { type: 'boolean' as const, section: S, help: 'this text' },
+};
+
+async function dropout(argv: string[]): Promise<number> {
+  const v = parseWithTable(argv, DROPOUT_OPTIONS);
+  if (v.help) {
+    console.log('Usage: npm run bench -- dropout [--preset cpu] [--backend wasm] [--rate 0.2] [--steps 30] [--warmup 3]\n\nForward+backward of the preset with dropout: masks drawn on the host as tf.dropout draws them (before issue 16),\nthe on-device hash (shared/dropout.ts), and no dropout, alternating step by step in one process; median ms/step,\nthe time to make the masks alone, and the hash/host-drawn ratio.');
+    return 0;
+  }
+  const rate = Number(v.rate ?? 0.2);
+  if (!(rate > 0 && rate < 1)) throw new ConfigError('E_BAD_FLAG', `--rate takes a number in (0, 1), got ${String(v.rate)}`);
+  const corpus = loadCorpus((v.data as string | undefined) ?? DEFAULT_DATA_PATH);
+  const backend = await initBackend(oneOf('backend', (v.backend as string | undefined) ?? 'wasm', BACKENDS), (l) => console.log(l));
+  const preset = oneOf('preset', (v.preset as string | undefined) ?? 'cpu', PRESET_NAMES);
+  const cfg = resolveConfig({ preset, overrides: { dropout: rate } }, corpus.chars.length);
+  const steps = positiveInt(v, 'steps', 30);
+  console.log(`${preset} preset, dropout ${rate}, batch ${cfg.batch_size}×${cfg.block_size}, on ${backend.name}: ${steps} measured steps per variant, alternating\n`);
+  console.log(dropoutTable(benchDropout(cfg, corpus, steps, Number(v.warmup ?? 3))));
+  return 0;
+}
 
 async function timing(argv: string[]): Promise<number> {
   const v = parseWithTable(argv, {
@@ -184,6 +213,8 @@ runMain(async () => {
       return timing(rest);
     case 'contention':
       return contention(rest);
+    case 'dropout':
+      return dropout(rest);
     case 'transport': {
       // its own process: the transport bench starts a worker child and may set ws environment flags
       const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bench-transport.ts'), ...rest], { stdio: 'inherit' });

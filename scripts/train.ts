@@ -8,7 +8,7 @@ import { customAlphabet } from 'nanoid';
 import { trainDistributed } from '../coordinator/run.ts';
 import { initBackend, systemGpus } from '../shared/backend.ts';
 import { parseTrainArgs, trainHelp, type TrainArgs } from '../shared/cli.ts';
-import { ConfigError, type BackendChoice } from '../shared/config.ts';
+import { ConfigError, type BackendChoice, type TrainConfig } from '../shared/config.ts';
 import { planLaunch, type LaunchPlan } from '../shared/gpus.ts';
 import { trainLocal } from '../shared/train.ts';
 import { runMain } from './cli-main.ts';
@@ -35,13 +35,21 @@ function launchPlan(args: TrainArgs, log: (l: string) => void): LaunchPlan {
  * is empty): TensorFlow would otherwise take memory on the workers' GPUs, and its own work (AdamW, the synced or
  * global spectral filter, evaluation) runs on the CPU — see README "Backends" for what evaluation costs there.
  */
-function coordinatorBackend(requested: BackendChoice, plan: LaunchPlan, log: (l: string) => void): BackendChoice {
+function coordinatorBackend(requested: BackendChoice, plan: LaunchPlan, cfg: TrainConfig, log: (l: string) => void): BackendChoice {
   if (plan.coordinator.device) {
     log(`coordinator: ${plan.coordinator.device.label} (--coordinator-gpu; CUDA_VISIBLE_DEVICES=${plan.coordinator.env.CUDA_VISIBLE_DEVICES})`);
     return 'tensorflow-gpu';
   }
   if (!plan.coordinator.hidden) return requested;
   log("coordinator: on the CPU, kept off the workers' GPUs (CUDA_VISIBLE_DEVICES= for it); --coordinator-gpu I gives it a device of its own");
+  // its evaluation is forward passes of the whole model: ~2·params·tokens FLOPs, at tens of GFLOP/s on a CPU backend
+  const { n_layer: L, n_embd: C, vocab_size: V, block_size: T, batch_size: B, eval_iters: E } = cfg;
+  const evalFlops = 2 * (12 * L * C * C + (V + T) * C) * 2 * E * B * T;
+  if (evalFlops > 1e13) {
+    log(`warning: the coordinator evaluates on the CPU (${2 * E} batches of ${B}×${T} every ${cfg.eval_interval} steps, ~${(evalFlops / 1e12).toFixed(0)} TFLOP each time): ` +
+      'for the paper preset that is about 100 min on a 2-core VM (README "Backends"). Give it a device: --coordinator-gpu 0 (taken from the workers), ' +
+      'or --coordinator-gpu 0 --gpus 0,1,… to share GPU 0 with a worker (TF_FORCE_GPU_ALLOW_GROWTH keeps it to what it uses)');
+  }
   return requested === 'tensorflow-gpu' ? 'auto' : requested;
 }
 
@@ -71,7 +79,7 @@ runMain(async () => {
   const plan = args.local ? null : launchPlan(args, (l) => console.log(l));
   // before tfjs-node can load in this process: the coordinator's own devices and TensorFlow variables
   if (plan) Object.assign(process.env, plan.coordinator.env);
-  const backend = await initBackend(plan ? coordinatorBackend(requested, plan, (l) => console.log(l)) : requested, (l) => console.log(l));
+  const backend = await initBackend(plan ? coordinatorBackend(requested, plan, run.cfg, (l) => console.log(l)) : requested, (l) => console.log(l));
   const signal = interruptSignal(console.log);
   const common = { ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal };
   if (args.local) {
