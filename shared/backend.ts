@@ -62,6 +62,15 @@ export function listGpus(): string[] {
   return visibleDevices(systemGpus(), process.env.CUDA_VISIBLE_DEVICES).devices.map((d) => d.label);
 }
 
+/**
+ * The device label of a TensorFlow GPU process: the one device it sees, or the first and how many more (a hello's
+ * device is at most 256 characters; with several visible, tfjs-node keeps one of them).
+ */
+export function gpuLabel(devices: readonly string[]): string {
+  const label = devices.length <= 1 ? (devices[0] ?? '') : `${devices[0]} and ${devices.length - 1} more visible`;
+  return label.length > 200 ? `${label.slice(0, 197)}...` : label;
+}
+
 /** Sets TENSORFLOW_ENV (shared/gpus.ts) in this process where unset; before tfjs-node loads, as CUDA and TensorFlow read them then. */
 export function applyTensorflowEnv(): void {
   Object.assign(process.env, tensorflowEnvDefaults(process.env));
@@ -127,7 +136,7 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
       if (choice === 'tensorflow-gpu' && !tensorflowUsesGpu()) {
         throw new ConfigError('E_NO_GPU_DEVICE', `backend tensorflow-gpu: @tensorflow/tfjs-node-gpu loaded, but ${NO_GPU_DEVICE}. See README "Backends" for what it needs, or run TensorFlow on the CPU on purpose with --backend tensorflow`);
       }
-      info = tensorflowInfo(choice, 'requested', choice === 'tensorflow-gpu' ? gpus.join('; ') : cpuDevice);
+      info = tensorflowInfo(choice, 'requested', choice === 'tensorflow-gpu' ? gpuLabel(gpus) : cpuDevice);
       break;
     }
     case 'wasm':
@@ -145,7 +154,7 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
       if (gpus.length > 0) {
         const err = await loadTf('tensorflow-gpu');
         if (!err && tensorflowUsesGpu()) {
-          info = tensorflowInfo('tensorflow-gpu', `${gpus.length} GPU(s) visible and @tensorflow/tfjs-node-gpu loaded`, gpus.join('; '));
+          info = tensorflowInfo('tensorflow-gpu', `${gpus.length} GPU(s) visible and @tensorflow/tfjs-node-gpu loaded`, gpuLabel(gpus));
           break;
         }
         if (!err) {

@@ -23,6 +23,13 @@ for (const backend of ['cpu', 'wasm']) {
   });
 }
 
+t.test('the GPU device label: the one device, or the first and how many more, within a hello\'s 256 characters', async (t) => {
+  const { gpuLabel } = await import('../../shared/backend.ts');
+  t.equal(gpuLabel(['GPU 2: NVIDIA H100 80GB HBM3']), 'GPU 2: NVIDIA H100 80GB HBM3');
+  t.equal(gpuLabel(['GPU 0: A', 'GPU 1: B', 'GPU 2: C']), 'GPU 0: A and 2 more visible');
+  t.ok(gpuLabel([`GPU 0: ${'x'.repeat(400)}`]).length <= 200);
+});
+
 t.test('the install hint names the command of the npm version in use', async (t) => {
   const { installHint, npmVersion } = await import('../../shared/backend.ts');
   t.same(npmVersion('npm/11.19.1 node/v20.20.2 linux x64 workspaces/false'), [11, 19]);
@@ -53,5 +60,5 @@ t.test('stand-in libtensorflow (tfjs cpu kernels), no real GPU: --backend tensor
   t.match(auto.stdout, /backend: tensorflow on CPU \(\d+ cores\) \(4 GPU\(s\) visible, @tensorflow\/tfjs-node-gpu loaded, but TensorFlow found no usable GPU device .*: fell back to TensorFlow on the CPU/);
   const ok = await runScript('train', [...run, '--backend', 'tensorflow-gpu', '--out', join(tempDir(), 'z')], { env: standInEnv() });
   t.equal(ok.code, 0, 'with a GPU device reported, the same command trains', { stderr: ok.stderr });
-  t.match(ok.stdout, /backend: tensorflow-gpu on GPU 0: NVIDIA H100 80GB HBM3; GPU 1: .*requested/);
+  t.match(ok.stdout, /backend: tensorflow-gpu on GPU 0: NVIDIA H100 80GB HBM3 and 3 more visible \(requested\)/);
 });
