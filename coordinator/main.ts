@@ -2,11 +2,11 @@
 import { customAlphabet } from 'nanoid';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { initBackend } from '../shared/backend.ts';
-import { parseTrainArgs, trainHelp } from '../shared/cli.ts';
+import { initBackend } from '../shared/backend/backend.ts';
+import { parseTrainArgs, trainHelp } from '../shared/cli/options.ts';
 import { ConfigError } from '../shared/config.ts';
-import { runMain } from '../scripts/cli-main.ts';
-import { interruptSignal, setupRun } from '../scripts/run-setup.ts';
+import { runMain } from '../shared/cli/main.ts';
+import { interruptSignal, setupRun } from '../shared/cli/setup.ts';
 import { trainDistributed } from './run.ts';
 
 // generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line

@@ -1,7 +1,7 @@
 // A distributed run: the coordinator's server plus the shared training loop with the workers' step engine.
 import { checkDistributedConfig } from '../shared/config.ts';
-import { runTraining, type RunOptions, type RunResult } from '../shared/train.ts';
-import { Coordinator, type CoordinatorOptions } from './coordinator.ts';
+import { runTraining, type RunOptions, type RunResult } from '../shared/train/loop.ts';
+import { Coordinator, type CoordinatorOptions } from './server.ts';
 
 export interface DistributedRunOptions extends RunOptions {
   server: Omit<CoordinatorOptions, 'cfg' | 'corpus'>;

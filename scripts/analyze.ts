@@ -1,12 +1,12 @@
 // `npm run analyze -- --checkpoint DIR`: parameter-quality metrics of a trained run (SPEC §5, the paper's Tables 2–4).
 import { existsSync } from 'node:fs';
-import { initBackend } from '../shared/backend.ts';
-import { parseWithTable } from '../shared/cli.ts';
+import { initBackend } from '../shared/backend/backend.ts';
+import { parseWithTable } from '../shared/cli/options.ts';
 import { BACKENDS, ConfigError, oneOf } from '../shared/config.ts';
-import { DEFAULT_DATA_PATH, loadCorpus } from '../shared/data.ts';
-import { loadRunModel, measureInference, speedRatio, type InferenceResult } from '../shared/inference.ts';
-import { QUALITY_DEFINITIONS, modelQuality, type ModelQuality } from '../shared/quality.ts';
-import { runMain } from './cli-main.ts';
+import { DEFAULT_DATA_PATH, loadCorpus } from '../shared/model/data.ts';
+import { loadRunModel, measureInference, speedRatio, type InferenceResult } from './analysis/inference.ts';
+import { QUALITY_DEFINITIONS, modelQuality, type ModelQuality } from './analysis/quality.ts';
+import { runMain } from '../shared/cli/main.ts';
 
 const S = 'run' as const;
 const OPTIONS = {

@@ -1,19 +1,19 @@
 // `npm run bench -- compute`: training-step speed on the chosen backend and SMI's overhead, measured interleaved.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../shared/backend.ts';
-import { parseWithTable } from '../shared/cli.ts';
+import { initBackend } from '../shared/backend/backend.ts';
+import { parseWithTable } from '../shared/cli/options.ts';
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { BACKENDS, ConfigError, PRESET_NAMES, SPECTRAL_MODES, closest, oneOf, resolveConfig, type SmiRunName } from '../shared/config.ts';
-import { benchScaling, scalingTable } from './bench-scaling.ts';
-import { benchContention } from './bench-contention.ts';
-import { benchDropout, dropoutTable } from './bench-dropout.ts';
-import { bookkeepingMicros, endToEnd } from './bench-timing.ts';
-import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../shared/data.ts';
-import { STREAM } from '../shared/rng.ts';
-import { applyGradients, createRunState, disposeRunState } from '../shared/train.ts';
-import { runMain } from './cli-main.ts';
+import { benchScaling, scalingTable } from './bench/scaling.ts';
+import { benchContention } from './bench/contention.ts';
+import { benchDropout, dropoutTable } from './bench/dropout.ts';
+import { bookkeepingMicros, endToEnd } from './bench/timing.ts';
+import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../shared/model/data.ts';
+import { STREAM } from '../shared/model/rng.ts';
+import { applyGradients, createRunState, disposeRunState } from '../shared/train/loop.ts';
+import { runMain } from '../shared/cli/main.ts';
 import { median } from '../shared/stats.ts';
 
 const S = 'run' as const;
@@ -217,7 +217,7 @@ runMain(async () => {
       return dropout(rest);
     case 'transport': {
       // its own process: the transport bench starts a worker child and may set ws environment flags
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bench-transport.ts'), ...rest], { stdio: 'inherit' });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bench', 'transport.ts'), ...rest], { stdio: 'inherit' });
       return r.status ?? 1;
     }
     case undefined:

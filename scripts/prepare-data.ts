@@ -2,10 +2,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseWithTable } from '../shared/cli.ts';
-import { DATA_SHA256, DATA_URL, DataError, DEFAULT_DATA_PATH, loadCorpus } from '../shared/data.ts';
-import { writeFileAtomic } from '../shared/safetensors.ts';
-import { runMain } from './cli-main.ts';
+import { parseWithTable } from '../shared/cli/options.ts';
+import { DATA_SHA256, DATA_URL, DataError, DEFAULT_DATA_PATH, loadCorpus } from '../shared/model/data.ts';
+import { writeFileAtomic } from '../shared/train/safetensors.ts';
+import { runMain } from '../shared/cli/main.ts';
 
 const OPTIONS = {
   out: { type: 'string' as const, arg: 'FILE', section: 'run' as const, help: `where to write it [${DEFAULT_DATA_PATH}]` },

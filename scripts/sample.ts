@@ -1,15 +1,15 @@
 // `npm run sample`: generate text from a run's weights and report tokens/s, as nanoGPT's sample.py.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend } from '../shared/backend.ts';
-import { parseWithTable } from '../shared/cli.ts';
+import { initBackend } from '../shared/backend/backend.ts';
+import { parseWithTable } from '../shared/cli/options.ts';
 import { BACKENDS, ConfigError, oneOf, type TrainConfig } from '../shared/config.ts';
-import { decode, encode } from '../shared/data.ts';
-import { GPT } from '../shared/model.ts';
-import { Rng, STREAM } from '../shared/rng.ts';
-import { loadSafetensors } from '../shared/safetensors.ts';
-import { loadCheckpoint } from '../shared/checkpoint.ts';
-import { runMain } from './cli-main.ts';
+import { decode, encode } from '../shared/model/data.ts';
+import { GPT } from '../shared/model/gpt.ts';
+import { Rng, STREAM } from '../shared/model/rng.ts';
+import { loadSafetensors } from '../shared/train/safetensors.ts';
+import { loadCheckpoint } from '../shared/train/checkpoint.ts';
+import { runMain } from '../shared/cli/main.ts';
 
 const S = 'run' as const;
 const OPTIONS = {

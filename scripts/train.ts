@@ -2,17 +2,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { NODE_HEAP_FLAGS } from '../shared/node-flags.ts';
+import { NODE_HEAP_FLAGS } from '../shared/cli/node-flags.ts';
 import { join, resolve } from 'node:path';
 import { customAlphabet } from 'nanoid';
 import { trainDistributed } from '../coordinator/run.ts';
-import { initBackend, systemGpus } from '../shared/backend.ts';
-import { parseTrainArgs, trainHelp, type TrainArgs } from '../shared/cli.ts';
+import { initBackend, systemGpus } from '../shared/backend/backend.ts';
+import { parseTrainArgs, trainHelp, type TrainArgs } from '../shared/cli/options.ts';
 import { ConfigError, type BackendChoice, type TrainConfig } from '../shared/config.ts';
-import { planLaunch, type LaunchPlan } from '../shared/gpus.ts';
-import { trainLocal } from '../shared/train.ts';
-import { runMain } from './cli-main.ts';
-import { interruptSignal, setupRun } from './run-setup.ts';
+import { planLaunch, type LaunchPlan } from '../shared/backend/gpus.ts';
+import { trainLocal } from '../shared/train/loop.ts';
+import { runMain } from '../shared/cli/main.ts';
+import { interruptSignal, setupRun } from '../shared/cli/setup.ts';
 
 // generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
 const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);

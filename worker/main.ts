@@ -1,10 +1,10 @@
 // `npm run worker -- --connect ws://HOST:PORT`: one worker process (one per GPU or per core).
 import { readFileSync } from 'node:fs';
-import { initBackend } from '../shared/backend.ts';
-import { parseWithTable } from '../shared/cli.ts';
+import { initBackend } from '../shared/backend/backend.ts';
+import { parseWithTable } from '../shared/cli/options.ts';
 import { BACKENDS, ConfigError, oneOf } from '../shared/config.ts';
-import { runMain } from '../scripts/cli-main.ts';
-import { runWorker } from './worker.ts';
+import { runMain } from '../shared/cli/main.ts';
+import { runWorker } from './session.ts';
 
 const S = 'run' as const;
 const OPTIONS = {

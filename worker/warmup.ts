@@ -7,12 +7,12 @@
 // (the worker learns the model only in `welcome`), so kernels chosen by size may still compile in the first step:
 // the coordinator gives a worker's first result --first-step-timeout.
 import * as tf from '@tensorflow/tfjs';
-import type { BackendInfo } from '../shared/backend.ts';
+import type { BackendInfo } from '../shared/backend/backend.ts';
 import { resolveConfig } from '../shared/config.ts';
-import { GPT } from '../shared/model.ts';
-import { spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel.ts';
-import { Rng, STREAM } from '../shared/rng.ts';
-import { SMI_RUNS, SpectralMomentum } from '../shared/smi.ts';
+import { GPT } from '../shared/model/gpt.ts';
+import { spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel/spectral.ts';
+import { Rng, STREAM } from '../shared/model/rng.ts';
+import { SMI_RUNS, SpectralMomentum } from '../shared/smi/smi.ts';
 
 /** Runs the kernels of a training step once (dropout, forward, backward, the spectra, an SMI step); returns ms. */
 export function warmUp(backend: BackendInfo): number {

@@ -52,7 +52,7 @@ const sha256 = (file: string) => (existsSync(file) ? createHash('sha256').update
 /** The log's numbers that a bit-identical run reproduces exactly (no times, no byte counts, no worker ids). */
 function logNumbers(dir: string): { numbers: string; finalLoss: number } {
   const recs = readFileSync(join(dir, 'log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  const kept = recs.flatMap((r) => {
+  const kept = recs.flatMap((r): Record<string, unknown>[] => {
     if (r.kind === 'step') return [{ step: r.step, loss: r.loss, grad_norm: r.grad_norm, lr: r.lr, alpha: r.alpha, workers: r.workers, mask_checksum: r.mask_checksum, mask_checksums: r.mask_checksums }];
     if (r.kind === 'eval') return [{ eval: r.step, train_loss: r.train_loss, val_loss: r.val_loss }];
     return [];

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import t from 'tap';
 import { Monitor, type MonitorState, type WorkerInfo } from '../../coordinator/monitor.ts';
-import type { LogRecord } from '../../shared/train.ts';
+import type { LogRecord } from '../../shared/train/loop.ts';
 
 const WORKERS: WorkerInfo[] = [
   { id: 'w1', backend: 'tensorflow', device: 'cpu', host: 'a', pid: 11, joinedAt: 1_700_000_000_000 },

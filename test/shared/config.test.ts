@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ConfigError, PRESETS, closest, lrAt, resolveConfig } from '../../shared/config.ts';
-import { parseTrainArgs } from '../../shared/cli.ts';
+import { parseTrainArgs } from '../../shared/cli/options.ts';
 
 t.test('nanoGPT get_lr: warmup, cosine, floor', async (t) => {
   const cfg = { learning_rate: 1e-3, min_lr: 1e-4, warmup_iters: 100, lr_decay_iters: 2000 };

@@ -2,13 +2,13 @@
 // synced mode's magnitudes come from tf.spectral where the gradients are, not from the host FFT.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendInfo } from '../../shared/backend.ts';
+import type { BackendInfo } from '../../shared/backend/backend.ts';
 import { resolveConfig } from '../../shared/config.ts';
-import { loadCorpus } from '../../shared/data.ts';
-import { initFft } from '../../shared/fft.ts';
-import { spectrumMagnitudes, tokenWindows } from '../../shared/parallel.ts';
-import { view2d } from '../../shared/smi.ts';
-import { WorkerCompute } from '../../worker/worker.ts';
+import { loadCorpus } from '../../shared/model/data.ts';
+import { initFft } from '../../shared/smi/fft.ts';
+import { spectrumMagnitudes, tokenWindows } from '../../shared/parallel/spectral.ts';
+import { view2d } from '../../shared/smi/smi.ts';
+import { WorkerCompute } from '../../worker/session.ts';
 import { warmUp } from '../../worker/warmup.ts';
 import { DATA } from '../helpers.ts';
 import { loadStandIn } from '../standin/load.ts';

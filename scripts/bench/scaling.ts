@@ -1,0 +1,163 @@
+// The scaling study: the cpu preset on 1, 2, … local workers, weak (fixed per-worker batch) and strong (fixed global batch).
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { writeReport } from '../report/report.ts';
+import { loadRun, phaseBreakdown, type Run } from '../report/runs.ts';
+import { median } from '../../shared/stats.ts';
+import { NODE_HEAP_FLAGS } from '../../shared/cli/node-flags.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+export interface ScalingRow {
+  label: string;
+  series: string; // e.g. 'weak, synced'
+  workers: number;
+  batch: number; // global batch
+  msPerStep: number; // median step wall time at the coordinator
+  computeMs: number; // median slowest-worker forward+backward
+  tokensPerSec: number;
+  outsideCompute: number; // 1 − compute/step
+  shares: Record<string, number>; // mean share of the step per phase, for the slowest worker's view
+  dir: string;
+  efficiencies?: number[]; // E(N) of each repetition, each against the 1-worker run of the same repetition
+}
+
+function train(args: string[]): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, '--import', 'tsx', join(ROOT, 'scripts', 'train.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => (code === 0 ? done() : fail(new Error(`train ${args.join(' ')} exited ${code}: ${err}`))));
+  });
+}
+
+/**
+ * Shares of the step: the worker-side phases of the worker that computes longest, and the coordinator's own
+ * parts (reduce, spectral at the coordinator, optimizer, broadcast); for that worker they add up to the step.
+ */
+function shares(run: Run, warmup: number): Record<string, number> {
+  const bars = phaseBreakdown(run, { warmup });
+  const coordinator = bars.find((b) => b.process === 'coordinator');
+  const slowest = bars.filter((b) => b !== coordinator).sort((a, b) => (b.phases.compute ?? 0) - (a.phases.compute ?? 0))[0];
+  if (!slowest) return {};
+  const out: Record<string, number> = {};
+  for (const p of ['compute', 'spectral', 'encode', 'transfer', 'wait'] as const) if (slowest.phases[p] !== undefined) out[p] = slowest.phases[p]! / slowest.stepMs;
+  if (coordinator) {
+    for (const p of ['reduce', 'optimizer', 'broadcast'] as const) out[p] = (coordinator.phases[p] ?? 0) / coordinator.stepMs;
+    out['coordinator spectral'] = (coordinator.phases.spectral ?? 0) / coordinator.stepMs;
+  } else if (slowest.phases.other !== undefined) out.other = slowest.phases.other / slowest.stepMs;
+  return out;
+}
+
+async function measure(series: string, flags: string[], workers: number, batch: number, steps: number, warmup: number, block: number, root: string, rep = 0): Promise<ScalingRow> {
+  const dir = join(root, `${series.replace(/[^a-z0-9]+/gi, '-')}-${workers}w${rep > 0 ? `-r${rep + 1}` : ''}`);
+  await train([...flags, '--max-iters', String(steps), '--eval-interval', String(steps), '--eval-iters', '1', '--batch-size', String(batch), '--out', dir]);
+  const run = loadRun(dir);
+  const recs = run.steps.filter((r) => r.step > warmup);
+  const ms = median(recs.map((r) => r.ms));
+  const compute = median(recs.map((r) => r.compute_ms ?? NaN));
+  return {
+    label: `${series}, ${workers} worker${workers > 1 ? 's' : ''}`, series, workers, batch, msPerStep: ms, computeMs: compute,
+    tokensPerSec: (batch * block * 1000) / ms, outsideCompute: 1 - compute / ms, shares: shares(run, warmup), dir,
+  };
+}
+
+export interface ScalingOptions {
+  workers: number[];
+  steps: number;
+  warmup: number;
+  modes: string[];
+  kinds: ('weak' | 'strong')[];
+  repeat?: number; // repetitions of the whole set of runs, interleaved [1]
+  data?: string;
+  out?: string; // report directory
+}
+
+/**
+ * Runs the study; returns its rows, one per (kind, mode, workers), plus a --local reference row.
+ *
+ * With `repeat` R > 1 the whole set of runs is made R times, one set after the other, so that each E(N) is a
+ * ratio of runs made side by side; on a machine whose speed drifts for tens of seconds at a time (this VM's
+ * does) a single pair can land on either side of a slow spell. A row is then the repetition whose E(N) is the
+ * median, with the 1-worker run of the same repetition, and carries every repetition's E(N).
+ */
+export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRow[]; report?: string }> {
+  const perWorker = 12; // the cpu preset's batch
+  const block = 64;
+  const strongBatch = perWorker * Math.max(...o.workers);
+  const root = mkdtempSync(join(tmpdir(), 'smi-scaling-'));
+  const common = ['--preset', 'cpu', ...(o.data ? ['--data', o.data] : [])];
+  const rows: ScalingRow[] = [];
+  rows.push(await measure('local', [...common, '--local'], 1, perWorker, o.steps, o.warmup, block, root));
+  const reps: ScalingRow[][] = [];
+  for (let rep = 0; rep < Math.max(1, o.repeat ?? 1); rep++) {
+    const set: ScalingRow[] = [];
+    for (const kind of o.kinds) {
+      for (const mode of o.modes) {
+        for (const n of o.workers) {
+          const batch = kind === 'weak' ? perWorker * n : strongBatch;
+          set.push(await measure(`${kind}, ${mode}`, [...common, '--workers', String(n), '--spectral', mode], n, batch, o.steps, o.warmup, block, root, rep));
+        }
+      }
+    }
+    reps.push(set);
+  }
+  rows.push(...combineRepetitions(reps));
+  let report: string | undefined;
+  if (o.out) {
+    const res = await writeReport({
+      runs: rows.filter((r) => r.series !== 'local').map((r) => ({ ...loadRun(r.dir), label: r.label })),
+      scaling: rows.filter((r) => r.series !== 'local').map((r) => ({ label: r.label, workers: r.workers, tokensPerSec: r.tokensPerSec, series: r.series })),
+      out: o.out,
+      title: 'Scaling study: cpu preset',
+      notes: `Weak scaling: ${perWorker} sequences × ${block} tokens per worker. Strong scaling: a global batch of ${strongBatch}. ${o.steps} steps per run, the first ${o.warmup} left out.${(o.repeat ?? 1) > 1 ? ` Every run made ${o.repeat} times, one whole set after the other; E(N) is the median over the repetitions of E(N) within each (range in brackets), and each row shows the repetition with that median, its 1-worker run beside it.` : ''}\n\n${scalingTable(rows)}`,
+      warmup: o.warmup,
+    });
+    report = res.file;
+  }
+  return { rows, report };
+}
+
+/** E(N) of `r` against the 1-worker row of its series in `set` (1 for that row itself). */
+function efficiencyIn(set: readonly ScalingRow[], r: ScalingRow): number {
+  const b = set.find((o) => o.series === r.series && o.workers === 1);
+  return b && b !== r ? r.tokensPerSec / (r.workers * b.tokensPerSec) : 1;
+}
+
+/**
+ * One row per configuration from R repetitions of the same runs (see benchScaling). All rows of a series (e.g.
+ * 'weak, synced') come from one repetition, the one whose E(N) at the largest N is the median, so that the rows
+ * shown are runs made side by side; each row carries every repetition's E(N).
+ */
+export function combineRepetitions(reps: readonly (readonly ScalingRow[])[]): ScalingRow[] {
+  if (reps.length === 1) return [...reps[0]!];
+  const first = reps[0]!;
+  const chosen = new Map<string, number>(); // series → repetition
+  for (const series of new Set(first.map((r) => r.series))) {
+    const i = first.reduce((best, r, j) => (r.series === series && r.workers > first[best]!.workers ? j : best), first.findIndex((r) => r.series === series));
+    const effs = reps.map((set) => efficiencyIn(set, set[i]!));
+    const order = effs.map((_, k) => k).sort((a, b) => effs[a]! - effs[b]!);
+    chosen.set(series, order[Math.floor((order.length - 1) / 2)]!); // the median (the lower one of two)
+  }
+  return first.map((r, i) => ({ ...reps[chosen.get(r.series)!]![i]!, efficiencies: reps.map((set) => efficiencyIn(set, set[i]!)) }));
+}
+
+export function scalingTable(rows: ScalingRow[]): string {
+  const phases = ['compute', 'spectral', 'encode', 'transfer', 'wait', 'reduce', 'coordinator spectral', 'optimizer', 'broadcast', 'other'];
+  const base = (r: ScalingRow) => rows.find((o) => o.series === r.series && o.workers === 1);
+  const lines = [
+    `| run | batch | ms/step | tokens/s | efficiency | outside compute | ${phases.join(' | ')} |`,
+    `|---|---|---|---|---|---|${phases.map(() => '---').join('|')}|`,
+  ];
+  for (const r of rows) {
+    const b = base(r);
+    // weak: E = tps(N) / (N·tps(1)); strong: the same formula, with the global batch held fixed
+    const range = (e: number[]) => (e.length > 1 ? ` (${Math.min(...e).toFixed(3)}–${Math.max(...e).toFixed(3)})` : '');
+    const eff = b === r ? '1 (base)' : !b ? '–' : r.efficiencies ? `${median(r.efficiencies).toFixed(3)}${range(r.efficiencies)}` : efficiencyIn(rows, r).toFixed(3);
+    const share = (p: string) => (r.shares[p] === undefined ? '–' : `${(100 * r.shares[p]!).toFixed(1)}%`);
+    lines.push(`| ${r.label} | ${r.batch} | ${r.msPerStep.toFixed(1)} | ${Math.round(r.tokensPerSec)} | ${eff} | ${Number.isFinite(r.outsideCompute) ? (100 * r.outsideCompute).toFixed(1) + '%' : '–'} | ${phases.map(share).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}

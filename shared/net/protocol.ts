@@ -1,0 +1,358 @@
+// The coordinator–worker message set: one interface per kind, one union, and the guard every decoded frame passes.
+import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, type TrainConfig, ConfigError, validateConfig } from '../config.ts';
+import { type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
+
+/** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
+export const PROTOCOL_VERSION = 1;
+
+/** worker → coordinator, first message on a connection. */
+export interface Hello {
+  type: 'hello';
+  protocol: number; // PROTOCOL_VERSION of the worker
+  token: string | null; // the shared --token, null when the worker has none
+  workerId: string | null; // null on first connect; the id from `welcome` on reconnect (WORKER_ID)
+  backend: string; // the tfjs backend the worker runs on
+  device: string; // e.g. a GPU name, or 'cpu'
+  memoryBytes: number; // memory the worker may use for the model
+  host: string;
+  pid: number;
+}
+
+/** coordinator → worker, the answer to an accepted hello. */
+export interface Welcome {
+  type: 'welcome';
+  workerId: string; // a nanoid, kept across reconnects
+  config: TrainConfig;
+  step: number; // optimizer updates done so far
+}
+
+/** coordinator → worker: the parameters after `step` updates, in parameter order. */
+export interface Weights {
+  type: 'weights';
+  step: number;
+  tensors: Float32Array[];
+  spectral?: Float32Array[]; // spectral state a joining worker needs (mode dependent)
+}
+
+/** coordinator → worker: compute gradients of these windows. */
+export interface Work {
+  type: 'work';
+  step: number;
+  attempt: number; // bumped when a step's work is handed out again
+  offsets: number[]; // global batch start indices of this worker's share
+  tokens: Uint8Array; // offsets.length × (block_size + 1) token ids: the windows themselves
+  magnitudes: boolean; // return magnitude spectra too
+}
+
+/** worker → coordinator: the gradients of one `work`. */
+export interface Grads {
+  type: 'grads';
+  step: number;
+  attempt: number;
+  sequences: number; // how many windows the gradient averages over
+  loss: number; // mean loss over those windows
+  tensors: Float32Array[]; // one gradient per parameter, parameter order
+  magnitudes?: Float32Array[]; // magnitude spectra, when `work.magnitudes`
+  phases: Record<string, number>; // ms per phase (compute, spectral, encode, …)
+}
+
+/** coordinator → worker: blend your gradients with this clip coefficient, α and mask. */
+export interface Blend {
+  type: 'blend';
+  step: number;
+  attempt: number;
+  source: number; // the `work` attempt whose gradient (and spectra) the worker kept and should blend
+  clip: number; // global-norm clip coefficient to apply first
+  alpha: number; // SMI blend factor
+  masks?: Uint8Array[]; // per-parameter bitsets, parameter order
+  maskChecksum?: number; // uint32 over the masks, echoed back in `blended`
+}
+
+/** worker → coordinator: the blended gradients. */
+export interface Blended {
+  type: 'blended';
+  step: number;
+  attempt: number;
+  tensors: Float32Array[];
+  maskChecksum: number; // checksum of the masks the worker applied
+  phases: Record<string, number>;
+}
+
+export interface Ping {
+  type: 'ping';
+  t: number; // sender's clock, echoed in pong
+}
+
+export interface Pong {
+  type: 'pong';
+  t: number; // the ping's t
+}
+
+/** Either side, just before closing with ERROR_CODES[code].close. */
+export interface ErrorMsg {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+}
+
+/** Either side, before a normal close. */
+export interface Bye {
+  type: 'bye';
+  reason: string;
+}
+
+export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | Ping | Pong | ErrorMsg | Bye;
+export type MessageType = Message['type'];
+export const MESSAGE_TYPES = [
+  'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'ping', 'pong', 'error', 'bye',
+] as const satisfies readonly MessageType[];
+
+// ---------------------------------------------------------------------------------------------------------------
+// The guard. Each checker throws E_MALFORMED naming `kind.field`.
+
+type Obj = Record<string, unknown>;
+
+const bad = (where: string, what: string): never => {
+  throw protocolError('E_MALFORMED', `${where}: ${what}`);
+};
+
+const describe = (v: unknown): string => {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (ArrayBuffer.isView(v)) return v.constructor.name;
+  return typeof v;
+};
+
+function isPlainObject(v: unknown): v is Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Checks the object has exactly `required` keys plus any of `optional` (an undefined optional counts as absent). */
+function fields(o: Obj, kind: string, required: readonly string[], optional: readonly string[] = []): void {
+  for (const k of required) if (!Object.hasOwn(o, k)) bad(`${kind}.${k}`, 'missing');
+  for (const k of Object.keys(o)) {
+    if (!required.includes(k) && !optional.includes(k)) bad(`${kind}.${k}`, 'unknown field');
+  }
+}
+
+const str = (o: Obj, kind: string, k: string): string =>
+  typeof o[k] === 'string' ? (o[k] as string) : bad(`${kind}.${k}`, `expected a string, got ${describe(o[k])}`);
+
+const num = (o: Obj, kind: string, k: string): number =>
+  typeof o[k] === 'number' ? (o[k] as number) : bad(`${kind}.${k}`, `expected a number, got ${describe(o[k])}`);
+
+const finite = (o: Obj, kind: string, k: string): number =>
+  Number.isFinite(num(o, kind, k)) ? (o[k] as number) : bad(`${kind}.${k}`, `expected a finite number, got ${o[k]}`);
+
+/** A non-negative safe integer. */
+const count = (o: Obj, kind: string, k: string): number => {
+  const v = num(o, kind, k);
+  return Number.isSafeInteger(v) && v >= 0 ? v : bad(`${kind}.${k}`, `expected a non-negative integer, got ${v}`);
+};
+
+const uint32 = (o: Obj, kind: string, k: string): number => {
+  const v = count(o, kind, k);
+  return v <= 0xffffffff ? v : bad(`${kind}.${k}`, `expected a uint32, got ${v}`);
+};
+
+/** Worker ids: nanoid's alphabet (A–Z a–z 0–9 _ -), 1–64 characters. */
+export const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Backends a worker can run on (BACKENDS less 'auto', which is a choice, not a backend). */
+export const WORKER_BACKENDS = BACKENDS.filter((b) => b !== 'auto');
+/** Largest memoryBytes a hello may claim (1 PiB) and largest pid (a uint32). */
+const MAX_MEMORY_BYTES = 2 ** 50;
+const MAX_PID = 0xffffffff;
+/** Longest hello token; other hello strings (device, host) are 1–256 printable characters. */
+export const MAX_TOKEN_LENGTH = 1024;
+const PRINTABLE = /^[^\p{Cc}]{1,256}$/u;
+
+const workerId = (o: Obj, kind: string, k: string): string => {
+  const v = str(o, kind, k);
+  return WORKER_ID.test(v) ? v : bad(`${kind}.${k}`, `expected 1–64 characters of A–Z a–z 0–9 _ -, got ${JSON.stringify(v.slice(0, 80))}`);
+};
+
+const label = (o: Obj, kind: string, k: string): string => {
+  const v = str(o, kind, k);
+  return PRINTABLE.test(v) ? v : bad(`${kind}.${k}`, `expected 1–256 printable characters, got ${JSON.stringify(v.slice(0, 80))}`);
+};
+
+/** An integer in [lo, hi]. */
+const intIn = (o: Obj, kind: string, k: string, lo: number, hi: number): number => {
+  const v = num(o, kind, k);
+  return Number.isSafeInteger(v) && v >= lo && v <= hi ? v : bad(`${kind}.${k}`, `expected an integer in [${lo}, ${hi}], got ${v}`);
+};
+
+const bool = (o: Obj, kind: string, k: string): boolean =>
+  typeof o[k] === 'boolean' ? (o[k] as boolean) : bad(`${kind}.${k}`, `expected a boolean, got ${describe(o[k])}`);
+
+function arrayOf<T>(o: Obj, kind: string, k: string, Ctor: abstract new (...a: never[]) => T, name: string): T[] {
+  const v = o[k];
+  if (!Array.isArray(v)) return bad(`${kind}.${k}`, `expected an array of ${name}, got ${describe(v)}`);
+  for (let i = 0; i < v.length; i++) {
+    if (!(v[i] instanceof Ctor)) bad(`${kind}.${k}[${i}]`, `expected a ${name}, got ${describe(v[i])}`);
+  }
+  return v as T[];
+}
+
+const f32s = (o: Obj, kind: string, k: string) => arrayOf(o, kind, k, Float32Array, 'Float32Array');
+const u8s = (o: Obj, kind: string, k: string) => arrayOf(o, kind, k, Uint8Array, 'Uint8Array');
+
+/** Optional fields: absent or undefined is fine, anything else is checked. */
+const opt = (o: Obj, k: string, check: () => unknown): void => {
+  if (o[k] !== undefined) check();
+};
+
+function phases(o: Obj, kind: string, k: string): void {
+  const v = o[k];
+  if (!isPlainObject(v)) return bad(`${kind}.${k}`, `expected an object of ms per phase, got ${describe(v)}`);
+  for (const p of Object.keys(v)) finite(v, `${kind}.${k}`, p);
+}
+
+const CONFIG_ENUMS = { preset: PRESET_NAMES, smi: SMI_RUN_NAMES, spectral: SPECTRAL_MODES, backend: BACKENDS } as const;
+const CONFIG_NUMBERS = [
+  'n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'dropout', 'max_iters', 'learning_rate', 'min_lr',
+  'warmup_iters', 'lr_decay_iters', 'weight_decay', 'beta1', 'beta2', 'grad_clip', 'eval_interval', 'eval_iters',
+  'log_interval', 'seed', 'vocab_size',
+] as const satisfies readonly (keyof TrainConfig)[];
+/** The TrainConfig fields a `welcome` carries, no more (a resumed run's config.json holds more: the data path, …). */
+export const CONFIG_FIELDS = [...Object.keys(CONFIG_ENUMS), ...CONFIG_NUMBERS] as (keyof TrainConfig)[];
+
+/** The welcome's copy of a config: its TrainConfig fields only. */
+export function wireConfig(cfg: TrainConfig): TrainConfig {
+  return Object.fromEntries(CONFIG_FIELDS.map((k) => [k, cfg[k]])) as unknown as TrainConfig;
+}
+
+function config(o: Obj, kind: string, k: string): void {
+  const c = o[k];
+  const where = `${kind}.${k}`;
+  if (!isPlainObject(c)) return bad(where, `expected a TrainConfig object, got ${describe(c)}`);
+  const enums = CONFIG_ENUMS;
+  const numbers = CONFIG_NUMBERS;
+  fields(c, where, CONFIG_FIELDS);
+  for (const [name, valid] of Object.entries(enums)) {
+    const v = str(c, where, name);
+    if (!(valid as readonly string[]).includes(v)) bad(`${where}.${name}`, `'${v}' is not one of ${valid.join(', ')}`);
+  }
+  for (const name of numbers) finite(c, where, name);
+  count(c, where, 'vocab_size');
+  try {
+    validateConfig(c as unknown as TrainConfig);
+  } catch (e) {
+    if (e instanceof ConfigError) bad(where, e.message);
+    throw e;
+  }
+}
+
+function stepAttempt(o: Obj, kind: string): void {
+  count(o, kind, 'step');
+  count(o, kind, 'attempt');
+}
+
+/**
+ * Checks that `value` is a well-formed Message of this protocol version (every field: type, integer-ness,
+ * element types, typed-array kinds; no unknown fields) and returns it typed. Throws ProtocolError E_MALFORMED
+ * naming the bad field. An optional field may be absent or undefined.
+ */
+export function parseMessage(value: unknown): Message {
+  if (!isPlainObject(value)) return bad('message', `expected an object, got ${describe(value)}`);
+  const o = value;
+  const type = o.type;
+  if (typeof type !== 'string' || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
+    // JSON.stringify throws on a BigInt (a msgpack uint64 over 2^53 decodes as one)
+    return bad('message.type', `unknown message type ${typeof type === 'string' || typeof type === 'number' ? JSON.stringify(type) : describe(type)}`);
+  }
+  const kind = type as MessageType;
+  switch (kind) {
+    case 'hello':
+      fields(o, kind, ['type', 'protocol', 'token', 'workerId', 'backend', 'device', 'memoryBytes', 'host', 'pid']);
+      count(o, kind, 'protocol');
+      if (o.token !== null && str(o, kind, 'token').length > MAX_TOKEN_LENGTH) bad(`${kind}.token`, `longer than ${MAX_TOKEN_LENGTH} characters`);
+      if (o.workerId !== null) workerId(o, kind, 'workerId');
+      if (!(WORKER_BACKENDS as readonly string[]).includes(str(o, kind, 'backend'))) {
+        bad(`${kind}.backend`, `'${String(o.backend).slice(0, 80)}' is not one of ${WORKER_BACKENDS.join(', ')}`);
+      }
+      label(o, kind, 'device');
+      intIn(o, kind, 'memoryBytes', 1, MAX_MEMORY_BYTES);
+      label(o, kind, 'host');
+      intIn(o, kind, 'pid', 1, MAX_PID);
+      break;
+    case 'welcome':
+      fields(o, kind, ['type', 'workerId', 'config', 'step']);
+      workerId(o, kind, 'workerId');
+      config(o, kind, 'config');
+      count(o, kind, 'step');
+      break;
+    case 'weights':
+      fields(o, kind, ['type', 'step', 'tensors'], ['spectral']);
+      count(o, kind, 'step');
+      f32s(o, kind, 'tensors');
+      opt(o, 'spectral', () => f32s(o, kind, 'spectral'));
+      break;
+    case 'work': {
+      fields(o, kind, ['type', 'step', 'attempt', 'offsets', 'tokens', 'magnitudes']);
+      stepAttempt(o, kind);
+      const offsets = o.offsets;
+      if (!Array.isArray(offsets)) bad(`${kind}.offsets`, `expected an array of integers, got ${describe(offsets)}`);
+      const list = offsets as unknown[];
+      for (let i = 0; i < list.length; i++) {
+        const v = list[i];
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+          bad(`${kind}.offsets[${i}]`, `expected a non-negative integer, got ${typeof v === 'number' ? v : describe(v)}`);
+        }
+      }
+      if (!(o.tokens instanceof Uint8Array)) bad(`${kind}.tokens`, `expected a Uint8Array, got ${describe(o.tokens)}`);
+      const tokens = o.tokens as Uint8Array;
+      if (list.length === 0 ? tokens.length !== 0 : tokens.length % list.length !== 0) {
+        bad(`${kind}.tokens`, `length ${tokens.length} is not a multiple of offsets.length ${list.length}`);
+      }
+      bool(o, kind, 'magnitudes');
+      break;
+    }
+    case 'grads':
+      fields(o, kind, ['type', 'step', 'attempt', 'sequences', 'loss', 'tensors', 'phases'], ['magnitudes']);
+      stepAttempt(o, kind);
+      count(o, kind, 'sequences');
+      num(o, kind, 'loss');
+      f32s(o, kind, 'tensors');
+      opt(o, 'magnitudes', () => f32s(o, kind, 'magnitudes'));
+      phases(o, kind, 'phases');
+      break;
+    case 'blend':
+      fields(o, kind, ['type', 'step', 'attempt', 'source', 'clip', 'alpha'], ['masks', 'maskChecksum']);
+      stepAttempt(o, kind);
+      count(o, kind, 'source');
+      finite(o, kind, 'clip');
+      finite(o, kind, 'alpha');
+      opt(o, 'masks', () => u8s(o, kind, 'masks'));
+      opt(o, 'maskChecksum', () => uint32(o, kind, 'maskChecksum'));
+      break;
+    case 'blended':
+      fields(o, kind, ['type', 'step', 'attempt', 'tensors', 'maskChecksum', 'phases']);
+      stepAttempt(o, kind);
+      f32s(o, kind, 'tensors');
+      uint32(o, kind, 'maskChecksum');
+      phases(o, kind, 'phases');
+      break;
+    case 'ping':
+    case 'pong':
+      fields(o, kind, ['type', 't']);
+      finite(o, kind, 't');
+      break;
+    case 'error':
+      fields(o, kind, ['type', 'code', 'message']);
+      if (!isErrorCode(str(o, kind, 'code'))) bad(`${kind}.code`, `unknown error code '${o.code}'`);
+      str(o, kind, 'message');
+      break;
+    case 'bye':
+      fields(o, kind, ['type', 'reason']);
+      str(o, kind, 'reason');
+      break;
+    default: {
+      const never: never = kind;
+      return bad('message.type', `unhandled message type ${String(never)}`);
+    }
+  }
+  return o as unknown as Message;
+}

@@ -1,0 +1,288 @@
+// Data-parallel arithmetic without a network: batch splitting, weighted means, the three spectral modes' math.
+//
+// How a step is shared (SPEC.md section 3). The global batch (a pure function of seed and step) is cut into
+// chunks, one per live worker; a chunk whose worker fails is handed to another. Each chunk c of n_c sequences
+// gives the mean-loss gradient g_c of its sequences; the global gradient is ḡ = Σ_c (n_c / B) g_c.
+//
+// Global-norm clipping needs ‖ḡ‖, known only once every chunk is in; SMI runs on the clipped gradient. So:
+// - global: workers return g_c; the coordinator clips ḡ and runs SMI on it exactly as one process would.
+// - synced: workers return g_c and M_c = |FFT2(g_c)|. The coordinator computes the clip coefficient κ from ḡ,
+//   averages κ·Σ (n_c/B) M_c into the one shared history H and takes τ and the mask Ω = [H ≥ τ]. Each chunk's
+//   blend is b_c = α·Re(IFFT2(κĜ_c ⊙ Ω)) + (1−α)·κg_c, and the step uses their mean b̄ = Σ (n_c/B) b_c. For a
+//   fixed Ω, b_c is linear in g_c, so b̄ = α·Re(IFFT2(FFT2(κḡ) ⊙ Ω)) + (1−α)·κḡ: the same mask applied once, to
+//   the mean gradient. The coordinator does that by default (--synced-blend coordinator: one round trip, the
+//   workers' spectral work is M_c alone); with --synced-blend workers it sends Ω and κ back, each worker blends
+//   its own spectrum and the coordinator averages the b_c (two round trips; each worker reports a checksum
+//   of the masks it applied). Both agree to float rounding (test/coordinator/distributed.test.ts); with one
+//   worker either is the one-process run up to float rounding.
+// - local: workers return g_c; the coordinator sends κ back; each worker runs SMI with its own history on
+//   κg_c and returns b_c, which are averaged. No synchronisation: an ablation.
+import * as tf from '@tensorflow/tfjs';
+import { forward, magnitude, maskedBlend, threshold, updateHistory, maskChecksum, tfForward, tfMagnitude, MASK_CHECKSUM_SEED, view2d, type Spectrum } from '../smi/smi.ts';
+import { hostMagnitude, hostStep } from '../smi/host.ts';
+
+/** Splits `offsets` into `parts` contiguous chunks whose sizes differ by at most one (earlier chunks larger). */
+export function splitBatch(offsets: readonly number[], parts: number): number[][] {
+  const out: number[][] = [];
+  const base = Math.floor(offsets.length / parts);
+  let extra = offsets.length % parts;
+  let at = 0;
+  for (let i = 0; i < parts; i++) {
+    const n = base + (extra > 0 ? 1 : 0);
+    if (extra > 0) extra--;
+    out.push(offsets.slice(at, at + n));
+    at += n;
+  }
+  return out.filter((c) => c.length > 0);
+}
+
+/** Token windows data[o : o+block+1] of each offset, concatenated: what the coordinator sends a worker. */
+export function tokenWindows(data: Uint8Array, offsets: readonly number[], block: number): Uint8Array {
+  const out = new Uint8Array(offsets.length * (block + 1));
+  offsets.forEach((o, i) => out.set(data.subarray(o, o + block + 1), i * (block + 1)));
+  return out;
+}
+
+/** Inputs and targets (row-major [n, block]) from token windows of block+1. */
+export function windowsToBatch(tokens: Uint8Array, block: number): { x: Int32Array; y: Int32Array; n: number } {
+  const n = tokens.length / (block + 1);
+  if (!Number.isInteger(n)) throw new RangeError(`token windows: ${tokens.length} is not a multiple of block+1 = ${block + 1}`);
+  const x = new Int32Array(n * block);
+  const y = new Int32Array(n * block);
+  for (let s = 0; s < n; s++) {
+    for (let t = 0; t < block; t++) {
+      x[s * block + t] = tokens[s * (block + 1) + t]!;
+      y[s * block + t] = tokens[s * (block + 1) + t + 1]!;
+    }
+  }
+  return { x, y, n };
+}
+
+/**
+ * Σ_c w_c·a_c for lists of same-shaped arrays (one list per chunk), in chunk order: out = 0, then out += w_c·a_c
+ * (the product in double, one float32 rounding per addition). Written into `into` when given (reused buffers).
+ */
+export function weightedSum(lists: readonly (readonly Float32Array[])[], weights: readonly number[], into?: readonly Float32Array[]): Float32Array[] {
+  const first = lists[0]!;
+  const outs: Float32Array[] = [];
+  for (let p = 0; p < first.length; p++) {
+    const n = first[p]!.length;
+    const out = into ? into[p]! : new Float32Array(n);
+    if (out.length !== n) throw new RangeError(`weightedSum: an output of ${out.length} values for ${n}`);
+    const w0 = weights[0]!;
+    const a0 = first[p]!;
+    for (let i = 0; i < n; i++) out[i] = w0 * a0[i]!; // = 0 + w0·a0[i], rounded once
+    for (let c = 1; c < lists.length; c++) {
+      const a = lists[c]![p]!;
+      const w = weights[c]!;
+      for (let i = 0; i < n; i++) out[i] += w * a[i]!;
+    }
+    outs.push(out);
+  }
+  return outs;
+}
+
+/** torch's clip_grad_norm_ coefficient for host arrays: min(1, max / (‖g‖ + 1e-6)), and the norm. */
+export function clipCoefficient(grads: readonly Float32Array[], maxNorm: number): { norm: number; coef: number } {
+  let sq = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+  const norm = Math.sqrt(sq);
+  return { norm, coef: maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1 };
+}
+
+/** True when every value is finite. */
+export function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  return true;
+}
+
+/** Packs the mask [H ≥ τ] into bits (bit j of byte b is element 8b + j), as maskChecksum reads it. */
+export function packMask(H: Float32Array, tau: number): Uint8Array {
+  const out = new Uint8Array(Math.ceil(H.length / 8));
+  for (let i = 0; i < H.length; i++) if (H[i]! >= tau) out[i >> 3]! |= 1 << (i & 7);
+  return out;
+}
+
+/** The mask as 0/1 floats, so maskedBlend(spec, G, mask, 0.5, α) applies exactly these bits. */
+export function unpackMask(bits: Uint8Array, n: number): Float32Array {
+  if (bits.length !== Math.ceil(n / 8)) throw new RangeError(`mask has ${bits.length} bytes, expected ${Math.ceil(n / 8)}`);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (bits[i >> 3]! >> (i & 7)) & 1;
+  return out;
+}
+
+/** Checksum of packed masks, chained over parameters exactly like SpectralMomentum.lastMaskChecksum. */
+export function packedMaskChecksum(masks: readonly Uint8Array[], sizes: readonly number[]): number {
+  let sum = MASK_CHECKSUM_SEED;
+  masks.forEach((bits, p) => (sum = maskChecksum(unpackMask(bits, sizes[p]!), 0.5, sum)));
+  return sum;
+}
+
+/** A chunk's local spectra, kept by a worker between returning magnitudes and blending (synced mode). */
+export interface KeptSpectra {
+  grads: Float32Array[];
+  spectra: Spectrum[];
+}
+
+/** Worker side, synced mode: the spectrum of each gradient (copied, so later transforms cannot reuse it) and |Ĝ|. */
+export function localSpectra(grads: readonly Float32Array[], shapes: readonly number[][]): { kept: KeptSpectra; magnitudes: Float32Array[] } {
+  const spectra = grads.map((g, p) => {
+    const [rows, cols] = view2d(shapes[p]!);
+    const s = forward(g, rows, cols);
+    return { ...s, re: s.re.slice(), im: s.im.slice() };
+  });
+  return { kept: { grads: [...grads], spectra }, magnitudes: spectra.map((s) => magnitude(s)) };
+}
+
+/** Worker side, synced mode: M_c = |FFT2(g_c)| of each gradient ([half, rows]; magnitude(forward(g)) to the bit), into `into` when given. */
+export function spectrumMagnitudes(grads: readonly Float32Array[], shapes: readonly number[][], into?: readonly Float32Array[]): Float32Array[] {
+  return grads.map((g, p) => {
+    const [rows, cols] = view2d(shapes[p]!);
+    return hostMagnitude(g, rows, cols, into?.[p]);
+  });
+}
+
+/**
+ * Worker side, synced mode on a TensorFlow backend: M_c = |FFT2(g_c)| with tf.spectral where the gradients are
+ * (only the magnitudes are read back), in spectrumMagnitudes()'s layout [half, rows]; into `into` when given.
+ */
+export function tfGradientMagnitudes(grads: readonly tf.Tensor[], into?: readonly Float32Array[]): Float32Array[] {
+  return grads.map((g, p) => {
+    const [rows, cols] = view2d(g.shape);
+    const M = tf.tidy(() => tfMagnitude(tfForward(tf.reshape(g, [rows, cols]) as tf.Tensor2D)));
+    const out = into?.[p] ?? new Float32Array(M.size);
+    out.set(M.dataSync() as Float32Array);
+    M.dispose();
+    return out;
+  });
+}
+
+/** κ·a as a new array (a itself when κ = 1; into `into` when given), float32 rounding as maskedBlend's inputs expect. */
+function scaled(a: Float32Array, coef: number, into?: Float32Array): Float32Array {
+  if (coef === 1) return a;
+  const out = into ?? new Float32Array(a.length); // a plain loop: Float32Array.map's callback costs ~5× more here
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! * coef;
+  return out;
+}
+
+/** Worker side, synced mode: b = α·Re(IFFT2(κĜ ⊙ Ω)) + (1−α)·κg for each parameter, with the shared masks. */
+export function blendWithMasks(kept: KeptSpectra, masks: readonly Uint8Array[], coef: number, alpha: number): Float32Array[] {
+  return kept.spectra.map((s, p) => {
+    const n = s.rows * s.half;
+    const spec = { ...s, re: scaled(s.re, coef), im: scaled(s.im, coef) };
+    return maskedBlend(spec, scaled(kept.grads[p]!, coef), unpackMask(masks[p]!, n), 0.5, alpha);
+  });
+}
+
+/** One parameter's shared history on the coordinator (synced mode), in SpectralMomentum's layout [half, rows]. */
+interface SharedHistory {
+  rows: number;
+  cols: number;
+  H: Float32Array;
+}
+
+/** blendMean's per-parameter buffers, reused from step to step: the next H, κḡ, b̄ and the mean magnitudes. */
+interface BlendBuffers {
+  H: Float32Array;
+  G: Float32Array;
+  out: Float32Array;
+  mbar: Float32Array;
+}
+
+/**
+ * Coordinator side, synced mode: the one shared history. `prepare` computes the step's H, τ and masks from the
+ * chunks' magnitudes without committing; `commit` keeps them once the step is applied (so a step that must be
+ * redone after a failure starts from the same history).
+ */
+export class SharedSpectralHistory {
+  private hist = new Map<string, SharedHistory>();
+  private pending: Map<string, SharedHistory> | null = null;
+  private buffers = new Map<string, BlendBuffers>();
+
+  constructor(readonly beta: number, readonly q: number) {}
+
+  /** M̄ = κ·Σ_c w_c M_c per parameter → H (EMA) → τ → packed masks and their chained checksum. */
+  prepare(names: readonly string[], shapes: readonly number[][], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number): { masks: Uint8Array[]; checksum: number } {
+    const mean = weightedSum(magnitudes, weights.map((w) => w * coef));
+    this.pending = new Map();
+    const masks: Uint8Array[] = [];
+    let checksum = MASK_CHECKSUM_SEED;
+    names.forEach((name, p) => {
+      const [rows, cols] = view2d(shapes[p]!);
+      const prev = this.hist.get(name);
+      const H = updateHistory(prev ? prev.H.slice() : null, mean[p]!, this.beta);
+      const tau = threshold(H, rows, cols, this.q);
+      masks.push(packMask(H, tau));
+      checksum = maskChecksum(H, tau, checksum);
+      this.pending!.set(name, { rows, cols, H });
+    });
+    return { masks, checksum };
+  }
+
+  /**
+   * The one-round form (--synced-blend coordinator): the step's H from the chunks' magnitudes as prepare(),
+   * and the shared mask applied once to the clipped mean gradient, b̄ = α·Re(IFFT2(FFT2(κḡ) ⊙ Ω)) + (1−α)·κḡ
+   * (fused: shared/smi-host.ts hostStep). Returns b̄ per parameter and the masks' chained checksum (the same
+   * value prepare() gives for these inputs). Nothing is committed. The returned arrays are reused by the next
+   * call: use them (e.g. copy them into tensors) before. Needs `await initFft()`.
+   */
+  blendMean(names: readonly string[], shapes: readonly number[][], mean: readonly Float32Array[], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, alpha: number): { tensors: Float32Array[]; checksum: number } {
+    const bufs = names.map((name, p) => {
+      let b = this.buffers.get(name);
+      if (!b || b.G.length !== mean[p]!.length) {
+        const n = magnitudes[0]![p]!.length;
+        b = { H: new Float32Array(n), G: new Float32Array(mean[p]!.length), out: new Float32Array(mean[p]!.length), mbar: new Float32Array(n) };
+        this.buffers.set(name, b);
+      }
+      return b;
+    });
+    const mbar = weightedSum(magnitudes, weights.map((w) => w * coef), bufs.map((b) => b.mbar));
+    this.pending = new Map();
+    const tensors: Float32Array[] = [];
+    let checksum = MASK_CHECKSUM_SEED;
+    names.forEach((name, p) => {
+      const [rows, cols] = view2d(shapes[p]!);
+      const prev = this.hist.get(name);
+      const b = bufs[p]!;
+      const H = b.H; // the committed history's buffer and this one trade places on commit()
+      if (prev) H.set(prev.H);
+      const G = scaled(mean[p]!, coef, b.G);
+      const out = b.out;
+      checksum = hostStep(G, rows, cols, H, !prev, { beta: this.beta, q: this.q, alpha }, checksum, () => ({ G, out }), undefined, mbar[p]!);
+      tensors.push(out);
+      this.pending!.set(name, { rows, cols, H });
+    });
+    return { tensors, checksum };
+  }
+
+  commit(): void {
+    if (this.pending) {
+      for (const [k, v] of this.pending) {
+        const old = this.hist.get(k);
+        const b = this.buffers.get(k);
+        // the old history's buffer is the next step's (never the committed one: a redone step must find it intact)
+        if (b && b.H === v.H) b.H = old && old.H.length === v.H.length ? old.H : new Float32Array(v.H.length);
+        this.hist.set(k, v);
+      }
+    }
+    this.pending = null;
+  }
+
+  /** As SpectralMomentum.getState(): entries sorted by name, shape [half, rows]. */
+  getState(): { name: string; shape: number[]; data: Float32Array }[] {
+    return [...this.hist.keys()].sort().map((name) => {
+      const h = this.hist.get(name)!;
+      return { name, shape: [h.H.length / h.rows, h.rows], data: h.H.slice() };
+    });
+  }
+
+  setState(entries: readonly { name: string; shape: number[]; data: Float32Array }[], shapes: Map<string, number[]>): void {
+    this.hist = new Map();
+    for (const e of entries) {
+      const shape = shapes.get(e.name);
+      if (!shape) throw new RangeError(`spectral history for unknown parameter ${e.name}`);
+      const [rows, cols] = view2d(shape);
+      this.hist.set(e.name, { rows, cols, H: e.data.slice() });
+    }
+  }
+}

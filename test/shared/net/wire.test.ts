@@ -1,0 +1,544 @@
+// Wire codec: frames decoded from raw bytes without a socket, then real ws servers on port 0 in-process.
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import WebSocket, { WebSocketServer } from 'ws';
+import { resolveConfig } from '../../../shared/config.ts';
+import { ERROR_CODES, ERROR_CODE_NAMES, ProtocolError, codeForClose, errorTableMarkdown, protocolError } from '../../../shared/errors.ts';
+import { MESSAGE_TYPES, type Message, PROTOCOL_VERSION, parseMessage } from '../../../shared/net/protocol.ts';
+import {
+  HIGH_WATER_BYTES, MAX_FRAME_BYTES, MessageAssembler, Peer, type ReceiveInfo, clientOptions, encodeFrames, encodeMessage, serverOptions,
+} from '../../../shared/net/wire.ts';
+import { ROOT } from '../../helpers.ts';
+
+const f32 = (n: number, seed = 1) => Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.37 + seed) * 3));
+const cfg = resolveConfig({ preset: 'test' });
+
+/** One message of every kind, with typed arrays of every kind the protocol carries. */
+const SAMPLES: Message[] = [
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 24 * 2 ** 30, host: 'h', pid: 42 },
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 1, host: 'h', pid: 1 },
+  { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
+  { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(1000, 2)] },
+  { type: 'weights', step: 0, tensors: [f32(3)], spectral: [f32(7, 3), f32(2)] },
+  { type: 'work', step: 1, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },
+  { type: 'grads', step: 1, attempt: 2, sequences: 3, loss: 4.1743, tensors: [f32(9), f32(4096)], phases: { compute: 12.5, encode: 0.1 } },
+  { type: 'grads', step: 1, attempt: 2, sequences: 3, loss: 4, tensors: [f32(9)], magnitudes: [f32(5)], phases: {} },
+  { type: 'blend', step: 2, attempt: 1, source: 0, clip: 0.5, alpha: 0.9 },
+  { type: 'blend', step: 2, attempt: 1, source: 1, clip: 1, alpha: 0.25, masks: [Uint8Array.of(1, 255, 3), new Uint8Array(0)], maskChecksum: 0xdeadbeef },
+  { type: 'blended', step: 2, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
+  { type: 'ping', t: 123.5 },
+  { type: 'pong', t: 123.5 },
+  { type: 'error', code: 'E_SHAPE', message: 'tensor 3 has 12 values, expected 13' },
+  { type: 'bye', reason: 'run finished' },
+];
+
+/** A JSON-able picture of a message: typed arrays as { kind, values }. */
+function plain(v: unknown): unknown {
+  if (ArrayBuffer.isView(v)) return { kind: v.constructor.name, values: Array.from(v as Float32Array) };
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+/** Decodes frames (Buffers or fragment lists) with a fresh assembler; returns the message. */
+function decode(frames: (Buffer | Buffer[])[], a = new MessageAssembler()): Message {
+  let out: Message | null = null;
+  frames.forEach((f, i) => {
+    out = a.push(f);
+    if (i < frames.length - 1 && out) throw new Error(`message complete after frame ${i} of ${frames.length}`);
+  });
+  if (!out) throw new Error('message incomplete');
+  return out;
+}
+
+/** Asserts fn throws a ProtocolError with this code and a message matching re. */
+function throwsCode(t: Test, fn: () => unknown, code: keyof typeof ERROR_CODES, re: RegExp, what?: string): void {
+  try {
+    fn();
+    t.fail(`${what ?? re}: did not throw`);
+  } catch (e) {
+    t.ok(e instanceof ProtocolError, `${what ?? re}: a ProtocolError`);
+    const err = e as ProtocolError;
+    t.equal(err.code, code, `${what ?? re}: ${err.message}`);
+    t.match(err.message, re);
+    t.equal(err.closeCode, ERROR_CODES[code].close);
+  }
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Errors table
+
+t.test('error codes: unique close codes in 4000–4999, documented in docs/errors.md', async (t) => {
+  const closes = ERROR_CODE_NAMES.map((c) => ERROR_CODES[c].close);
+  t.equal(new Set(closes).size, closes.length, 'close codes are unique');
+  for (const c of closes) t.ok(c >= 4000 && c <= 4999, `${c} in the application range`);
+  for (const c of ['E_VERSION', 'E_TOKEN', 'E_MALFORMED', 'E_TOO_LARGE', 'E_SHAPE', 'E_NONFINITE', 'E_UNEXPECTED', 'E_TIMEOUT', 'E_SHUTDOWN', 'E_DUPLICATE']) {
+    t.ok(c in ERROR_CODES, `${c} exists`);
+  }
+  const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
+  t.ok(doc.includes(errorTableMarkdown()), 'docs/errors.md holds the table of ERROR_CODES verbatim');
+  const e = protocolError('E_SHAPE', 'x');
+  t.equal(e.closeCode, 4005);
+  t.equal(codeForClose(4005), 'E_SHAPE');
+  t.equal(codeForClose(1000), undefined);
+});
+
+// -------------------------------------------------------------------------------------------------------------
+// Codec on raw bytes
+
+t.test('every message kind round-trips: as contiguous frames, as fragments, and chunked', async (t) => {
+  const kinds = new Set(SAMPLES.map((m) => m.type));
+  t.same([...kinds].sort(), [...MESSAGE_TYPES].sort(), 'the samples cover every kind');
+  for (const msg of SAMPLES) {
+    const want = plain(msg);
+    t.same(plain(decode(encodeMessage(msg))), want, `${msg.type}: one contiguous frame`);
+    t.same(plain(decode(encodeFrames(msg))), want, `${msg.type}: fragments`);
+    // the smallest frames that hold the message's header (the welcome's config needs a larger one)
+    const size = [64, 128, 256, 512, 1024].find((n) => {
+      try {
+        return encodeMessage(msg, n).length > 0;
+      } catch {
+        return false;
+      }
+    })!;
+    const small = encodeMessage(msg, size);
+    t.same(plain(decode(small)), want, `${msg.type}: ${small.length} frames of ${size} bytes`);
+  }
+  const w = decode(encodeMessage(SAMPLES[5]!)) as Extract<Message, { type: 'work' }>;
+  t.equal(w.tokens.constructor, Uint8Array, 'tokens decode as a Uint8Array');
+  const h = decode(encodeMessage(SAMPLES[0]!)) as Extract<Message, { type: 'hello' }>;
+  t.equal(h.memoryBytes, 24 * 2 ** 30, 'integers above 2^32 survive');
+});
+
+t.test('zero-copy: sections are views of the received buffer when it is aligned, copies when not', async (t) => {
+  const tensors = [f32(3), f32(100_000, 2), f32(17, 3)];
+  const msg: Message = { type: 'weights', step: 1, tensors };
+  const [frame] = encodeMessage(msg);
+  t.equal(frame!.byteOffset % 8, 0, 'encodeMessage returns an aligned frame');
+  const a = new MessageAssembler();
+  const got = decode([frame!], a) as Extract<Message, { type: 'weights' }>;
+  for (const [i, x] of got.tensors.entries()) {
+    t.equal(x.buffer, frame!.buffer, `tensor ${i} is a view of the frame`);
+    t.equal(x.byteOffset % 4, 0);
+  }
+  t.same(a.stats, { ...a.stats, views: 3, copiedMisaligned: 0, copiedSplit: 0, copiedBytes: 0 });
+
+  // The same bytes one byte into a buffer: every float section is misaligned and copied.
+  const shifted = Buffer.alloc(frame!.length + 1).subarray(1);
+  frame!.copy(shifted);
+  const b = new MessageAssembler();
+  const moved = decode([shifted], b) as Extract<Message, { type: 'weights' }>;
+  t.same(plain(moved), plain(msg), 'same values');
+  for (const x of moved.tensors) t.not(x.buffer, shifted.buffer, 'copied out of the misaligned frame');
+  t.equal(b.stats.copiedMisaligned, 3);
+
+  // As fragments (what a Peer sends and ws delivers with binaryType 'fragments'): large sections are the
+  // sender's own arrays, so without a socket in between the decoded array shares the original memory.
+  const fragments = encodeFrames(msg);
+  t.ok(fragments[0]!.length >= 2, 'the large tensor is its own fragment');
+  const direct = decode(fragments) as Extract<Message, { type: 'weights' }>;
+  t.equal(direct.tensors[1]!.buffer, tensors[1]!.buffer, 'no copy at either end');
+});
+
+t.test('malformed frames: truncated, bad magic, versions, lengths, dtypes, control part', async (t) => {
+  const msg: Message = { type: 'weights', step: 1, tensors: [f32(10), f32(6)] };
+  const [frame] = encodeMessage(msg);
+  const edit = (f: (b: Buffer) => void) => {
+    const b = Buffer.from(frame!);
+    f(b);
+    return b;
+  };
+  const push = (b: Buffer | Buffer[]) => () => new MessageAssembler().push(b);
+  throwsCode(t, push(frame!.subarray(0, 20)), 'E_MALFORMED', /truncated frame header/);
+  throwsCode(t, push(Buffer.alloc(0)), 'E_MALFORMED', /truncated frame header/);
+  throwsCode(t, push([]), 'E_MALFORMED', /truncated frame header/, 'no fragments');
+  throwsCode(t, push(frame!.subarray(0, 40)), 'E_MALFORMED', /truncated head/);
+  throwsCode(t, push(frame!.subarray(0, 60)), 'E_MALFORMED', /truncated head: 2 sections/);
+  throwsCode(t, push(frame!.subarray(0, frame!.length - 4)), 'E_MALFORMED', /frame says 64 data bytes, carries 60/, 'data cut short');
+  throwsCode(t, push(Buffer.concat([frame!, Buffer.alloc(8)])), 'E_MALFORMED', /frame says 64 data bytes, carries 72/, 'trailing bytes');
+  throwsCode(t, push(edit((b) => b.write('GARB', 0))), 'E_MALFORMED', /bad magic 0x42524147/);
+  throwsCode(t, push(Buffer.from('this is not a frame, just a string of bytes')), 'E_MALFORMED', /bad magic/);
+  throwsCode(t, push(edit((b) => b.writeUInt8(9, 4))), 'E_VERSION', /wire format version 9, expected 1/);
+  throwsCode(t, push(edit((b) => b.writeUInt8(7, 5))), 'E_MALFORMED', /unknown frame kind 7/);
+  throwsCode(t, push(edit((b) => b.writeUInt8(99, 48))), 'E_MALFORMED', /section 0: unknown dtype 99/);
+  throwsCode(t, push(edit((b) => b.writeBigUInt64LE(41n, 56))), 'E_MALFORMED', /section 0: 41 bytes is not a whole number of Float32Array/);
+  throwsCode(t, push(edit((b) => b.writeBigUInt64LE(80n, 40))), 'E_MALFORMED', /section lengths do not add up: sections end at 64, data is 80/);
+  throwsCode(t, push(edit((b) => b.writeBigUInt64LE(48n, 40))), 'E_MALFORMED', /section lengths do not add up: section 1/);
+  throwsCode(t, push(edit((b) => b.writeBigUInt64LE(1000n, 56))), 'E_MALFORMED', /section lengths do not add up/);
+  throwsCode(t, push(edit((b) => b.fill(0xc1, 80, 84))), 'E_MALFORMED', /control part undecodable/);
+  throwsCode(t, push(edit((b) => b.writeUInt32LE(2, 16))), 'E_MALFORMED', /all 64 data bytes arrived in frame 1 of 2/, 'a chunk count the data does not fill');
+  // control parts a receiver refuses before msgpackr sees them: too long, nested too deep, lengths past the bytes
+  const control = (bytes: Buffer, maxControlBytes?: number) => {
+    const head = Buffer.alloc(48 + ((bytes.length + 7) & ~7));
+    head.writeUInt32LE(0x57494d53, 0);
+    head.writeUInt8(1, 4);
+    head.writeUInt8(1, 5);
+    head.writeUInt32LE(1, 16);
+    head.writeUInt32LE(bytes.length, 32);
+    bytes.copy(head, 48);
+    return () => new MessageAssembler({ maxControlBytes }).push(head);
+  };
+  const emptyMaps = Buffer.concat([Buffer.from([0xdd, 0, 0x10, 0, 0]), Buffer.alloc(0x100000, 0x80)]); // array32 of 1M empty maps
+  throwsCode(t, control(emptyMaps, 4096), 'E_TOO_LARGE', /control part of 1048581 bytes exceeds 4096/);
+  throwsCode(t, control(Buffer.alloc(200_000, 0x91)), 'E_MALFORMED', /control part undecodable: nested deeper than 16/, '200,000 nested arrays: no stack overflow');
+  throwsCode(t, control(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0])), 'E_MALFORMED', /a container of 4294967295 values in 1 bytes/);
+  throwsCode(t, control(Buffer.from([0xdf, 0x80, 0, 0, 0])), 'E_MALFORMED', /a container of 4294967296 values in 0 bytes/);
+  throwsCode(t, control(Buffer.from([0xdb, 0x7f, 0xff, 0xff, 0xff, 0x41])), 'E_MALFORMED', /truncated/, 'a str32 longer than the bytes');
+  throwsCode(t, control(Buffer.from([0xc0, 0xc0])), 'E_MALFORMED', /1 bytes after its value/);
+  throwsCode(t, control(Buffer.alloc(0)), 'E_MALFORMED', /control part undecodable: truncated/, 'no value');
+  // a text-looking or empty control, a control that is not a message
+  const notAMessage = encodeMessage({ type: 'nonsense' } as unknown as Message, undefined, { check: false });
+  throwsCode(t, push(notAMessage[0]!), 'E_MALFORMED', /message.type: unknown message type "nonsense"/);
+});
+
+t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-array kinds and unknown fields', async (t) => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...SAMPLES[0], protocol: 1.5 }, /hello.protocol: expected a non-negative integer/],
+    [{ ...SAMPLES[0], protocol: '1' }, /hello.protocol: expected a number, got string/],
+    [{ ...SAMPLES[0], token: 5 }, /hello.token: expected a string/],
+    [{ ...SAMPLES[0], workerId: undefined }, /hello.workerId: (missing|expected a string, got undefined)/],
+    [{ ...SAMPLES[0], pid: -1 }, /hello.pid/],
+    [{ ...SAMPLES[0], extra: 1 }, /hello.extra: unknown field/],
+    [(({ host: _, ...r }) => r)(SAMPLES[0] as unknown as Record<string, unknown>), /hello.host: missing/],
+    [{ ...SAMPLES[0], workerId: '' }, /hello.workerId: expected 1–64 characters of A–Z a–z 0–9 _ -, got ""/],
+    [{ ...SAMPLES[0], workerId: 'a b' }, /hello.workerId: expected 1–64 characters/],
+    [{ ...SAMPLES[0], workerId: 'x'.repeat(65) }, /hello.workerId: expected 1–64 characters/],
+    [{ ...SAMPLES[0], backend: 'test' }, /hello.backend: 'test' is not one of tensorflow-gpu, tensorflow, wasm, cpu/],
+    [{ ...SAMPLES[0], backend: 'auto' }, /hello.backend: 'auto' is not one of/],
+    [{ ...SAMPLES[0], pid: 0 }, /hello.pid: expected an integer in \[1, 4294967295\], got 0/],
+    [{ ...SAMPLES[0], pid: 2 ** 32 }, /hello.pid: expected an integer in/],
+    [{ ...SAMPLES[0], memoryBytes: 0 }, /hello.memoryBytes: expected an integer in \[1, /],
+    [{ ...SAMPLES[0], memoryBytes: 1e300 }, /hello.memoryBytes: expected an integer in/],
+    [{ ...SAMPLES[0], host: '' }, /hello.host: expected 1–256 printable characters/],
+    [{ ...SAMPLES[0], device: 'gpu\n0' }, /hello.device: expected 1–256 printable characters/],
+    [{ ...SAMPLES[0], host: 'h'.repeat(257) }, /hello.host: expected 1–256 printable characters/],
+    [{ ...SAMPLES[0], token: 't'.repeat(1025) }, /hello.token: longer than 1024 characters/],
+    [{ ...SAMPLES[2], workerId: '' }, /welcome.workerId: expected 1–64 characters/],
+    [{ ...SAMPLES[2], config: { ...cfg, n_layer: 2.5 } }, /welcome.config.n_layer|must be an integer/],
+    [{ ...SAMPLES[2], config: { ...cfg, smi: 'cosin' } }, /welcome.config.smi: 'cosin' is not one of/],
+    [{ ...SAMPLES[2], config: { ...cfg, typo_field: 1 } }, /welcome.config.typo_field: unknown field/],
+    [{ ...SAMPLES[2], step: -1 }, /welcome.step/],
+    [{ ...SAMPLES[3], tensors: [new Float64Array(3)] }, /weights.tensors\[0\]: expected a Float32Array, got Float64Array/],
+    [{ ...SAMPLES[3], tensors: [f32(2), [1, 2]] }, /weights.tensors\[1\]: expected a Float32Array, got array/],
+    [{ ...SAMPLES[3], tensors: f32(2) }, /weights.tensors: expected an array of Float32Array, got Float32Array/],
+    [{ ...SAMPLES[4], spectral: null }, /weights.spectral: expected an array of Float32Array, got null/],
+    [{ ...SAMPLES[5], tokens: new Float32Array(51) }, /work.tokens: expected a Uint8Array, got Float32Array/],
+    [{ ...SAMPLES[5], tokens: new Uint8Array(50) }, /work.tokens: length 50 is not a multiple of offsets.length 3/],
+    [{ ...SAMPLES[5], offsets: [1, 2.5, 3] }, /work.offsets\[1\]: expected a non-negative integer, got 2.5/],
+    [{ ...SAMPLES[5], offsets: [1, '2', 3] }, /work.offsets\[1\]: expected a non-negative integer, got string/],
+    [{ ...SAMPLES[5], magnitudes: 1 }, /work.magnitudes: expected a boolean/],
+    [{ ...SAMPLES[5], attempt: 0.5 }, /work.attempt/],
+    [{ ...SAMPLES[6], loss: '4' }, /grads.loss: expected a number/],
+    [{ ...SAMPLES[6], phases: { compute: 'fast' } }, /grads.phases.compute: expected a number/],
+    [{ ...SAMPLES[6], phases: [1] }, /grads.phases: expected an object/],
+    [{ ...SAMPLES[6], magnitudes: [new Uint8Array(2)] }, /grads.magnitudes\[0\]: expected a Float32Array, got Uint8Array/],
+    [{ ...SAMPLES[6], sequences: 1e20 }, /grads.sequences/],
+    [{ ...SAMPLES[8], alpha: Infinity }, /blend.alpha: expected a finite number/],
+    [{ ...SAMPLES[8], source: -2 }, /blend.source/],
+    [{ ...SAMPLES[9], masks: [f32(2)] }, /blend.masks\[0\]: expected a Uint8Array, got Float32Array/],
+    [{ ...SAMPLES[9], maskChecksum: 2 ** 32 }, /blend.maskChecksum: expected a uint32/],
+    [{ ...SAMPLES[10], maskChecksum: undefined }, /blended.maskChecksum/],
+    [{ ...SAMPLES[10], tensors: [new Int32Array(2)] }, /blended.tensors\[0\]: expected a Float32Array, got Int32Array/],
+    [{ type: 'ping', t: NaN }, /ping.t: expected a finite number/],
+    [{ type: 'pong' }, /pong.t: missing/],
+    [{ type: 'error', code: 'E_NOPE', message: '' }, /error.code: unknown error code 'E_NOPE'/],
+    [{ type: 'bye', reason: null }, /bye.reason: expected a string, got null/],
+    [{ type: 42 }, /message.type: unknown message type 42/],
+  ];
+  for (const [value, re] of cases) {
+    throwsCode(t, () => parseMessage(value), 'E_MALFORMED', re);
+    // the same failure arrives from the wire: the sender's check is off to craft the frame
+    throwsCode(t, () => decode(encodeMessage(value as unknown as Message, undefined, { check: false })), 'E_MALFORMED', re, `${re} from the wire`);
+  }
+  throwsCode(t, () => parseMessage([1]), 'E_MALFORMED', /message: expected an object, got array/);
+  throwsCode(t, () => encodeMessage({ ...SAMPLES[3], tensors: [new Float64Array(2)] } as unknown as Message), 'E_MALFORMED', /weights.tensors\[0\]/, 'the sender checks too');
+  // a newer protocol number is the coordinator's business (E_VERSION), not the codec's
+  const future = decode(encodeMessage({ ...SAMPLES[0], protocol: 99 } as Message)) as Extract<Message, { type: 'hello' }>;
+  t.equal(future.protocol, 99, 'hello with another protocol version decodes');
+});
+
+t.test('chunks: reassembled in order; out of order, missing or repeated chunks are E_MALFORMED', async (t) => {
+  const msg: Message = { type: 'grads', step: 4, attempt: 1, sequences: 2, loss: 1, tensors: [f32(1000), f32(5), f32(3000, 2)], phases: {} };
+  const frames = encodeMessage(msg, 1024);
+  t.ok(frames.length > 10, `${frames.length} frames`);
+  for (const f of frames) t.ok(f.length <= 1024, 'no frame over the limit');
+  const a = new MessageAssembler();
+  t.same(plain(decode(frames, a)), plain(msg), 'in order');
+  t.ok(a.stats.copiedSplit >= 2, 'sections spanning frames were copied together');
+  t.equal(a.pending, false);
+
+  const fits: Message = { type: 'weights', step: 1, tensors: Array.from({ length: 9 }, (_, i) => f32(200 + i, i)) };
+  const c = new MessageAssembler();
+  const fitFrames = encodeMessage(fits, 1024);
+  t.same(plain(decode(fitFrames, c)), plain(fits));
+  t.same([c.stats.copiedSplit, c.stats.views], [0, 9], `sections that fit a frame start a new frame rather than split (${fitFrames.length} frames)`);
+
+  const swapped = [frames[0]!, frames[2]!, frames[1]!, ...frames.slice(3)];
+  throwsCode(t, () => decode(swapped), 'E_MALFORMED', /chunk out of order: got frame 2\/\d+ of message 0, expected 1/);
+  throwsCode(t, () => decode(frames.slice(1)), 'E_MALFORMED', /chunk out of order: frame 1 of message 0 without its head/);
+  throwsCode(t, () => decode([frames[0]!, frames[1]!, frames[1]!]), 'E_MALFORMED', /chunk out of order: got frame 1/, 'a repeated chunk');
+  const b = new MessageAssembler();
+  b.push(frames[0]!);
+  throwsCode(t, () => b.push(frames[0]!), 'E_MALFORMED', /new message 0 while message 0 awaits frame 1/, 'a new head mid-message');
+  t.equal(b.pending, false, 'the assembler resets after an error');
+  const other = encodeMessage(msg, 1024).map((f) => {
+    const c = Buffer.from(f);
+    c.writeUInt32LE(7, 8); // message sequence number
+    return c;
+  });
+  throwsCode(t, () => decode([frames[0]!, other[1]!]), 'E_MALFORMED', /of message 7, expected 1\/\d+ of 0/, 'a chunk of another message');
+  const shifted = Buffer.from(frames[1]!);
+  shifted.writeBigUInt64LE(BigInt(Number(shifted.readBigUInt64LE(24)) + 8), 24);
+  throwsCode(t, () => decode([frames[0]!, shifted]), 'E_MALFORMED', /carries data at \d+, expected/);
+});
+
+t.test('oversize: frames over maxFrameBytes, messages over maxMessageBytes, headers over a frame', async (t) => {
+  const msg: Message = { type: 'weights', step: 1, tensors: [f32(1000)] };
+  const [frame] = encodeMessage(msg);
+  throwsCode(t, () => new MessageAssembler({ maxFrameBytes: 1024 }).push(frame!), 'E_TOO_LARGE', /frame of 4\d\d\d bytes exceeds 1024/);
+  throwsCode(t, () => new MessageAssembler({ maxMessageBytes: 3999 }).push(frame!), 'E_TOO_LARGE', /message of 4000 bytes exceeds 3999/);
+  const huge = Buffer.from(frame!);
+  huge.writeBigUInt64LE(2n ** 40n, 40);
+  throwsCode(t, () => new MessageAssembler().push(huge), 'E_TOO_LARGE', /message of 1099511627776 bytes exceeds/, 'a declared 1 TiB message allocates nothing');
+  const many: Message = { type: 'weights', step: 1, tensors: Array.from({ length: 10 }, () => f32(1)) };
+  throwsCode(t, () => encodeMessage(many, 128), 'E_TOO_LARGE', /header of \d+ bytes does not fit a 128-byte frame/);
+  t.throws(() => encodeMessage(msg, 100), /multiple of 8/);
+});
+
+// -------------------------------------------------------------------------------------------------------------
+// Over real sockets
+
+interface Server {
+  wss: WebSocketServer;
+  url: string;
+  peers: Peer[];
+  close(): Promise<void>;
+}
+
+/** A ws server on port 0 whose connections become Peers; `handle` sets each peer up. */
+async function server(handle: (peer: Peer) => void, opts: { maxFrameBytes?: number } = {}): Promise<Server> {
+  const wss = new WebSocketServer(serverOptions({ host: '127.0.0.1', port: 0 }));
+  await once(wss, 'listening');
+  const peers: Peer[] = [];
+  wss.on('connection', (ws) => {
+    const p = new Peer(ws, opts);
+    peers.push(p);
+    handle(p);
+  });
+  const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
+  return {
+    wss, url, peers,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
+}
+
+/** A client Peer whose received messages queue up for next(). */
+async function client(url: string, opts: { unmasked?: boolean; maxFrameBytes?: number } = {}) {
+  const ws = new WebSocket(url, clientOptions({ unmasked: opts.unmasked }));
+  const peer = new Peer(ws, { maxFrameBytes: opts.maxFrameBytes });
+  const inbox: [Message, ReceiveInfo][] = [];
+  const waiters: (() => void)[] = [];
+  let closed: { code: number; reason: string } | null = null;
+  peer.onMessage((m, i) => {
+    inbox.push([m, i]);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const closedP = new Promise<{ code: number; reason: string }>((r) =>
+    peer.onClose((code, reason) => {
+      closed = { code, reason };
+      waiters.splice(0).forEach((w) => w());
+      r(closed);
+    }),
+  );
+  await once(ws, 'open');
+  const next = async (): Promise<[Message, ReceiveInfo]> => {
+    while (!inbox.length) {
+      if (closed) throw new Error(`closed ${closed.code} ${closed.reason}`);
+      await new Promise<void>((r) => waiters.push(r));
+    }
+    return inbox.shift()!;
+  };
+  return { ws, peer, next, closed: closedP };
+}
+
+/** Echo server: each grads/weights comes back as grads with the same tensors. */
+const echo = (peer: Peer) =>
+  peer.onMessage(async (m) => {
+    if (m.type === 'weights' || m.type === 'grads') {
+      await peer.send({ type: 'grads', step: m.step, attempt: 0, sequences: 1, loss: 0, tensors: m.tensors, phases: {} });
+    } else if (m.type === 'ping') await peer.send({ type: 'pong', t: m.t });
+  });
+
+t.test('ws: a 10M-float message makes a round trip, unmasked and masked', async (t) => {
+  const srv = await server(echo);
+  t.teardown(srv.close);
+  const tensors = [f32(10_000_000), f32(384, 5), f32(1536 * 384, 6)];
+  for (const unmasked of [true, false]) {
+    const c = await client(srv.url, { unmasked });
+    const t0 = performance.now();
+    const sent = await c.peer.send({ type: 'weights', step: 9, tensors });
+    const [m, info] = await c.next();
+    const ms = performance.now() - t0;
+    if (m.type !== 'grads') throw new Error(m.type);
+    t.equal(m.step, 9);
+    t.equal(m.tensors.length, 3);
+    for (let i = 0; i < 3; i++) {
+      t.equal(m.tensors[i]!.length, tensors[i]!.length);
+      t.ok(m.tensors[i]!.every((x, j) => x === tensors[i]![j]), `${unmasked ? 'unmasked' : 'masked'}: tensor ${i} intact`);
+    }
+    t.ok(sent.bytes > 40e6 && info.bytes > 40e6, 'byte counts');
+    t.equal(c.peer.bytesSent, sent.bytes);
+    t.equal(c.peer.bytesReceived, info.bytes);
+    const s = srv.peers.at(-1)!.assembler.stats;
+    t.comment(`${unmasked ? 'unmasked' : 'masked'}: ${(ms).toFixed(0)} ms round trip of ${((sent.bytes + info.bytes) / 1e6).toFixed(0)} MB; ` +
+      `server sections: ${s.views} views, ${s.copiedMisaligned} misaligned copies (${s.copiedBytes} B); client: ${JSON.stringify(c.peer.assembler.stats)}`);
+    t.equal(s.copiedSplit, 0, 'nothing split in a single-frame message');
+    t.ok(m.tensors[0]!.byteOffset % 4 === 0);
+    c.peer.close();
+    t.equal((await c.closed).code, 1000);
+  }
+});
+
+t.test('ws: messages chunked into many frames arrive whole, and a 124M-float message works', async (t) => {
+  const srv = await server(echo, { maxFrameBytes: 4096 });
+  t.teardown(srv.close);
+  const c = await client(srv.url, { maxFrameBytes: 4096 });
+  const msg: Message = { type: 'weights', step: 2, tensors: [f32(50_000), f32(3), f32(7000, 4)] };
+  await c.peer.send(msg);
+  const [m] = await c.next();
+  t.same(plain((m as Extract<Message, { type: 'grads' }>).tensors), plain(msg.tensors), 'small frames, both ways');
+  t.ok(srv.peers[0]!.assembler.stats.frames > 50, `${srv.peers[0]!.assembler.stats.frames} frames`);
+  c.peer.close();
+
+  // GPT-2 small's size (124,439,808 floats = 498 MB) with its largest tensor (wte, 154 MB) over the 64 MiB frame.
+  const srv2 = await server(echo);
+  t.teardown(srv2.close);
+  const c2 = await client(srv2.url, { unmasked: true });
+  const sizes = [50257 * 768, 1024 * 768, ...Array.from({ length: 12 }, () => [768, 2304 * 768, 768 * 768, 768, 3072 * 768, 768 * 3072]).flat(), 768];
+  const total = sizes.reduce((a, b) => a + b, 0);
+  t.equal(total, 124_337_664, 'GPT-2 small without biases');
+  const big = sizes.map((n, i) => {
+    const a = new Float32Array(n);
+    for (let j = 0; j < n; j += 4099) a[j] = i + j;
+    a[n - 1] = -i;
+    return a;
+  });
+  const t0 = performance.now();
+  const sent = await c2.peer.send({ type: 'weights', step: 1, tensors: big });
+  const [back] = await c2.next();
+  const ms = performance.now() - t0;
+  if (back.type !== 'grads') throw new Error(back.type);
+  t.ok(sent.bytes > 4 * total && sent.bytes < 4 * total + 1e6, `${(sent.bytes / 1e6).toFixed(0)} MB each way`);
+  let ok = back.tensors.length === big.length;
+  for (let i = 0; ok && i < big.length; i++) {
+    const a = big[i]!;
+    const b = back.tensors[i]!;
+    ok = a.length === b.length && a[a.length - 1] === b[b.length - 1];
+    for (let j = 0; ok && j < a.length; j += 4099) ok = a[j] === b[j];
+  }
+  t.ok(ok, 'every tensor intact after crossing frame boundaries');
+  const s = srv2.peers[0]!.assembler.stats;
+  t.ok(s.frames >= 8, `${s.frames} frames of at most ${MAX_FRAME_BYTES} bytes`);
+  t.comment(`124M floats: ${ms.toFixed(0)} ms round trip; server: ${JSON.stringify(s)}`);
+  c2.peer.close();
+});
+
+t.test('ws: garbage bytes close that client with E_MALFORMED; the server keeps serving others', async (t) => {
+  const errors: ProtocolError[] = [];
+  const srv = await server((peer) => {
+    echo(peer);
+    peer.onError((e) => errors.push(e));
+  });
+  t.teardown(srv.close);
+
+  for (const [what, payload, binary] of [['garbage', Buffer.from('garbage bytes, not a frame at all'), true], ['text', 'hello', false]] as const) {
+    const raw = new WebSocket(srv.url, clientOptions());
+    await once(raw, 'open');
+    const got: Buffer[] = [];
+    raw.on('message', (d: Buffer) => got.push(d));
+    raw.send(payload, { binary });
+    const [code, reason] = (await once(raw, 'close')) as [number, Buffer];
+    t.equal(code, ERROR_CODES.E_MALFORMED.close, `${what}: closed with ${code}`);
+    t.match(reason.toString(), /^E_MALFORMED: /);
+    const said = decode(got);
+    t.same(said.type === 'error' && [said.code, /bad magic|text frame/.test(said.message)], ['E_MALFORMED', true], `${what}: an error message came first`);
+  }
+  t.equal(errors.length, 2, 'the server side reported both');
+  t.equal(errors[0]!.code, 'E_MALFORMED');
+
+  const c = await client(srv.url);
+  await c.peer.send({ type: 'ping', t: 1 });
+  const [pong] = await c.next();
+  t.same(pong, { type: 'pong', t: 1 }, 'another client is still served');
+  c.peer.close();
+});
+
+t.test('ws: a ProtocolError thrown by a handler reaches the other side as an error message and close code', async (t) => {
+  const srv = await server((peer) =>
+    peer.onMessage((m) => {
+      if (m.type === 'grads') throw protocolError('E_SHAPE', `grads: ${m.tensors.length} tensors, the model has 4`);
+      if (m.type === 'ping') throw new Error('a bug');
+    }),
+  );
+  t.teardown(srv.close);
+  const c = await client(srv.url);
+  await c.peer.send({ type: 'grads', step: 1, attempt: 0, sequences: 1, loss: 1, tensors: [f32(3)], phases: {} });
+  const [m] = await c.next();
+  t.same(m, { type: 'error', code: 'E_SHAPE', message: 'grads: 1 tensors, the model has 4' });
+  const closed = await c.closed;
+  t.equal(closed.code, 4005);
+  t.equal(closed.reason, 'E_SHAPE: grads: 1 tensors, the model has 4');
+  await t.rejects(c.peer.send({ type: 'ping', t: 0 }), /closing/, 'sends after close are refused');
+
+  const c2 = await client(srv.url);
+  await c2.peer.send({ type: 'ping', t: 0 });
+  const [m2] = await c2.next();
+  t.same(m2, { type: 'error', code: 'E_INTERNAL', message: 'a bug' }, 'a plain exception is E_INTERNAL');
+  t.equal((await c2.closed).code, ERROR_CODES.E_INTERNAL.close);
+});
+
+t.test('ws: a frame over maxPayload is refused by ws (1009) and reported as E_TOO_LARGE', async (t) => {
+  const errors: ProtocolError[] = [];
+  const wss = new WebSocketServer(serverOptions({ host: '127.0.0.1', port: 0, maxPayload: 64 * 1024 }));
+  await once(wss, 'listening');
+  wss.on('connection', (ws) => new Peer(ws).onMessage(() => {}).onError((e) => errors.push(e)));
+  t.teardown(() => new Promise<void>((r) => wss.close(() => r())));
+  const c = await client(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`);
+  c.peer.send({ type: 'weights', step: 1, tensors: [f32(100_000)] }).catch(() => {});
+  t.equal((await c.closed).code, 1009);
+  t.equal(errors[0]?.code, 'E_TOO_LARGE');
+});
+
+t.test('ws: backpressure: queued large messages wait for the socket, not in memory', async (t) => {
+  const srv = await server(() => {});
+  t.teardown(srv.close);
+  const c = await client(srv.url, { unmasked: true });
+  const sender = srv.peers[0]!;
+  sender.onMessage(() => {});
+  c.ws.pause(); // the client stops reading: the server's socket fills up
+  const part = 2_500_000; // 10 MB per tensor, 40 MB per message
+  const msgs = Array.from({ length: 5 }, (_, k) => ({ type: 'weights' as const, step: k, tensors: Array.from({ length: 4 }, () => new Float32Array(part).fill(k)) }));
+  const done: boolean[] = msgs.map(() => false);
+  const sends = msgs.map((m, k) => sender.send(m).then((r) => ((done[k] = true), r)));
+  let peak = 0;
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    peak = Math.max(peak, sender.ws.bufferedAmount);
+  }
+  t.ok(peak <= HIGH_WATER_BYTES + 4 * part + 65536, `ws buffered at most ${(peak / 1e6).toFixed(1)} MB of the 200 MB queued`);
+  t.same(done, [false, false, false, false, false], 'no send resolved while the reader is paused');
+  c.ws.resume();
+  for (let k = 0; k < msgs.length; k++) {
+    const [m] = await c.next();
+    t.equal(m.type === 'weights' && m.step, k, `message ${k} arrives in order`);
+    t.ok(m.type === 'weights' && m.tensors[3]![part - 1] === k);
+  }
+  const infos = await Promise.all(sends);
+  t.ok(infos.every((i) => i.bytes > 4 * part * 4), 'every send resolved');
+  c.peer.close();
+});

@@ -1,0 +1,617 @@
+// SMI (SPEC §2): host FFT, quantile, host and tf engines against a float64 complex DFT reference written out here.
+import t from 'tap';
+import * as tf from '@tensorflow/tfjs';
+import { disposeFft, halfCols, initFft, irfft2, rfft2, setFftLibrary, type FftLibrary, type HalfSpectrum } from '../../../shared/smi/fft.ts';
+import { halfSpectrumQuantile, quantile } from '../../../shared/smi/quantile.ts';
+import {
+  SMI_RUNS,
+  SpectralMomentum,
+  alphaAt,
+  forward,
+  magnitude,
+  maskChecksum,
+  maskedBlend,
+  tfForward,
+  tfMaskedBlend,
+  tfThreshold,
+  tfUpdateHistory,
+  threshold,
+  updateHistory,
+  disposeTfSpectrum,
+  type SmiRun,
+  type NamedTensor,
+} from '../../../shared/smi/smi.ts';
+
+await tf.setBackend('cpu');
+await initFft();
+t.teardown(() => disposeFft());
+
+// ---- helpers ---------------------------------------------------------------------------------------------
+
+/** mulberry32 + Box–Muller: reproducible normal float32 matrices. */
+function randn(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  return out;
+}
+
+/** ‖a − b‖ / ‖b‖ (Frobenius; b the reference). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** The same for complex arrays given as re / im. */
+function relErrC(aRe: ArrayLike<number>, aIm: ArrayLike<number>, bRe: ArrayLike<number>, bIm: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < bRe.length; i++) {
+    num += (aRe[i] - bRe[i]) ** 2 + (aIm[i] - bIm[i]) ** 2;
+    den += bRe[i] ** 2 + bIm[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+interface Complex2 {
+  re: Float64Array;
+  im: Float64Array;
+}
+
+/**
+ * The reference: the full complex DFT of a rows × cols matrix in float64, written out as the separable sum
+ * X[k1][k2] = Σ_r e^{∓2πi·k1·r/rows} Σ_c x[r][c]·e^{∓2πi·k2·c/cols}; the inverse also divides by rows·cols.
+ */
+function dft2(xr: ArrayLike<number>, xi: ArrayLike<number> | null, rows: number, cols: number, inverse = false): Complex2 {
+  const sign = inverse ? 1 : -1;
+  const tw = (n: number) => {
+    const c = new Float64Array(n);
+    const s = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      c[j] = Math.cos((2 * Math.PI * j) / n);
+      s[j] = sign * Math.sin((2 * Math.PI * j) / n);
+    }
+    return { c, s };
+  };
+  const tc = tw(cols);
+  const tr = tw(rows);
+  const yr = new Float64Array(rows * cols);
+  const yi = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < cols; k++) {
+      let sr = 0;
+      let si = 0;
+      for (let c = 0, j = 0; c < cols; c++, j = (j + k) % cols) {
+        const ar = xr[r * cols + c];
+        const ai = xi ? xi[r * cols + c] : 0;
+        sr += ar * tc.c[j] - ai * tc.s[j];
+        si += ar * tc.s[j] + ai * tc.c[j];
+      }
+      yr[r * cols + k] = sr;
+      yi[r * cols + k] = si;
+    }
+  }
+  const re = new Float64Array(rows * cols);
+  const im = new Float64Array(rows * cols);
+  const scale = inverse ? 1 / (rows * cols) : 1;
+  for (let k1 = 0; k1 < rows; k1++) {
+    for (let k = 0; k < cols; k++) {
+      let sr = 0;
+      let si = 0;
+      for (let r = 0, j = 0; r < rows; r++, j = (j + k1) % rows) {
+        const ar = yr[r * cols + k];
+        const ai = yi[r * cols + k];
+        sr += ar * tr.c[j] - ai * tr.s[j];
+        si += ar * tr.s[j] + ai * tr.c[j];
+      }
+      re[k1 * cols + k] = sr * scale;
+      im[k1 * cols + k] = si * scale;
+    }
+  }
+  return { re, im };
+}
+
+/** The first floor(cols/2)+1 columns of a full spectrum, transposed to [half, rows], as float32 (shared/fft.ts). */
+function halfOf(full: Complex2, rows: number, cols: number): HalfSpectrum {
+  const half = halfCols(cols);
+  const re = new Float32Array(rows * half);
+  const im = new Float32Array(rows * half);
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < half; k++) {
+      re[k * rows + r] = full.re[r * cols + k];
+      im[k * rows + r] = full.im[r * cols + k];
+    }
+  }
+  return { rows, cols, half, re, im };
+}
+
+/** Index in the transposed half spectrum of the representative of full-spectrum bin (k1, k2). */
+function halfIndex(k1: number, k2: number, rows: number, cols: number): number {
+  return k2 < halfCols(cols) ? k2 * rows + k1 : (cols - k2) * rows + ((rows - k1) % rows);
+}
+
+/** numpy.quantile(v, q) by sorting (the independent reference for selection). */
+function npQuantile(v: ArrayLike<number>, q: number): number {
+  const s = Float64Array.from(v).sort();
+  const pos = q * (s.length - 1);
+  const k = Math.floor(pos);
+  const f = pos - k;
+  if (f === 0) return s[k];
+  const diff = s[k + 1] - s[k];
+  return f >= 0.5 ? s[k + 1] - diff * (1 - f) : s[k] + diff * f;
+}
+
+/** α_t written out again from SPEC §2 step 8. */
+function refAlpha(run: SmiRun, t: number, T: number): number {
+  if (run.schedule === 'none') return 0;
+  const r = run.schedule === 'linear' ? t / T : (1 - Math.cos((Math.PI * t) / T)) / 2;
+  return run.alpha0 + (run.alpha1 - run.alpha0) * r;
+}
+
+/**
+ * SPEC §2 steps 1–9 with the full complex spectrum in float64, over a sequence of gradients. Conjugate bins
+ * have equal magnitudes in exact arithmetic; here they differ in the last bit, which would let τ fall
+ * between the two members of a pair, so each pair gets the mean of its two magnitudes.
+ */
+function refSmi(grads: Float32Array[], rows: number, cols: number, run: SmiRun, T: number): Float64Array[] {
+  let H: Float64Array | null = null;
+  return grads.map((G, s) => {
+    const step = s + 1;
+    const X = dft2(G, null, rows, cols);
+    const n = rows * cols;
+    const abs = new Float64Array(n);
+    for (let i = 0; i < n; i++) abs[i] = Math.hypot(X.re[i], X.im[i]);
+    const M = new Float64Array(n);
+    for (let k1 = 0; k1 < rows; k1++) {
+      for (let k2 = 0; k2 < cols; k2++) {
+        const mirror = ((rows - k1) % rows) * cols + ((cols - k2) % cols);
+        M[k1 * cols + k2] = (abs[k1 * cols + k2] + abs[mirror]) / 2;
+      }
+    }
+    if (H === null) H = M;
+    else for (let i = 0; i < n; i++) H[i] = run.beta * H[i] + (1 - run.beta) * M[i];
+    const tau = npQuantile(H, run.q);
+    const mr = new Float64Array(n);
+    const mi = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      if (H[i] >= tau) {
+        mr[i] = X.re[i];
+        mi[i] = X.im[i];
+      }
+    }
+    const g1 = dft2(mr, mi, rows, cols, true).re;
+    const alpha = refAlpha(run, step, T);
+    return Float64Array.from(G, (g, i) => alpha * g1[i] + (1 - alpha) * g);
+  });
+}
+
+// ---- FFT against the reference -----------------------------------------------------------------------------
+
+const LIBS: FftLibrary[] = ['auto', 'kissfft'];
+const HOST_SHAPES: [number, number][] = [
+  [65, 128],
+  [96, 160],
+  [1, 32],
+  [384, 1152],
+  [64, 128],
+  [7, 33],
+  [5, 7],
+  [2, 2],
+  [3, 1],
+  [1, 1],
+];
+
+t.test('host rfft2 / irfft2 against the float64 DFT (both libraries)', async (t) => {
+  for (const [rows, cols] of HOST_SHAPES) {
+    const x = randn(rows * cols, rows * 1000 + cols);
+    const full = dft2(x, null, rows, cols);
+    const ref = halfOf(full, rows, cols);
+    for (const lib of LIBS) {
+      setFftLibrary(lib);
+      const spec = rfft2(x, rows, cols);
+      const fwd = relErrC(spec.re, spec.im, ref.re, ref.im);
+      t.ok(fwd < 1e-5, `${lib} forward ${rows}×${cols}: rel err ${fwd.toExponential(2)}`);
+      const refCopy = { re: ref.re.slice(), im: ref.im.slice() };
+      const back = irfft2(ref);
+      const inv = relErr(back, x);
+      t.ok(inv < 1e-5, `${lib} inverse ${rows}×${cols}: rel err ${inv.toExponential(2)}`);
+      t.ok(ref.re.every((v, i) => v === refCopy.re[i]) && ref.im.every((v, i) => v === refCopy.im[i]), 'irfft2 leaves its input alone');
+    }
+  }
+  setFftLibrary('auto');
+});
+
+t.test('host FFT after the wasm heaps grow (a 1024 × 2048 matrix): round trip and spot bins', async (t) => {
+  const [rows, cols] = [1024, 2048];
+  const x = randn(rows * cols, 99);
+  for (const lib of LIBS) {
+    setFftLibrary(lib);
+    rfft2(randn(6, 1), 2, 3); // something small first, so the big one grows buffers that already exist
+    const spec = rfft2(x, rows, cols);
+    for (const [k1, k2] of [[0, 0], [1, 2], [513, 1024], [1023, 777]]) {
+      let sr = 0;
+      let si = 0;
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          const a = -2 * Math.PI * (((k1 * r) % rows) / rows + ((k2 * c) % cols) / cols);
+          sr += x[r * cols + c] * Math.cos(a);
+          si += x[r * cols + c] * Math.sin(a);
+        }
+      }
+      const i = k2 * rows + k1;
+      const err = Math.hypot(spec.re[i] - sr, spec.im[i] - si) / Math.sqrt(rows * cols); // vs the typical |X|
+      t.ok(err < 1e-5, `${lib} X[${k1}][${k2}]: error ${err.toExponential(2)} of a typical bin`);
+    }
+    const err = relErr(irfft2(spec), x);
+    t.ok(err < 1e-5, `${lib} round trip: rel err ${err.toExponential(2)}`);
+  }
+  setFftLibrary('auto');
+});
+
+/** tfForward of x, downloaded. */
+function tfSpectrumOf(x: Float32Array, rows: number, cols: number): HalfSpectrum {
+  const G = tf.tensor2d(x, [rows, cols]);
+  const spec = tfForward(G);
+  const out = {
+    rows,
+    cols,
+    half: halfCols(cols),
+    re: spec.re.dataSync() as Float32Array,
+    im: spec.im.dataSync() as Float32Array,
+  };
+  disposeTfSpectrum(spec);
+  G.dispose();
+  return out;
+}
+
+const TF_SHAPES: [number, number][] = [
+  [6, 10],
+  [5, 8],
+  [1, 32],
+  [5, 7],
+  [4, 9],
+  [2, 2],
+  [3, 1],
+];
+
+t.test('tf engine forward / inverse against the float64 DFT (cpu backend)', async (t) => {
+  const before = tf.memory().numTensors;
+  for (const [rows, cols] of TF_SHAPES) {
+    const x = randn(rows * cols, rows * 100 + cols);
+    const full = dft2(x, null, rows, cols);
+    const ref = halfOf(full, rows, cols);
+    const spec = tfSpectrumOf(x, rows, cols);
+    const fwd = relErrC(spec.re, spec.im, ref.re, ref.im);
+    t.ok(fwd < 1e-5, `forward ${rows}×${cols}: rel err ${fwd.toExponential(2)}`);
+    // The inverse alone: keep every bin (H = 1 ≥ τ = 1) and take all of G′ (α = 1).
+    const back = tf.tidy(() => {
+      const s = { rows, cols, re: tf.tensor2d(ref.re, [ref.half, rows]), im: tf.tensor2d(ref.im, [ref.half, rows]) };
+      return tfMaskedBlend(s, tf.zeros([rows, cols]), tf.ones([ref.half, rows]), 1, 1).dataSync() as Float32Array;
+    });
+    const inv = relErr(back, x);
+    t.ok(inv < 1e-5, `inverse ${rows}×${cols}: rel err ${inv.toExponential(2)}`);
+  }
+  t.equal(tf.memory().numTensors, before, 'no tensors left behind');
+});
+
+// ---- the whole algorithm against the reference -------------------------------------------------------------
+
+/** Runs `steps` steps of SpectralMomentum on one gradient of rows × cols; returns the host arrays. */
+function runSmi(engine: 'host' | 'tf', run: SmiRun, grads: Float32Array[], rows: number, cols: number, T: number): Float32Array[] {
+  const smi = new SpectralMomentum(run, engine);
+  const outs = grads.map((g, s) => {
+    const input = tf.tensor2d(g, [rows, cols]);
+    const [out] = smi.apply([{ name: 'w', tensor: input }], s + 1, T);
+    const data = out.tensor.dataSync() as Float32Array;
+    tf.dispose([input, out.tensor]);
+    return data;
+  });
+  smi.dispose();
+  return outs;
+}
+
+t.test('g_final of both engines against the 9 steps in float64 (full spectrum, sorted quantile)', async (t) => {
+  const T = 10;
+  const cases: { engine: 'host' | 'tf'; shapes: [number, number][] }[] = [
+    // pffft rows and kissfft columns, pffft on both axes, one row, odd rows (kissfft complex), kissfft real rows
+    { engine: 'host', shapes: [[65, 128], [96, 160], [1, 32], [7, 33], [128, 384], [6, 10], [3, 2]] },
+    { engine: 'tf', shapes: [[6, 10], [5, 8], [1, 32], [5, 7]] },
+  ];
+  for (const { engine, shapes } of cases) {
+    for (const [rows, cols] of shapes) {
+      for (const name of ['linear-0.9', 'top75', 'cosine'] as const) {
+        const run = SMI_RUNS[name];
+        const grads = [0, 1, 2].map((s) => randn(rows * cols, 7 * rows + cols + 1000 * s));
+        const ref = refSmi(grads, rows, cols, run, T);
+        const got = runSmi(engine, run, grads, rows, cols, T);
+        const err = Math.max(...got.map((g, s) => relErr(g, ref[s])));
+        t.ok(err < 1e-5, `${engine} ${name} ${rows}×${cols}, 3 steps: rel err ${err.toExponential(2)}`);
+      }
+    }
+  }
+});
+
+// ---- properties ----------------------------------------------------------------------------------------------
+
+t.test('q = 0 keeps every bin: G′ = G', async (t) => {
+  const [rows, cols] = [65, 128];
+  const G = randn(rows * cols, 1);
+  const spec = forward(G, rows, cols);
+  const H = updateHistory(null, magnitude(spec), 0.9);
+  const tau = threshold(H, rows, cols, 0);
+  t.ok(H.every((h) => h >= tau), 'every bin passes the mask');
+  const g1 = maskedBlend(spec, G, H, tau, 1);
+  t.ok(relErr(g1, G) < 1e-6, `host: rel err ${relErr(g1, G).toExponential(2)}`);
+  const tfOut = runSmi('tf', { ...SMI_RUNS.top75, q: 0, alpha0: 1, alpha1: 1 }, [randn(30, 2)], 5, 6, 10)[0];
+  t.ok(relErr(tfOut, randn(30, 2)) < 1e-6, 'tf engine too');
+});
+
+t.test('α = 0 gives the raw gradient exactly', async (t) => {
+  const run: SmiRun = { schedule: 'linear', alpha0: 0, alpha1: 0, beta: 0.9, q: 0.5 };
+  const g = randn(6 * 10, 3);
+  for (const engine of ['host', 'tf'] as const) {
+    const [out] = runSmi(engine, run, [g], 6, 10, 10);
+    t.same(Array.from(out), Array.from(g), engine);
+  }
+});
+
+t.test('schedules: end points, cosine midpoint, the six runs', async (t) => {
+  for (const name of ['linear-0.9', 'linear-0.5', 'ema-0.99', 'top75', 'cosine'] as const) {
+    const run = SMI_RUNS[name];
+    t.equal(alphaAt(run, 0, 100), run.alpha0, `${name} t = 0 → α0`);
+    t.ok(Math.abs(alphaAt(run, 100, 100) - run.alpha1) < 1e-15, `${name} t = T → α1`);
+    t.ok(Math.abs(alphaAt(run, 37, 100) - refAlpha(run, 37, 100)) < 1e-15, `${name} t = 37`);
+  }
+  t.ok(Math.abs(alphaAt(SMI_RUNS.cosine, 50, 100) - 0.3) < 1e-15, 'cosine midpoint = (α0 + α1)/2');
+  t.ok(Math.abs(alphaAt(SMI_RUNS['linear-0.5'], 25, 100) - 0.2) < 1e-15, 'linear quarter point');
+  t.equal(alphaAt(SMI_RUNS.baseline, 50, 100), 0, 'baseline: 0');
+  const table: [string, string, number, number, number, number][] = [
+    ['linear-0.9', 'linear', 0.1, 0.9, 0.9, 0.5],
+    ['linear-0.5', 'linear', 0.1, 0.5, 0.9, 0.5],
+    ['ema-0.99', 'linear', 0.1, 0.5, 0.99, 0.5],
+    ['top75', 'linear', 0.1, 0.5, 0.99, 0.25],
+    ['cosine', 'cosine', 0.1, 0.5, 0.99, 0.25],
+  ];
+  for (const [name, schedule, alpha0, alpha1, beta, q] of table) {
+    t.same(SMI_RUNS[name as keyof typeof SMI_RUNS], { schedule, alpha0, alpha1, beta, q }, name);
+  }
+  t.equal(SMI_RUNS.baseline.schedule, 'none');
+});
+
+t.test('history EMA over 3 steps (host and tf engines agree bit for bit)', async (t) => {
+  const beta = 0.9;
+  const Ms = [1, 2, 3].map((s) => randn(12, s).map(Math.abs));
+  let H: Float32Array | null = null;
+  for (const M of Ms) H = updateHistory(H, M, beta);
+  const expected = Ms[0].map((m0, i) => beta * beta * m0 + beta * (1 - beta) * Ms[1][i] + (1 - beta) * Ms[2][i]);
+  t.ok(relErr(H!, expected) < 1e-6, `H₃ = β²M₁ + β(1−β)M₂ + (1−β)M₃ (rel err ${relErr(H!, expected).toExponential(2)})`);
+  t.not(updateHistory(null, Ms[0], beta), Ms[0], 'the first step copies M');
+  let V: tf.Variable | null = null;
+  for (const M of Ms) {
+    const m = tf.tensor2d(M, [3, 4]);
+    V = tfUpdateHistory(V, m, beta);
+    m.dispose();
+  }
+  t.same(Array.from(V!.dataSync()), Array.from(H!), 'tf engine: the same float32 values');
+  V!.dispose();
+  // Through the class: the stored history is the EMA of the step magnitudes.
+  const [rows, cols] = [4, 6];
+  const grads = [1, 2, 3].map((s) => randn(rows * cols, 10 + s));
+  const smi = new SpectralMomentum(SMI_RUNS['linear-0.5'], 'host');
+  let Hm: Float32Array | null = null;
+  for (const [s, g] of grads.entries()) {
+    const x = tf.tensor2d(g, [rows, cols]);
+    tf.dispose(smi.apply([x], s + 1, 10));
+    x.dispose();
+    Hm = updateHistory(Hm, magnitude(forward(g, rows, cols)), 0.9);
+  }
+  t.same(smi.getState(), [{ name: '0', shape: [halfCols(cols), rows], data: Hm }], 'getState holds that EMA');
+  smi.dispose();
+});
+
+t.test('a mask comes from H alone: the same H masks two spectra identically (distributed use)', async (t) => {
+  const [rows, cols] = [65, 128];
+  const GA = randn(rows * cols, 21);
+  const GB = randn(rows * cols, 22);
+  const specA = forward(GA, rows, cols);
+  const specB = forward(GB, rows, cols);
+  // The coordinator's shared history: the mean of the workers' magnitudes.
+  const MA = magnitude(specA);
+  const MB = magnitude(specB);
+  const H = MA.map((a, i) => (a + MB[i]) / 2);
+  const tau = threshold(H, rows, cols, 0.5);
+  const kept = H.reduce((n, h) => n + (h >= tau ? 1 : 0), 0);
+  t.ok(kept > 0 && kept < H.length, `a proper subset kept (${kept} of ${H.length})`);
+  t.equal(maskChecksum(H, tau), maskChecksum(Float32Array.from(H), tau), 'checksum is a function of H and τ');
+  t.not(maskChecksum(H, tau), maskChecksum(MA, threshold(MA, rows, cols, 0.5)), 'a different H, a different mask');
+  // Each worker's output is its own spectrum under exactly the mask [H ≥ τ] (checked against the DFT).
+  for (const [G, spec, seed] of [[GA, specA, 'A'], [GB, specB, 'B']] as const) {
+    const g1 = maskedBlend(spec, G, H, tau, 1);
+    const full = dft2(G, null, rows, cols);
+    const half = halfCols(cols);
+    for (let k1 = 0; k1 < rows; k1++) {
+      for (let k2 = 0; k2 < cols; k2++) {
+        // The full-spectrum mask of bin (k1, k2) is that of its representative in the half spectrum.
+        if (!(H[halfIndex(k1, k2, rows, cols)] >= tau)) full.re[k1 * cols + k2] = full.im[k1 * cols + k2] = 0;
+      }
+    }
+    const ref = dft2(full.re, full.im, rows, cols, true).re;
+    t.ok(relErr(g1, ref) < 1e-5, `worker ${seed}: rel err ${relErr(g1, ref).toExponential(2)}`);
+    // The tf engine applies the same mask from the same H.
+    const gt = tf.tidy(() => {
+      const s = { rows, cols, re: tf.tensor2d(spec.re, [half, rows]), im: tf.tensor2d(spec.im, [half, rows]) };
+      return tfMaskedBlend(s, tf.tensor2d(G, [rows, cols]), tf.tensor2d(H, [half, rows]), tau, 1).dataSync();
+    });
+    t.ok(relErr(gt, ref) < 1e-5, `worker ${seed}, tf engine: rel err ${relErr(gt, ref).toExponential(2)}`);
+  }
+  const Ht = tf.tensor2d(H, [halfCols(cols), rows]);
+  t.equal(tfThreshold(Ht, cols, 0.5), tau, 'tfThreshold = threshold');
+  Ht.dispose();
+});
+
+t.test('τ is rounded up to float32, so H ≥ τ means the same for float32 and double comparisons', async (t) => {
+  // 1 × 2 has two self-conjugate bins, each counted once: the median lies halfway between two adjacent floats.
+  const next = Math.fround(1 + 2 ** -23);
+  const H = new Float32Array([1, next]);
+  t.equal(halfSpectrumQuantile(H, 1, 2, 0.5), 1 + 2 ** -24, 'the exact quantile is not a float32');
+  const tau = threshold(H, 1, 2, 0.5);
+  t.equal(tau, next, 'τ = the next float32 up');
+  t.same(Array.from(H, (h) => h >= tau), [false, true], 'only the larger bin is kept, as with the exact τ');
+  t.equal(threshold(new Float32Array([-3, -3]), 1, 2, 0.5), -3, 'a float32 quantile is returned as is');
+});
+
+t.test('quantile against a sort-based numpy reference', async (t) => {
+  const cases: [string, Float32Array][] = [
+    ['N = 1', new Float32Array([3.5])],
+    ['N = 2', new Float32Array([2, -1])],
+    ['ties', new Float32Array([1, 3, 3, 3, 2, 3, 1, 5, 3, 3])],
+    ['all equal', new Float32Array(1000).fill(0.25)],
+    ['random 10', randn(10, 5)],
+    ['random 1001', randn(1001, 6)],
+    ['random 20000 with ties', randn(20000, 7).map((v) => Math.round(v * 4) / 4)],
+  ];
+  for (const [label, v] of cases) {
+    const copy = v.slice();
+    for (const q of [0, 0.1, 0.25, 0.5, 0.75, 0.999, 1]) {
+      const got = quantile(v, q);
+      const want = npQuantile(v, q);
+      t.ok(got === want || Math.abs(got - want) <= 1e-12 * Math.abs(want), `${label}, q = ${q}: ${got} vs ${want}`);
+    }
+    t.same(v, copy, `${label}: the caller's array is not reordered`);
+  }
+  const v = new Float32Array([1, 2, 3]);
+  t.equal(quantile(v, 0.5, [1, 0, 3]), npQuantile([1, 3, 3, 3], 0.5), 'weights repeat values');
+  t.throws(() => quantile(new Float32Array(0), 0.5), RangeError, 'empty');
+  t.throws(() => quantile(v, 1.5), RangeError, 'q > 1');
+  t.throws(() => quantile(new Float32Array([1, NaN]), 0.5), RangeError, 'NaN');
+});
+
+t.test('quantile of large inputs (radix pre-pass in wasm) against the sort-based reference', async (t) => {
+  const n = 20_011; // above the radix threshold, not a multiple of 4 (the kernels' scalar tails)
+  const cases: [string, Float32Array][] = [
+    ['all equal (one bucket)', new Float32Array(n).fill(0.75)],
+    ['two values', randn(n, 30).map((v) => (v < 0 ? 1 : 2))],
+    ['±0, negatives, ties', randn(n, 31).map((v) => (Math.abs(v) < 0.3 ? (v < 0 ? -0 : 0) : Math.round(v * 64) / 64))],
+    ['40 octaves', randn(n, 32).map((v) => Math.exp(14 * v))],
+    ['with ±Infinity', randn(n, 33).map((v, i) => (i % 997 === 0 ? (v < 0 ? -Infinity : Infinity) : v))],
+    ['subnormals', randn(n, 34).map((v) => v * 1e-40)],
+  ];
+  for (const [label, v] of cases) {
+    for (const q of [0, 0.25, 0.5, 0.3331, 0.999, 1]) {
+      const got = quantile(v, q);
+      const want = npQuantile(v, q);
+      t.ok(Object.is(got, want) || got === want || Math.abs(got - want) <= 1e-12 * Math.abs(want), `${label}, q = ${q}: ${got} vs ${want}`);
+    }
+  }
+  for (const [rows, cols] of [[128, 512], [129, 127], [64, 130]] as [number, number][]) {
+    const H = randn(rows * halfCols(cols), rows).map(Math.abs);
+    const full = new Float32Array(rows * cols);
+    for (let k1 = 0; k1 < rows; k1++) for (let k2 = 0; k2 < cols; k2++) full[k1 * cols + k2] = H[halfIndex(k1, k2, rows, cols)];
+    for (const q of [0.25, 0.5]) t.equal(halfSpectrumQuantile(H, rows, cols, q), npQuantile(full, q), `half spectrum ${rows}×${cols}, q = ${q}`);
+  }
+  const withNaN = randn(n, 35);
+  withNaN[n - 2] = NaN;
+  t.throws(() => quantile(withNaN, 0.5), RangeError, 'NaN (in the scalar tail)');
+  withNaN[n - 2] = 0;
+  withNaN[17] = NaN;
+  t.throws(() => quantile(withNaN, 0.5), RangeError, 'NaN (in the SIMD part)');
+  const v = randn(n, 36);
+  t.equal(quantile(v, 0.5), npQuantile(v, 0.5), 'the histogram is clean again after a NaN');
+});
+
+t.test('half-spectrum quantile counts every full-spectrum bin once', async (t) => {
+  for (const [rows, cols] of [[65, 128], [4, 9], [1, 32], [1, 1], [3, 2], [6, 10]] as [number, number][]) {
+    const x = randn(rows * cols, rows + cols);
+    const full = dft2(x, null, rows, cols);
+    // float32 magnitudes of the full spectrum, each conjugate pair made bit-equal from its half representative
+    const M = magnitude(rfft2(x, rows, cols));
+    const fullM = new Float32Array(rows * cols);
+    for (let k1 = 0; k1 < rows; k1++) {
+      for (let k2 = 0; k2 < cols; k2++) fullM[k1 * cols + k2] = M[halfIndex(k1, k2, rows, cols)];
+    }
+    t.ok(relErr(fullM, Float64Array.from(full.re, (re, i) => Math.hypot(re, full.im[i]))) < 1e-5, `${rows}×${cols}: magnitudes`);
+    for (const q of [0, 0.25, 0.5, 1]) {
+      t.equal(halfSpectrumQuantile(M, rows, cols, q), npQuantile(fullM, q), `${rows}×${cols}, q = ${q}`);
+    }
+  }
+});
+
+// ---- state and memory ----------------------------------------------------------------------------------------
+
+function stepGrads(s: number): NamedTensor[] {
+  return [
+    { name: 'wte', tensor: tf.tensor2d(randn(6 * 8, 100 + s), [6, 8]) },
+    { name: 'ln.bias', tensor: tf.tensor1d(randn(8, 200 + s)) },
+    { name: 'c_attn', tensor: tf.tensor2d(randn(8 * 5, 300 + s), [8, 5]) },
+  ];
+}
+
+/** Steps from..to-1 of a run with T = 20; returns the outputs and the mask checksums. */
+function steps(smi: SpectralMomentum, from: number, to: number): { outs: number[][]; sums: number[] } {
+  const outs: number[][] = [];
+  const sums: number[] = [];
+  for (let s = from; s < to; s++) {
+    const grads = stepGrads(s);
+    const out = smi.apply(grads, s, 20);
+    outs.push(out.flatMap((o) => Array.from(o.tensor.dataSync())));
+    sums.push(smi.lastMaskChecksum);
+    tf.dispose([...grads.map((g) => g.tensor), ...out.map((o) => o.tensor)]);
+  }
+  return { outs, sums };
+}
+
+t.test('getState / setState: save → restore → continue equals an uninterrupted run, bit for bit', async (t) => {
+  // β = 0.5 rather than the run's 0.99 so that the masks, and their checksums, change from step to step.
+  const run: SmiRun = { ...SMI_RUNS.cosine, beta: 0.5 };
+  for (const engine of ['host', 'tf'] as const) {
+    const whole = new SpectralMomentum(run, engine);
+    const a = steps(whole, 1, 6);
+    const first = new SpectralMomentum(run, engine);
+    steps(first, 1, 4);
+    const saved = first.getState();
+    t.same(saved.map((e) => e.name), ['c_attn', 'ln.bias', 'wte'], `${engine}: state sorted by name`);
+    first.dispose();
+    const resumed = new SpectralMomentum(run, engine);
+    resumed.setState(saved);
+    const b = steps(resumed, 4, 6);
+    t.same(b.outs, a.outs.slice(3), `${engine}: steps 4–5 equal`);
+    t.same(b.sums, a.sums.slice(3), `${engine}: mask checksums equal`);
+    t.same(resumed.getState(), whole.getState(), `${engine}: final histories equal`);
+    t.ok(new Set(a.sums).size > 1, `${engine}: checksums change between steps`);
+    whole.dispose();
+    resumed.dispose();
+  }
+});
+
+t.test('tf.memory().numTensors stays flat over repeated apply()', async (t) => {
+  for (const engine of ['host', 'tf'] as const) {
+    for (const run of [SMI_RUNS.top75, SMI_RUNS.baseline]) {
+      const smi = new SpectralMomentum(run, engine);
+      steps(smi, 1, 2); // creates the histories (variables on the tf engine)
+      const before = tf.memory().numTensors;
+      steps(smi, 2, 8);
+      t.equal(tf.memory().numTensors, before, `${engine} ${run.schedule}: flat`);
+      smi.dispose();
+    }
+  }
+  const g = tf.ones([4, 4]);
+  const before = tf.memory().numTensors;
+  const smi = new SpectralMomentum(SMI_RUNS.top75, 'tf');
+  const m = smi.apply(new Map([['w', g]]), 1, 10);
+  t.equal(m.get('w')!.shape.join(), '4,4', 'Map in, Map out');
+  tf.dispose([...m.values()]);
+  smi.dispose();
+  t.equal(tf.memory().numTensors, before, 'dispose() frees the histories');
+  g.dispose();
+});
