@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ERROR_CODE_NAMES } from '../shared/errors.ts';
-import type { LogRecord } from '../shared/train/loop.ts';
+import type { LogRecord } from '../shared/train/log.ts';
 
 export interface WorkerInfo {
   id: string;

@@ -1,24 +1,25 @@
-// A distributed run: the coordinator's server plus the shared training loop with the workers' step engine.
+// A distributed run: the coordinator's server plus the shared training loop with the coordinator's engine.
+import type { BackendInfo } from '../shared/backend/backend.ts';
 import { checkDistributedConfig } from '../shared/config.ts';
 import { runTraining, type RunOptions, type RunResult } from '../shared/train/loop.ts';
-import { Coordinator, type CoordinatorOptions } from './server.ts';
+import { coordinatorEngine, type CoordinatorEngineOptions } from './engine/engine.ts';
+import { Server, type ServerOptions } from './server.ts';
 
 export interface DistributedRunOptions extends RunOptions {
-  server: Omit<CoordinatorOptions, 'cfg' | 'corpus'>;
+  server: Omit<ServerOptions, 'cfg'> & Omit<CoordinatorEngineOptions, 'backend'>;
   /** called once the server listens (e.g. to start local workers) */
   onListening?: (port: number) => void | Promise<void>;
 }
 
 /** Serves workers, trains with them, and tells them the run is over. */
-export async function trainDistributed(o: DistributedRunOptions): Promise<RunResult> {
+export async function trainDistributed(o: DistributedRunOptions & { backend: BackendInfo }): Promise<RunResult> {
   checkDistributedConfig(o.cfg);
-  const coord = new Coordinator({ ...o.server, cfg: o.cfg, corpus: o.corpus });
+  const server = new Server({ ...o.server, cfg: o.cfg });
   try {
-    const port = await coord.ready;
+    const port = await server.ready;
     await o.onListening?.(port);
-    const mode = o.cfg.smi === 'baseline' ? 'global' : o.cfg.spectral;
-    return await runTraining({ ...o, onRecord: (r) => coord.monitor.record(r) }, (state) => coord.engine(state), { smi: mode === 'global' });
+    return await runTraining({ ...o, onRecord: (r) => server.monitor.record(r) }, (cfg) => coordinatorEngine(server, cfg, o.corpus, { ...o.server, backend: o.backend }));
   } finally {
-    await coord.close();
+    await server.close();
   }
 }

@@ -58,3 +58,13 @@ export function errorTableMarkdown(): string {
   const rows = ERROR_CODE_NAMES.map((c) => `| \`${c}\` | ${ERROR_CODES[c].close} | ${ERROR_CODES[c].meaning} |`);
   return ['| code | close code | meaning |', '|---|---|---|', ...rows].join('\n');
 }
+
+/** A training step that cannot be applied (a non-finite loss or gradient norm); the weights are left as they were. */
+export class TrainingError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'TrainingError';
+    this.code = code;
+  }
+}

@@ -1,14 +1,9 @@
-// A worker: connects to the coordinator, computes gradients (and spectra) for its share of each step, reconnects.
-import * as tf from '@tensorflow/tfjs';
+// A worker's session: connects to the coordinator, answers its requests with the WorkerCompute, reconnects with backoff.
 import { hostname, totalmem } from 'node:os';
 import WebSocket from 'ws';
-import { readInto, type BackendInfo } from '../shared/backend/backend.ts';
-import { microBatchFor, type TrainConfig } from '../shared/config.ts';
-import { GPT } from '../shared/model/gpt.ts';
-import { blendWithMasks, localSpectra, packedMaskChecksum, spectrumMagnitudes, tfGradientMagnitudes, windowsToBatch } from '../shared/parallel/spectral.ts';
-import { PROTOCOL_VERSION, type Blend, type Message, type Work } from '../shared/net/protocol.ts';
-import { STREAM } from '../shared/model/rng.ts';
-import { SMI_RUNS, SpectralMomentum } from '../shared/smi/smi.ts';
+import type { BackendInfo } from '../shared/backend/backend.ts';
+import { PROTOCOL_VERSION, type Message } from '../shared/net/protocol.ts';
+import { WorkerCompute } from './compute.ts';
 import { Peer, clientOptions } from '../shared/net/wire.ts';
 import { codeForClose } from '../shared/errors.ts';
 import { warmUp } from './warmup.ts';
@@ -32,97 +27,6 @@ const TLS_TRUST_ERRORS = new Set([
 export interface WorkerExit {
   reason: 'done' | 'unreachable' | 'rejected';
   message: string;
-}
-
-/** The model-side state of a worker, separate from the connection so it survives reconnects. */
-export class WorkerCompute {
-  readonly model: GPT;
-  readonly shapes: number[][];
-  private readonly localSmi: SpectralMomentum | null;
-  private keptStep = -1;
-  private raw = new Map<number, Float32Array[]>(); // gradients by attempt, current step only, for a `blend`
-  // Host buffers reused from step to step (fresh multi-MB arrays each step keep V8's collector busy, on the
-  // cores the other workers compute on). A result's buffers are free again once it is sent, as the next
-  // message is handled only then; the gradients are also free once no `raw` entry holds them.
-  private gradPool: Float32Array[] | null = null;
-  private magnitudePool: Float32Array[] | null = null;
-  private smiSnapshot: { step: number; round: number; state: ReturnType<SpectralMomentum['getState']> } | null = null;
-  weightsStep = -1;
-  private readonly microBatch: number;
-  private readonly spectral: BackendInfo['spectral'];
-
-  constructor(readonly cfg: TrainConfig, backend: BackendInfo) {
-    this.microBatch = microBatchFor(cfg, backend.name);
-    this.spectral = backend.spectral;
-    this.model = new GPT(cfg, cfg.seed);
-    this.shapes = this.model.params.map((p) => p.shape);
-    this.localSmi = cfg.spectral === 'local' && cfg.smi !== 'baseline' ? new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral, cfg.seed) : null;
-  }
-
-  setWeights(step: number, tensors: Float32Array[]): void {
-    this.model.assignAll(tensors);
-    this.weightsStep = step;
-  }
-
-  /** Forward + backward on the windows; gradients (and magnitudes in synced mode) as host arrays. */
-  computeGrads(w: Work): { loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; phases: Record<string, number> } {
-    if (w.step !== this.keptStep) {
-      this.raw.clear();
-      this.keptStep = w.step;
-    }
-    const t0 = performance.now();
-    const { x, y, n } = windowsToBatch(w.tokens, this.cfg.block_size);
-    const { loss, grads } = this.model.gradients(x, y, n, [this.cfg.seed, STREAM.dropout, w.step], this.microBatch, w.offsets);
-    const pool = this.gradPool && ![...this.raw.values()].includes(this.gradPool) ? this.gradPool : null;
-    const host = grads.map((g, i) => readInto(g, pool?.[i] ?? new Float32Array(g.size)));
-    this.gradPool ??= host;
-    const t1 = performance.now();
-    // on TensorFlow the spectra come from tf.spectral where the gradients are, not from the host copies
-    const tfMags = w.magnitudes && this.spectral === 'tf' ? tfGradientMagnitudes(grads, this.magnitudePool ?? undefined) : undefined;
-    tf.dispose(grads);
-    const phases: Record<string, number> = { compute: t1 - t0 };
-    // kept for a `blend` (synced with --synced-blend workers, local mode); held by reference, no copy
-    if (w.magnitudes || this.localSmi) this.raw.set(w.attempt, host);
-    if (w.magnitudes) {
-      const magnitudes = tfMags ?? spectrumMagnitudes(host, this.shapes, this.magnitudePool ?? undefined);
-      this.magnitudePool ??= magnitudes;
-      phases.spectral = performance.now() - t1;
-      return { loss, grads: host, magnitudes, phases };
-    }
-    return { loss, grads: host, phases };
-  }
-
-  /** Blends a chunk computed earlier this step: with the shared masks (synced) or this worker's own history (local). */
-  blend(b: Blend): { tensors: Float32Array[]; maskChecksum: number; phases: Record<string, number> } {
-    const t0 = performance.now();
-    if (b.step !== this.keptStep) throw new Error(`blend for step ${b.step}, but this worker computed step ${this.keptStep}`);
-    if (b.masks) {
-      const grads = this.raw.get(b.source);
-      if (!grads) throw new Error(`blend of work ${b.source}, which this worker did not compute`);
-      const { kept } = localSpectra(grads, this.shapes); // the forward transform again, not kept from `work`: the default one-round mode never blends here
-      const tensors = blendWithMasks(kept, b.masks, b.clip, b.alpha);
-      // the checksum of the masks this worker actually applied, for the coordinator to compare across workers
-      const sizes = kept.spectra.map((s) => s.rows * s.half);
-      return { tensors, maskChecksum: packedMaskChecksum(b.masks, sizes), phases: { spectral: performance.now() - t0 } };
-    }
-    const raw = this.raw.get(b.source);
-    if (!raw || !this.localSmi) throw new Error(`blend of work ${b.source}, which this worker did not compute`);
-    // A step redone after a failure (a higher round) starts again from the history before the step.
-    const round = Math.floor(b.attempt / 1000);
-    if (this.smiSnapshot?.step === b.step && this.smiSnapshot.round < round) this.localSmi.setState(this.smiSnapshot.state);
-    if (this.smiSnapshot?.step !== b.step) this.smiSnapshot = { step: b.step, round, state: this.localSmi.getState() };
-    this.smiSnapshot.round = round;
-    const named = raw.map((g, i) => ({ name: this.model.params[i]!.name, tensor: tf.tensor(g, this.shapes[i]!).mul(b.clip) }));
-    const out = this.localSmi.apply(named, b.step, this.cfg.max_iters);
-    const tensors = out.map((o) => o.tensor.dataSync() as Float32Array);
-    tf.dispose([...named.map((n) => n.tensor), ...out.map((o) => o.tensor)]);
-    return { tensors, maskChecksum: this.localSmi.lastMaskChecksum, phases: { spectral: performance.now() - t0 } };
-  }
-
-  dispose(): void {
-    this.model.dispose();
-    this.localSmi?.dispose();
-  }
 }
 
 /**
@@ -215,17 +119,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         return;
       case 'work': {
         const r = compute!.computeGrads(msg);
-        await peer.send({ type: 'grads', step: msg.step, attempt: msg.attempt, sequences: msg.offsets.length, loss: r.loss, tensors: r.grads, ...(r.magnitudes ? { magnitudes: r.magnitudes } : {}), phases: { ...r.phases, decode: decodeMs } });
+        await peer.send({ type: 'grads', step: msg.step, round: msg.round, attempt: msg.attempt, sequences: msg.offsets.length, loss: r.loss, tensors: r.grads, ...(r.magnitudes ? { magnitudes: r.magnitudes } : {}), phases: { ...r.phases, decode: decodeMs } });
         return;
       }
       case 'blend': {
         const r = compute!.blend(msg);
-        await peer.send({ type: 'blended', step: msg.step, attempt: msg.attempt, tensors: r.tensors, maskChecksum: r.maskChecksum, phases: { ...r.phases, decode: decodeMs } });
+        await peer.send({ type: 'blended', step: msg.step, round: msg.round, attempt: msg.attempt, tensors: r.tensors, maskChecksum: r.maskChecksum, phases: { ...r.phases, decode: decodeMs } });
         return;
       }
-      case 'ping':
-        await peer.send({ type: 'pong', t: msg.t });
-        return;
       case 'bye':
         finish({ reason: 'done', message: msg.reason });
         peer.close();
@@ -236,7 +137,6 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
       case 'hello':
       case 'grads':
       case 'blended':
-      case 'pong':
         throw new Error(`unexpected ${msg.type} from the coordinator`);
       default: {
         const never: never = msg;

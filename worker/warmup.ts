@@ -12,7 +12,7 @@ import { resolveConfig } from '../shared/config.ts';
 import { GPT } from '../shared/model/gpt.ts';
 import { spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel/spectral.ts';
 import { Rng, STREAM } from '../shared/model/rng.ts';
-import { SMI_RUNS, SpectralMomentum } from '../shared/smi/smi.ts';
+import { SMI_RUNS, SpectralMomentum, alphaAt } from '../shared/smi/smi.ts';
 
 /** Runs the kernels of a training step once (dropout, forward, backward, the spectra, an SMI step); returns ms. */
 export function warmUp(backend: BackendInfo): number {
@@ -30,7 +30,7 @@ export function warmUp(backend: BackendInfo): number {
       // synced mode's magnitudes, the way computeGrads takes them on this backend
       if (backend.spectral === 'tf') tfGradientMagnitudes(grads);
       else spectrumMagnitudes(grads.map((g) => g.dataSync() as Float32Array), grads.map((g) => g.shape));
-      tf.dispose(smi.apply(grads, 1, cfg.max_iters)); // local mode's (and a GPU coordinator's) forward and inverse transforms
+      tf.dispose(smi.apply(grads.map((tensor, i) => ({ name: model.params[i]!.name, tensor })), 1, alphaAt(SMI_RUNS.cosine, 1, cfg.max_iters)).map((n) => n.tensor)); // local mode's (and a GPU coordinator's) forward and inverse transforms
     } finally {
       tf.dispose(grads);
     }

@@ -5,6 +5,11 @@ import { makeBatch, trainOffsets, type Corpus } from '../../shared/model/data.ts
 import { GPT } from '../../shared/model/gpt.ts';
 import { STREAM, hashKey } from '../../shared/model/rng.ts';
 import { median } from '../../shared/stats.ts';
+import { initBackend } from '../../shared/backend/backend.ts';
+import { parseWithTable } from '../../shared/cli/options.ts';
+import { BACKENDS, ConfigError, PRESET_NAMES, oneOf, resolveConfig } from '../../shared/config.ts';
+import { DEFAULT_DATA_PATH, loadCorpus } from '../../shared/model/data.ts';
+import { S, positiveInt } from './flags.ts';
 
 /**
  * The masks as tf.dropout made them before (shared/model.ts until issue 16): uniforms drawn on the host by
@@ -71,4 +76,32 @@ export function dropoutTable(rows: DropoutBenchRow[]): string {
   for (const r of rows) lines.push(`| ${r.variant} | ${median(r.stepMs).toFixed(1)} | ${median(r.maskMs).toFixed(1)} |`);
   lines.push('', `on-device hash / host-drawn step time: median of per-step ratios ${median(ratios).toFixed(3)} (range ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}, ${ratios.length} steps)`);
   return lines.join('\n');
+}
+
+const DROPOUT_OPTIONS = {
+  preset: { type: 'string' as const, arg: 'P', section: S, help: 'preset [cpu]' },
+  backend: { type: 'string' as const, arg: 'B', section: S, help: `${BACKENDS.join('|')} [wasm]` },
+  rate: { type: 'string' as const, arg: 'R', section: S, help: 'dropout [0.2]' },
+  steps: { type: 'string' as const, arg: 'N', section: S, help: 'measured steps per variant [30]' },
+  warmup: { type: 'string' as const, arg: 'N', section: S, help: 'unmeasured steps per variant first [3]' },
+  data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
+  help: { type: 'boolean' as const, section: S, help: 'this text' },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const v = parseWithTable(argv, DROPOUT_OPTIONS);
+  if (v.help) {
+    console.log('Usage: npm run bench -- dropout [--preset cpu] [--backend wasm] [--rate 0.2] [--steps 30] [--warmup 3]\n\nForward+backward of the preset with dropout: masks drawn on the host as tf.dropout draws them (before issue 16),\nthe on-device hash (shared/dropout.ts), and no dropout, alternating step by step in one process; median ms/step,\nthe time to make the masks alone, and the hash/host-drawn ratio.');
+    return 0;
+  }
+  const rate = Number(v.rate ?? 0.2);
+  if (!(rate > 0 && rate < 1)) throw new ConfigError('E_BAD_FLAG', `--rate takes a number in (0, 1), got ${String(v.rate)}`);
+  const corpus = loadCorpus((v.data as string | undefined) ?? DEFAULT_DATA_PATH);
+  const backend = await initBackend(oneOf('backend', (v.backend as string | undefined) ?? 'wasm', BACKENDS), (l) => console.log(l));
+  const preset = oneOf('preset', (v.preset as string | undefined) ?? 'cpu', PRESET_NAMES);
+  const cfg = resolveConfig({ preset, overrides: { dropout: rate } }, corpus.chars.length);
+  const steps = positiveInt(v, 'steps', 30);
+  console.log(`${preset} preset, dropout ${rate}, batch ${cfg.batch_size}×${cfg.block_size}, on ${backend.name}: ${steps} measured steps per variant, alternating\n`);
+  console.log(dropoutTable(benchDropout(cfg, corpus, steps, Number(v.warmup ?? 3))));
+  return 0;
 }

@@ -7,6 +7,11 @@ import { writeReport } from '../report/report.ts';
 import { loadRun, phaseBreakdown, type Run } from '../report/runs.ts';
 import { median } from '../../shared/stats.ts';
 import { NODE_HEAP_FLAGS } from '../../shared/cli/node-flags.ts';
+import { cpus } from 'node:os';
+import { parseWithTable } from '../../shared/cli/options.ts';
+import { ConfigError, SPECTRAL_MODES, oneOf } from '../../shared/config.ts';
+import { DEFAULT_DATA_PATH } from '../../shared/model/data.ts';
+import { S, positiveInt } from './flags.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -160,4 +165,33 @@ export function scalingTable(rows: ScalingRow[]): string {
     lines.push(`| ${r.label} | ${r.batch} | ${r.msPerStep.toFixed(1)} | ${Math.round(r.tokensPerSec)} | ${eff} | ${Number.isFinite(r.outsideCompute) ? (100 * r.outsideCompute).toFixed(1) + '%' : '–'} | ${phases.map(share).join(' | ')} |`);
   }
   return lines.join('\n');
+}
+
+const SCALING_OPTIONS = {
+  workers: { type: 'string' as const, arg: '1,2', section: S, help: 'worker counts [1,2]' },
+  steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [40]' },
+  repeat: { type: 'string' as const, arg: 'R', section: S, help: 'make every run R times, interleaved; E(N) is the median over repetitions [5]' },
+  warmup: { type: 'string' as const, arg: 'N', section: S, help: 'first steps not counted [5]' },
+  spectral: { type: 'string' as const, arg: 'MODES', section: S, help: 'spectral modes to run [synced,global]' },
+  kinds: { type: 'string' as const, arg: 'weak,strong', section: S, help: 'weak (fixed per-worker batch) and/or strong (fixed global batch) [weak,strong]' },
+  out: { type: 'string' as const, arg: 'DIR', section: S, help: 'write the report (Markdown + PNG) here [report/scaling]' },
+  data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
+  help: { type: 'boolean' as const, section: S, help: 'this text' },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const v = parseWithTable(argv, SCALING_OPTIONS);
+  if (v.help) {
+    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 40] [--repeat 5] [--warmup 5] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nE(N) is taken within each repetition (runs made side by side) and the median is reported, with its range.\nWrites the table and plots through the report command.');
+    return 0;
+  }
+  const workers = String(v.workers ?? '1,2').split(',').map(Number);
+  if (workers.some((n) => !Number.isInteger(n) || n < 1)) throw new ConfigError('E_BAD_FLAG', `--workers takes a list of positive integers, got ${String(v.workers)}`);
+  const modes = String(v.spectral ?? 'synced,global').split(',').map((m) => oneOf('spectral mode', m, SPECTRAL_MODES));
+  const kinds = String(v.kinds ?? 'weak,strong').split(',').map((k) => oneOf('scaling kind', k, ['weak', 'strong'] as const));
+  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: positiveInt(v, 'steps', 40), repeat: positiveInt(v, 'repeat', 5), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
+  console.log(`cpu preset, cosine SMI, on ${cpus().length} cores (the coordinator and the workers share them)\n`);
+  console.log(scalingTable(rows));
+  if (report) console.log(`\nreport: ${report}`);
+  return 0;
 }

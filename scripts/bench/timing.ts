@@ -6,6 +6,9 @@ import { join, resolve } from 'node:path';
 import { NODE_HEAP_FLAGS } from '../../shared/cli/node-flags.ts';
 import { StepPhases, TraceWriter } from '../../coordinator/phases.ts';
 import { median } from '../../shared/stats.ts';
+import { parseWithTable } from '../../shared/cli/options.ts';
+import { DEFAULT_DATA_PATH } from '../../shared/model/data.ts';
+import { S } from './flags.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -60,4 +63,22 @@ export async function endToEnd(pairs: number, steps: number, data?: string): Pro
     for (const t of order) (t === 'on' ? on : off).push(...(await run([...base, '--timing', t])));
   }
   return { on: median(on), off: median(off) };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const v = parseWithTable(argv, {
+    pairs: { type: 'string' as const, arg: 'N', section: S, help: 'on/off run pairs [2]' },
+    steps: { type: 'string' as const, arg: 'N', section: S, help: 'steps per run [30]' },
+    data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
+    help: { type: 'boolean' as const, section: S, help: 'this text' },
+  });
+  if (v.help) {
+    console.log('Usage: npm run bench -- timing [--pairs 2] [--steps 30]\n\nWhat per-phase timing costs: the bookkeeping per step, timed in a loop (trace included), and the median step time of\ncpu-preset runs with 2 workers and --timing on vs off, alternated.');
+    return 0;
+  }
+  const us = bookkeepingMicros(2);
+  console.log(`phase bookkeeping + trace, 2 workers, 2 rounds: ${us.toFixed(1)} µs per step`);
+  const { on, off } = await endToEnd(Number(v.pairs ?? 2), Number(v.steps ?? 30), v.data as string | undefined);
+  console.log(`cpu preset, 2 workers, median ms/step: timing on ${on.toFixed(1)}, off ${off.toFixed(1)} (on/off ${(on / off).toFixed(3)}); the bookkeeping is ${((100 * us) / 1000 / off).toFixed(3)}% of a step`);
+  return 0;
 }

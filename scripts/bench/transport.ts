@@ -154,7 +154,7 @@ async function echoWorker(url: string, unmasked: boolean): Promise<void> {
   peer.onMessage(async (msg, info) => {
     if (msg.type === 'weights') {
       const sent = await peer.send({
-        type: 'grads', step: msg.step, attempt: 0, sequences: 1, loss: 0, tensors: msg.tensors,
+        type: 'grads', step: msg.step, round: 0, attempt: 0, sequences: 1, loss: 0, tensors: msg.tensors,
         phases: { decode: info.decodeMs, prevEncode },
       });
       prevEncode = sent.encodeMs;

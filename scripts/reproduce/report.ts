@@ -11,7 +11,7 @@ import { loadCorpus } from '../../shared/model/data.ts';
 import { initFft } from '../../shared/smi/fft.ts';
 import { loadRunModel, measureInference, speedRatio, forwardFlopsPerToken, type InferenceResult, type RunConfig } from '../analysis/inference.ts';
 import type { GPT } from '../../shared/model/gpt.ts';
-import { splitBatch } from '../../shared/parallel/spectral.ts';
+import { splitBatch } from '../../shared/parallel/batch.ts';
 import { QUALITY_DEFINITIONS, mean, median, modelQuality, validationBatches, type ModelQuality } from '../analysis/quality.ts';
 import { SMI_RUNS, alphaAt, forward as fft2, magnitude, maskedBlend, threshold } from '../../shared/smi/smi.ts';
 import { PALETTE, blankCanvas, renderChart } from '../report/charts.ts';

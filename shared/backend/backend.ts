@@ -196,21 +196,3 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
   }
   return info;
 }
-
-/**
- * Copies the float32 tensor t into `out` and returns it. On the wasm backend the values are read from its heap in
- * place (dataSync() would allocate a fresh array per call: at one a step per parameter that makes garbage the
- * collector has to chase while the other processes on the machine compute).
- */
-export function readInto(t: tf.Tensor, out: Float32Array): Float32Array {
-  if (t.size !== out.length) throw new RangeError(`readInto: a tensor of ${t.size} values into ${out.length}`);
-  if (tf.getBackend() === 'wasm') {
-    const be = tf.backend() as unknown as { dataIdMap?: { has(id: unknown): boolean }; typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array };
-    if (typeof be.typedArrayFromHeap === 'function' && be.dataIdMap?.has(t.dataId) === true && t.dtype === 'float32') {
-      out.set(be.typedArrayFromHeap(t));
-      return out;
-    }
-  }
-  out.set(t.dataSync() as Float32Array);
-  return out;
-}

@@ -3,7 +3,7 @@ import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, type TrainConfig
 import { type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2; // 2: explicit `round` on work, grads, blend and blended; no ping/pong, no weights.spectral
 
 /** worker → coordinator, first message on a connection. */
 export interface Hello {
@@ -31,14 +31,14 @@ export interface Weights {
   type: 'weights';
   step: number;
   tensors: Float32Array[];
-  spectral?: Float32Array[]; // spectral state a joining worker needs (mode dependent)
 }
 
 /** coordinator → worker: compute gradients of these windows. */
 export interface Work {
   type: 'work';
   step: number;
-  attempt: number; // bumped when a step's work is handed out again
+  round: number; // how many times this step has been started again from the beginning (a holder of its state left)
+  attempt: number; // this request's id, unique in the run: the answer names it
   offsets: number[]; // global batch start indices of this worker's share
   tokens: Uint8Array; // offsets.length × (block_size + 1) token ids: the windows themselves
   magnitudes: boolean; // return magnitude spectra too
@@ -48,7 +48,8 @@ export interface Work {
 export interface Grads {
   type: 'grads';
   step: number;
-  attempt: number;
+  round: number;
+  attempt: number; // the work's
   sequences: number; // how many windows the gradient averages over
   loss: number; // mean loss over those windows
   tensors: Float32Array[]; // one gradient per parameter, parameter order
@@ -60,6 +61,7 @@ export interface Grads {
 export interface Blend {
   type: 'blend';
   step: number;
+  round: number; // a worker keeping its own history (local mode) starts a higher round from the history before the step
   attempt: number;
   source: number; // the `work` attempt whose gradient (and spectra) the worker kept and should blend
   clip: number; // global-norm clip coefficient to apply first
@@ -72,20 +74,11 @@ export interface Blend {
 export interface Blended {
   type: 'blended';
   step: number;
-  attempt: number;
+  round: number;
+  attempt: number; // the blend's
   tensors: Float32Array[];
   maskChecksum: number; // checksum of the masks the worker applied
   phases: Record<string, number>;
-}
-
-export interface Ping {
-  type: 'ping';
-  t: number; // sender's clock, echoed in pong
-}
-
-export interface Pong {
-  type: 'pong';
-  t: number; // the ping's t
 }
 
 /** Either side, just before closing with ERROR_CODES[code].close. */
@@ -101,10 +94,10 @@ export interface Bye {
   reason: string;
 }
 
-export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | Ping | Pong | ErrorMsg | Bye;
+export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | ErrorMsg | Bye;
 export type MessageType = Message['type'];
 export const MESSAGE_TYPES = [
-  'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'ping', 'pong', 'error', 'bye',
+  'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'error', 'bye',
 ] as const satisfies readonly MessageType[];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -247,6 +240,7 @@ function config(o: Obj, kind: string, k: string): void {
 
 function stepAttempt(o: Obj, kind: string): void {
   count(o, kind, 'step');
+  count(o, kind, 'round');
   count(o, kind, 'attempt');
 }
 
@@ -285,13 +279,12 @@ export function parseMessage(value: unknown): Message {
       count(o, kind, 'step');
       break;
     case 'weights':
-      fields(o, kind, ['type', 'step', 'tensors'], ['spectral']);
+      fields(o, kind, ['type', 'step', 'tensors']);
       count(o, kind, 'step');
       f32s(o, kind, 'tensors');
-      opt(o, 'spectral', () => f32s(o, kind, 'spectral'));
       break;
     case 'work': {
-      fields(o, kind, ['type', 'step', 'attempt', 'offsets', 'tokens', 'magnitudes']);
+      fields(o, kind, ['type', 'step', 'round', 'attempt', 'offsets', 'tokens', 'magnitudes']);
       stepAttempt(o, kind);
       const offsets = o.offsets;
       if (!Array.isArray(offsets)) bad(`${kind}.offsets`, `expected an array of integers, got ${describe(offsets)}`);
@@ -311,7 +304,7 @@ export function parseMessage(value: unknown): Message {
       break;
     }
     case 'grads':
-      fields(o, kind, ['type', 'step', 'attempt', 'sequences', 'loss', 'tensors', 'phases'], ['magnitudes']);
+      fields(o, kind, ['type', 'step', 'round', 'attempt', 'sequences', 'loss', 'tensors', 'phases'], ['magnitudes']);
       stepAttempt(o, kind);
       count(o, kind, 'sequences');
       num(o, kind, 'loss');
@@ -320,7 +313,7 @@ export function parseMessage(value: unknown): Message {
       phases(o, kind, 'phases');
       break;
     case 'blend':
-      fields(o, kind, ['type', 'step', 'attempt', 'source', 'clip', 'alpha'], ['masks', 'maskChecksum']);
+      fields(o, kind, ['type', 'step', 'round', 'attempt', 'source', 'clip', 'alpha'], ['masks', 'maskChecksum']);
       stepAttempt(o, kind);
       count(o, kind, 'source');
       finite(o, kind, 'clip');
@@ -329,16 +322,11 @@ export function parseMessage(value: unknown): Message {
       opt(o, 'maskChecksum', () => uint32(o, kind, 'maskChecksum'));
       break;
     case 'blended':
-      fields(o, kind, ['type', 'step', 'attempt', 'tensors', 'maskChecksum', 'phases']);
+      fields(o, kind, ['type', 'step', 'round', 'attempt', 'tensors', 'maskChecksum', 'phases']);
       stepAttempt(o, kind);
       f32s(o, kind, 'tensors');
       uint32(o, kind, 'maskChecksum');
       phases(o, kind, 'phases');
-      break;
-    case 'ping':
-    case 'pong':
-      fields(o, kind, ['type', 't']);
-      finite(o, kind, 't');
       break;
     case 'error':
       fields(o, kind, ['type', 'code', 'message']);

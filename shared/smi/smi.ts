@@ -17,12 +17,13 @@
 // (as tfjs's float32 kernels do), and τ is returned rounded up to float32 so that `H ≥ τ` gives the same mask
 // whether H is compared as float32 (tf) or as a double (host).
 import * as tf from '@tensorflow/tfjs';
-import type { DataId, DataType, TensorInfo } from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs';
 import { halfCols, irfft2, rfft2, type HalfSpectrum } from './fft.ts';
 import { halfSpectrumQuantile } from './quantile.ts';
 import { MASK_CHECKSUM_SEED, binMultiplicity, float32AtLeast, hostStep, keptBins, lap, randomMask, selfConjugateColumns, type HostControl, type HostStepParams, type HostStepProfile } from './host.ts';
 import type { SmiRunName } from '../config.ts';
 import { Rng, STREAM } from '../model/rng.ts';
+import { heapBackendOf } from '../wasm/heap.ts';
 
 export { MASK_CHECKSUM_SEED };
 
@@ -320,10 +321,9 @@ interface History<H> {
  * SMI for one run: a magnitude history per parameter (keyed by name, created on first use), applied to a
  * step's gradients. The host engine needs `await initFft()` (shared/fft.ts) before the first apply().
  *
- * Gradients come as a Map name → tensor, an array of {name, tensor}, or a plain array of tensors (then
- * named by position: '0', '1', …, so the order must not change between steps and checkpoints).
+ * Gradients come named ({name, tensor}): a history is keyed by its parameter's name.
  * Ownership: apply() never disposes or modifies its input tensors and always returns new tensors, in the
- * same structure and order, that the caller owns (for the baseline, clones of the inputs).
+ * same order, that the caller owns (for the baseline, clones of the inputs).
  * dispose() frees the histories.
  * A control run's random masks are drawn from (seed, step, parameter name): a resumed run draws the same.
  */
@@ -347,28 +347,16 @@ export class SpectralMomentum {
     if (!(run.beta >= 0 && run.beta <= 1)) throw new RangeError(`SMI: beta must be in [0, 1], got ${run.beta}`);
   }
 
-  /** Applies SMI at step t (1-based) of T to every gradient; returns new tensors in the same structure. */
-  apply(grads: Map<string, tf.Tensor>, t: number, T: number): Map<string, tf.Tensor>;
-  apply(grads: readonly NamedTensor[], t: number, T: number): NamedTensor[];
-  apply(grads: readonly tf.Tensor[], t: number, T: number): tf.Tensor[];
-  apply(
-    grads: Map<string, tf.Tensor> | readonly NamedTensor[] | readonly tf.Tensor[],
-    t: number,
-    T: number,
-  ): Map<string, tf.Tensor> | NamedTensor[] | tf.Tensor[] {
-    const positional = Array.isArray(grads) && grads.length > 0 && grads[0] instanceof tf.Tensor;
-    const list: readonly NamedTensor[] =
-      grads instanceof Map
-        ? [...grads].map(([name, tensor]) => ({ name, tensor }))
-        : positional
-          ? (grads as readonly tf.Tensor[]).map((tensor, i) => ({ name: String(i), tensor }))
-          : (grads as readonly NamedTensor[]);
+  /**
+   * Applies SMI at step `t` (1-based) with blend factor α (alphaAt(run, t, T)) to every gradient; returns new
+   * tensors in the same order, owned by the caller.
+   */
+  apply(list: readonly NamedTensor[], t: number, alpha: number): NamedTensor[] {
     const seen = new Set<string>();
     for (const { name } of list) {
       if (seen.has(name)) throw new Error(`SMI: gradient ${name} given twice`);
       seen.add(name);
     }
-    const alpha = alphaAt(this.run, t, T);
     let checksum = MASK_CHECKSUM_SEED;
     const out = list.map(({ name, tensor }) => {
       if (this.run.schedule === 'none') return { name, tensor: tf.clone(tensor) };
@@ -382,8 +370,7 @@ export class SpectralMomentum {
       return { name, tensor: g };
     });
     this.lastMaskChecksum = this.run.schedule === 'none' ? 0 : checksum;
-    if (grads instanceof Map) return new Map(out.map(({ name, tensor }) => [name, tensor]));
-    return positional ? out.map(({ tensor }) => tensor) : out;
+    return out;
   }
 
   /**
@@ -541,22 +528,6 @@ function tfControl(control: HostControl, spec: TfSpectrum, G: tf.Tensor2D, shape
   // as the host's shrinkBlend: G′ = c·G in float32, then α·G′ + (1−α)·G
   const out = tf.tidy(() => tf.reshape(tf.add(tf.mul(tf.mul(G, c), alpha), tf.mul(G, 1 - alpha)), shape));
   return [out, maskChecksum(Hdata, tau, seed)];
-}
-
-/** The parts of the tfjs wasm backend that read and write tensor memory in place (as shared/wasm-kernels.ts). */
-interface HeapBackend {
-  dataIdMap: { has(dataId: DataId): boolean };
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-  disposeData(dataId: DataId, force?: boolean): boolean;
-}
-
-/** The wasm backend holding g, or null (another backend: then dataSync() and tf.tensor()). */
-function heapBackendOf(g: tf.Tensor): HeapBackend | null {
-  if (tf.getBackend() !== 'wasm') return null;
-  const be = tf.backend() as unknown as Partial<HeapBackend>;
-  const ok = typeof be.typedArrayFromHeap === 'function' && typeof be.makeOutput === 'function' && be.dataIdMap?.has(g.dataId) === true;
-  return ok ? (be as HeapBackend) : null;
 }
 
 function checkHistory(name: string, h: { rows: number; half: number }, rows: number, cols: number): void {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import t from 'tap';
 import { Monitor, type MonitorState, type WorkerInfo } from '../../coordinator/monitor.ts';
-import type { LogRecord } from '../../shared/train/loop.ts';
+import type { LogRecord } from '../../shared/train/log.ts';
 
 const WORKERS: WorkerInfo[] = [
   { id: 'w1', backend: 'tensorflow', device: 'cpu', host: 'a', pid: 11, joinedAt: 1_700_000_000_000 },
@@ -254,7 +254,7 @@ t.test('monitor: bounded history, a resumed start, close', async (t) => {
 
   t.doesNotThrow(() => monitor.record({ kind: 'checkpoint', step: 11 } as unknown as LogRecord), 'an unknown kind is ignored, not thrown into the loop');
   const bad = step(12) as Extract<LogRecord, { kind: 'step' }>;
-  (bad.phases as { workers: Record<string, Record<string, number>> }).workers.w1.bytes_sent = -5;
+  (bad.phases as unknown as { workers: Record<string, Record<string, number>> }).workers.w1!.bytes_sent = -5;
   t.doesNotThrow(() => monitor.record({ ...bad, tokens: Number.NaN }), 'bad numbers do not reach prom-client');
 
   const sse = readEvents(`${srv.base}/events`, () => false);

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import t from 'tap';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Monitor, type WorkerInfo } from '../../coordinator/monitor.ts';
-import type { LogRecord } from '../../shared/train/loop.ts';
+import type { LogRecord } from '../../shared/train/log.ts';
 
 // Debian's chromium; CI installs it (`apt-get install -y chromium`). CHROMIUM points elsewhere.
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';

@@ -132,13 +132,13 @@ t.test('bad input: documented close codes, the run goes on, and bad gradients ne
     }
   });
 
-  await t.test('before the hello: a frame over maxPayload (1009), an 8 MiB frame, a 60 MiB chunked message, a ping → closed', async (t) => {
+  await t.test('before the hello: a frame over maxPayload (1009), an 8 MiB frame, a 60 MiB chunked message, a bye → closed', async (t) => {
     t.equal(await sendRaw(url, [Buffer.alloc(65 * 2 ** 20)]), 1009, 'a 65 MiB frame: ws refuses its header (documented in docs/errors.md)');
     const big = await sendRaw(url, [Buffer.alloc(8 * 2 ** 20)]);
     t.ok(big === ERROR_CODES.E_TOO_LARGE.close || big === 1006, `an 8 MiB frame before a hello: cut off after 64 KiB (${big}: the close frame, or a reset while we write)`);
     const weights = encodeMessage({ type: 'weights', step: 0, tensors: [new Float32Array(15 * 2 ** 20)] }, 2 ** 20);
     t.equal(await sendRaw(url, weights.slice(0, 1)), ERROR_CODES.E_TOO_LARGE.close, 'a chunked 60 MiB message declared before a hello');
-    t.equal(await sendRaw(url, encodeMessage({ type: 'ping', t: 1 })), ERROR_CODES.E_UNEXPECTED.close, 'a ping instead of a hello');
+    t.equal(await sendRaw(url, encodeMessage({ type: 'bye', reason: 'early' })), ERROR_CODES.E_UNEXPECTED.close, 'a bye instead of a hello');
   });
 
   await t.test('garbage bytes → E_MALFORMED', async (t) => {
@@ -160,7 +160,7 @@ t.test('bad input: documented close codes, the run goes on, and bad gradients ne
     const tensors = weights.tensors.map((w) => new Float32Array(w.length).fill(0.01));
     if (what === 'shape') tensors.pop();
     else tensors[3]![7] = NaN;
-    await c.peer.send({ type: 'grads', step: work.step, attempt: work.attempt, sequences: work.offsets.length, loss: 4, tensors, phases: {} });
+    await c.peer.send({ type: 'grads', step: work.step, round: 0, attempt: work.attempt, sequences: work.offsets.length, loss: 4, tensors, phases: {} });
     return (await c.closed).code;
   };
   t.equal(await badGradient('shape'), ERROR_CODES.E_SHAPE.close, 'a gradient with a missing tensor → E_SHAPE');

@@ -36,7 +36,7 @@ async function hostile(url: string, answer: (w: Work, shapes: Float32Array[]) =>
 }
 
 const grads = (w: Work, tensors: Float32Array[], magnitudes?: Float32Array[]): Extract<Message, { type: 'grads' }> => ({
-  type: 'grads', step: w.step, attempt: w.attempt, sequences: w.offsets.length, loss: 4, tensors, ...(magnitudes ? { magnitudes } : {}), phases: {},
+  type: 'grads', step: w.step, round: 0, attempt: w.attempt, sequences: w.offsets.length, loss: 4, tensors, ...(magnitudes ? { magnitudes } : {}), phases: {},
 });
 
 // the membership tests' model: heavy enough that the hostile worker takes part in the first steps

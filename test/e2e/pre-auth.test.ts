@@ -81,7 +81,7 @@ t.test('pre-auth limits: hostile frames leave the heap where it was; silent conn
     const pinged = await d.closed;
     t.ok(pinged === ERROR_CODES.E_TOO_LARGE.close || pinged === 1006, `130 KB of pings (${pinged})`);
     const e = await open(url);
-    e.ws.send(encodeMessage({ type: 'ping', t: 1 })[0]!);
+    e.ws.send(encodeMessage({ type: 'bye', reason: 'early' })[0]!);
     t.equal(await e.closed, ERROR_CODES.E_UNEXPECTED.close, 'a message that is not the hello');
   });
 

@@ -1,4 +1,4 @@
-// worker/worker.ts WorkerCompute and worker/warmup.ts on stand-in libtensorflow (tfjs cpu kernels, no real GPU):
+// worker/compute.ts WorkerCompute and worker/warmup.ts on stand-in libtensorflow (tfjs cpu kernels, no real GPU):
 // synced mode's magnitudes come from tf.spectral where the gradients are, not from the host FFT.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
@@ -6,9 +6,10 @@ import type { BackendInfo } from '../../shared/backend/backend.ts';
 import { resolveConfig } from '../../shared/config.ts';
 import { loadCorpus } from '../../shared/model/data.ts';
 import { initFft } from '../../shared/smi/fft.ts';
-import { spectrumMagnitudes, tokenWindows } from '../../shared/parallel/spectral.ts';
+import { tokenWindows } from '../../shared/parallel/batch.ts';
+import { spectrumMagnitudes } from '../../shared/parallel/spectral.ts';
 import { view2d } from '../../shared/smi/smi.ts';
-import { WorkerCompute } from '../../worker/session.ts';
+import { WorkerCompute } from '../../worker/compute.ts';
 import { warmUp } from '../../worker/warmup.ts';
 import { DATA } from '../helpers.ts';
 import { loadStandIn } from '../standin/load.ts';
@@ -23,7 +24,7 @@ t.test('stand-in libtensorflow (tfjs cpu kernels), no real GPU: a synced worker 
   const cfg = resolveConfig({ preset: 'test', smi: 'cosine' }, corpus.chars.length);
   const compute = new WorkerCompute(cfg, gpuInfo);
   const offsets = [0, 1000, 2000, 3000];
-  const work = { type: 'work' as const, step: 1, attempt: 0, offsets, tokens: tokenWindows(corpus.train, offsets, cfg.block_size), magnitudes: true };
+  const work = { type: 'work' as const, step: 1, round: 0, attempt: 0, offsets, tokens: tokenWindows(corpus.train, offsets, cfg.block_size), magnitudes: true };
   const ffts = () => standIn.standIn.kernelCalls.get('FFT') ?? 0;
   const before = ffts();
   const r = compute.computeGrads(work);

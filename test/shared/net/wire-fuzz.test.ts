@@ -17,11 +17,11 @@ const cfg = resolveConfig({ preset: 'test' });
 const VALID: Message[] = [
   { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 2 ** 34, host: 'h', pid: 42 },
   { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
-  { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(300, 2)], spectral: [f32(7)] },
-  { type: 'work', step: 1, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },
-  { type: 'grads', step: 1, attempt: 2, sequences: 3, loss: 4.17, tensors: [f32(9), f32(700)], magnitudes: [f32(5)], phases: { compute: 12.5 } },
-  { type: 'blend', step: 2, attempt: 1, source: 1, clip: 1, alpha: 0.25, masks: [Uint8Array.of(1, 255, 3)], maskChecksum: 0xdeadbeef },
-  { type: 'blended', step: 2, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
+  { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(300, 2), f32(7)] },
+  { type: 'work', step: 1, round: 0, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },
+  { type: 'grads', step: 1, round: 0, attempt: 2, sequences: 3, loss: 4.17, tensors: [f32(9), f32(700)], magnitudes: [f32(5)], phases: { compute: 12.5 } },
+  { type: 'blend', step: 2, round: 0, attempt: 1, source: 1, clip: 1, alpha: 0.25, masks: [Uint8Array.of(1, 255, 3)], maskChecksum: 0xdeadbeef },
+  { type: 'blended', step: 2, round: 0, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
   { type: 'error', code: 'E_SHAPE', message: 'tensor 3 has 12 values' },
 ];
 // each valid message as one frame, and as frames of 256 bytes (chunked: continuation frames, split sections)

@@ -21,15 +21,13 @@ const SAMPLES: Message[] = [
   { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 1, host: 'h', pid: 1 },
   { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
   { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(1000, 2)] },
-  { type: 'weights', step: 0, tensors: [f32(3)], spectral: [f32(7, 3), f32(2)] },
-  { type: 'work', step: 1, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },
-  { type: 'grads', step: 1, attempt: 2, sequences: 3, loss: 4.1743, tensors: [f32(9), f32(4096)], phases: { compute: 12.5, encode: 0.1 } },
-  { type: 'grads', step: 1, attempt: 2, sequences: 3, loss: 4, tensors: [f32(9)], magnitudes: [f32(5)], phases: {} },
-  { type: 'blend', step: 2, attempt: 1, source: 0, clip: 0.5, alpha: 0.9 },
-  { type: 'blend', step: 2, attempt: 1, source: 1, clip: 1, alpha: 0.25, masks: [Uint8Array.of(1, 255, 3), new Uint8Array(0)], maskChecksum: 0xdeadbeef },
-  { type: 'blended', step: 2, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
-  { type: 'ping', t: 123.5 },
-  { type: 'pong', t: 123.5 },
+  { type: 'weights', step: 0, tensors: [f32(3), f32(7, 3), f32(2)] },
+  { type: 'work', step: 1, round: 0, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },
+  { type: 'grads', step: 1, round: 0, attempt: 2, sequences: 3, loss: 4.1743, tensors: [f32(9), f32(4096)], phases: { compute: 12.5, encode: 0.1 } },
+  { type: 'grads', step: 1, round: 0, attempt: 2, sequences: 3, loss: 4, tensors: [f32(9)], magnitudes: [f32(5)], phases: {} },
+  { type: 'blend', step: 2, round: 0, attempt: 1, source: 0, clip: 0.5, alpha: 0.9 },
+  { type: 'blend', step: 2, round: 0, attempt: 1, source: 1, clip: 1, alpha: 0.25, masks: [Uint8Array.of(1, 255, 3), new Uint8Array(0)], maskChecksum: 0xdeadbeef },
+  { type: 'blended', step: 2, round: 0, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
   { type: 'error', code: 'E_SHAPE', message: 'tensor 3 has 12 values, expected 13' },
   { type: 'bye', reason: 'run finished' },
 ];
@@ -223,7 +221,7 @@ t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-arr
     [{ ...SAMPLES[3], tensors: [new Float64Array(3)] }, /weights.tensors\[0\]: expected a Float32Array, got Float64Array/],
     [{ ...SAMPLES[3], tensors: [f32(2), [1, 2]] }, /weights.tensors\[1\]: expected a Float32Array, got array/],
     [{ ...SAMPLES[3], tensors: f32(2) }, /weights.tensors: expected an array of Float32Array, got Float32Array/],
-    [{ ...SAMPLES[4], spectral: null }, /weights.spectral: expected an array of Float32Array, got null/],
+    [{ ...SAMPLES[4], tensors: null }, /weights.tensors: expected an array of Float32Array, got null/],
     [{ ...SAMPLES[5], tokens: new Float32Array(51) }, /work.tokens: expected a Uint8Array, got Float32Array/],
     [{ ...SAMPLES[5], tokens: new Uint8Array(50) }, /work.tokens: length 50 is not a multiple of offsets.length 3/],
     [{ ...SAMPLES[5], offsets: [1, 2.5, 3] }, /work.offsets\[1\]: expected a non-negative integer, got 2.5/],
@@ -241,8 +239,9 @@ t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-arr
     [{ ...SAMPLES[9], maskChecksum: 2 ** 32 }, /blend.maskChecksum: expected a uint32/],
     [{ ...SAMPLES[10], maskChecksum: undefined }, /blended.maskChecksum/],
     [{ ...SAMPLES[10], tensors: [new Int32Array(2)] }, /blended.tensors\[0\]: expected a Float32Array, got Int32Array/],
-    [{ type: 'ping', t: NaN }, /ping.t: expected a finite number/],
-    [{ type: 'pong' }, /pong.t: missing/],
+    [{ type: 'ping', t: 1 }, /message.type: unknown message type "ping"/],
+    [{ type: 'weights', step: 0, tensors: [], spectral: [] }, /weights.spectral: unknown field/],
+    [{ ...SAMPLES[5], round: -1 }, /work.round/],
     [{ type: 'error', code: 'E_NOPE', message: '' }, /error.code: unknown error code 'E_NOPE'/],
     [{ type: 'bye', reason: null }, /bye.reason: expected a string, got null/],
     [{ type: 42 }, /message.type: unknown message type 42/],
@@ -260,7 +259,7 @@ t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-arr
 });
 
 t.test('chunks: reassembled in order; out of order, missing or repeated chunks are E_MALFORMED', async (t) => {
-  const msg: Message = { type: 'grads', step: 4, attempt: 1, sequences: 2, loss: 1, tensors: [f32(1000), f32(5), f32(3000, 2)], phases: {} };
+  const msg: Message = { type: 'grads', step: 4, round: 0, attempt: 1, sequences: 2, loss: 1, tensors: [f32(1000), f32(5), f32(3000, 2)], phases: {} };
   const frames = encodeMessage(msg, 1024);
   t.ok(frames.length > 10, `${frames.length} frames`);
   for (const f of frames) t.ok(f.length <= 1024, 'no frame over the limit');
@@ -370,8 +369,8 @@ async function client(url: string, opts: { unmasked?: boolean; maxFrameBytes?: n
 const echo = (peer: Peer) =>
   peer.onMessage(async (m) => {
     if (m.type === 'weights' || m.type === 'grads') {
-      await peer.send({ type: 'grads', step: m.step, attempt: 0, sequences: 1, loss: 0, tensors: m.tensors, phases: {} });
-    } else if (m.type === 'ping') await peer.send({ type: 'pong', t: m.t });
+      await peer.send({ type: 'grads', step: m.step, round: 0, attempt: 0, sequences: 1, loss: 0, tensors: m.tensors, phases: {} });
+    } else if (m.type === 'bye') await peer.send({ type: 'bye', reason: m.reason });
   });
 
 t.test('ws: a 10M-float message makes a round trip, unmasked and masked', async (t) => {
@@ -472,9 +471,9 @@ t.test('ws: garbage bytes close that client with E_MALFORMED; the server keeps s
   t.equal(errors[0]!.code, 'E_MALFORMED');
 
   const c = await client(srv.url);
-  await c.peer.send({ type: 'ping', t: 1 });
-  const [pong] = await c.next();
-  t.same(pong, { type: 'pong', t: 1 }, 'another client is still served');
+  await c.peer.send({ type: 'bye', reason: 'x' });
+  const [back] = await c.next();
+  t.same(back, { type: 'bye', reason: 'x' }, 'another client is still served');
   c.peer.close();
 });
 
@@ -482,21 +481,21 @@ t.test('ws: a ProtocolError thrown by a handler reaches the other side as an err
   const srv = await server((peer) =>
     peer.onMessage((m) => {
       if (m.type === 'grads') throw protocolError('E_SHAPE', `grads: ${m.tensors.length} tensors, the model has 4`);
-      if (m.type === 'ping') throw new Error('a bug');
+      if (m.type === 'bye') throw new Error('a bug');
     }),
   );
   t.teardown(srv.close);
   const c = await client(srv.url);
-  await c.peer.send({ type: 'grads', step: 1, attempt: 0, sequences: 1, loss: 1, tensors: [f32(3)], phases: {} });
+  await c.peer.send({ type: 'grads', step: 1, round: 0, attempt: 0, sequences: 1, loss: 1, tensors: [f32(3)], phases: {} });
   const [m] = await c.next();
   t.same(m, { type: 'error', code: 'E_SHAPE', message: 'grads: 1 tensors, the model has 4' });
   const closed = await c.closed;
   t.equal(closed.code, 4005);
   t.equal(closed.reason, 'E_SHAPE: grads: 1 tensors, the model has 4');
-  await t.rejects(c.peer.send({ type: 'ping', t: 0 }), /closing/, 'sends after close are refused');
+  await t.rejects(c.peer.send({ type: 'bye', reason: '' }), /closing/, 'sends after close are refused');
 
   const c2 = await client(srv.url);
-  await c2.peer.send({ type: 'ping', t: 0 });
+  await c2.peer.send({ type: 'bye', reason: '' });
   const [m2] = await c2.next();
   t.same(m2, { type: 'error', code: 'E_INTERNAL', message: 'a bug' }, 'a plain exception is E_INTERNAL');
   t.equal((await c2.closed).code, ERROR_CODES.E_INTERNAL.close);

@@ -149,7 +149,7 @@ function runSteps(smi: SpectralMomentum, grads: (s: number) => NamedTensor[], fr
   const sums: number[] = [];
   for (let s = from; s < to; s++) {
     const ins = grads(s);
-    const out = smi.apply(ins, s, T);
+    const out = smi.apply(ins, s, alphaAt(smi.run, s, T));
     outs.push(out.map((o) => Float32Array.from(o.tensor.dataSync())));
     sums.push(smi.lastMaskChecksum);
     tf.dispose([...ins, ...out].map((x) => x.tensor));

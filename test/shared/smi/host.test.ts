@@ -60,10 +60,10 @@ function fused(shape: number[], grads: Float32Array[], run: SmiRun): { outs: Flo
   const sums: number[] = [];
   grads.forEach((G, s) => {
     const g = tf.tensor(G, shape);
-    const [out] = smi.apply([g], s + 1, T);
-    outs.push(Float32Array.from(out.dataSync()));
+    const [out] = smi.apply([{ name: 'w', tensor: g }], s + 1, alphaAt(run, s + 1, T)).map((n) => n.tensor);
+    outs.push(Float32Array.from(out!.dataSync()));
     sums.push(smi.lastMaskChecksum);
-    tf.dispose([g, out]);
+    tf.dispose([g, out!]);
   });
   const H = smi.getState()[0].data;
   smi.dispose();
@@ -167,7 +167,7 @@ t.test('parameters of the same shape share scratch buffers but not state', async
   const outs: Float32Array[][] = [[], []];
   for (let s = 0; s < 3; s++) {
     const ins = [{ name: 'a', tensor: tf.tensor(a[s], shape) }, { name: 'b', tensor: tf.tensor(b[s], shape) }];
-    const out = together.apply(ins, s + 1, T);
+    const out = together.apply(ins, s + 1, alphaAt(RUN, s + 1, T));
     out.forEach((o, i) => outs[i].push(Float32Array.from(o.tensor.dataSync())));
     tf.dispose([...ins, ...out].map((x) => x.tensor));
   }
@@ -185,7 +185,7 @@ t.test('a step that throws (NaN gradient) leaves no tensor behind and other para
   bad[100] = NaN;
   const before = tf.memory().numTensors;
   const g = tf.tensor(bad, [64, 128]);
-  t.throws(() => smi.apply([{ name: 'w', tensor: g }], 1, T), RangeError, 'NaN is refused by the quantile');
+  t.throws(() => smi.apply([{ name: 'w', tensor: g }], 1, alphaAt(smi.run, 1, T)), RangeError, 'NaN is refused by the quantile');
   g.dispose();
   t.equal(tf.memory().numTensors, before, 'no tensors left behind');
   const shape = [64, 128];
@@ -205,7 +205,7 @@ t.test('wasm backend: tensor memory read and written in place, same bits as the 
     let flat = -1;
     for (let s = 0; s < steps; s++) {
       const ins: NamedTensor[] = shapes.map((shape, i) => ({ name: `p${i}`, tensor: tf.tensor(grads[i][s], shape) }));
-      const out = smi.apply(ins, s + 1, T);
+      const out = smi.apply(ins, s + 1, alphaAt(smi.run, s + 1, T));
       outs.push(out.map((o) => Float32Array.from(o.tensor.dataSync())));
       sums.push(smi.lastMaskChecksum);
       t.same(out.map((o) => o.tensor.shape), shapes, `${tf.getBackend()} step ${s + 1}: shapes kept`);
@@ -232,14 +232,15 @@ t.test('wasm backend: tensor memory read and written in place, same bits as the 
 t.test('hostProfile: every stage is timed, and only when asked', async (t) => {
   const smi = new SpectralMomentum(RUN, 'host');
   const g = tf.tensor(rand(64 * 128, 9), [64, 128]);
-  tf.dispose(smi.apply([g], 1, T));
+  const step = (s: number) => tf.dispose(smi.apply([{ name: 'w', tensor: g }], s, alphaAt(RUN, s, T)).map((n) => n.tensor));
+  step(1);
   const profile = new Float64Array(HOST_STAGES.length);
   smi.hostProfile = profile;
-  tf.dispose(smi.apply([g], 2, T));
+  step(2);
   t.ok(profile.every((ms) => ms >= 0) && profile.some((ms) => ms > 0), `stages timed: ${[...profile].map((m) => m.toFixed(3))}`);
   smi.hostProfile = null;
   const copy = profile.slice();
-  tf.dispose(smi.apply([g], 3, T));
+  step(3);
   t.same(profile, copy, 'not touched once unset');
   g.dispose();
   smi.dispose();

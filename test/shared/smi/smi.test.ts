@@ -312,7 +312,7 @@ function runSmi(engine: 'host' | 'tf', run: SmiRun, grads: Float32Array[], rows:
   const smi = new SpectralMomentum(run, engine);
   const outs = grads.map((g, s) => {
     const input = tf.tensor2d(g, [rows, cols]);
-    const [out] = smi.apply([{ name: 'w', tensor: input }], s + 1, T);
+    const [out] = smi.apply([{ name: 'w', tensor: input }], s + 1, alphaAt(run, s + 1, T));
     const data = out.tensor.dataSync() as Float32Array;
     tf.dispose([input, out.tensor]);
     return data;
@@ -412,7 +412,7 @@ t.test('history EMA over 3 steps (host and tf engines agree bit for bit)', async
   let Hm: Float32Array | null = null;
   for (const [s, g] of grads.entries()) {
     const x = tf.tensor2d(g, [rows, cols]);
-    tf.dispose(smi.apply([x], s + 1, 10));
+    tf.dispose(smi.apply([{ name: 'w', tensor: x }], s + 1, alphaAt(smi.run, s + 1, 10)).map((n) => n.tensor));
     x.dispose();
     Hm = updateHistory(Hm, magnitude(forward(g, rows, cols)), 0.9);
   }
@@ -563,7 +563,7 @@ function steps(smi: SpectralMomentum, from: number, to: number): { outs: number[
   const sums: number[] = [];
   for (let s = from; s < to; s++) {
     const grads = stepGrads(s);
-    const out = smi.apply(grads, s, 20);
+    const out = smi.apply(grads, s, alphaAt(smi.run, s, 20));
     outs.push(out.flatMap((o) => Array.from(o.tensor.dataSync())));
     sums.push(smi.lastMaskChecksum);
     tf.dispose([...grads.map((g) => g.tensor), ...out.map((o) => o.tensor)]);
@@ -608,9 +608,9 @@ t.test('tf.memory().numTensors stays flat over repeated apply()', async (t) => {
   const g = tf.ones([4, 4]);
   const before = tf.memory().numTensors;
   const smi = new SpectralMomentum(SMI_RUNS.top75, 'tf');
-  const m = smi.apply(new Map([['w', g]]), 1, 10);
-  t.equal(m.get('w')!.shape.join(), '4,4', 'Map in, Map out');
-  tf.dispose([...m.values()]);
+  const m = smi.apply([{ name: 'w', tensor: g }], 1, alphaAt(smi.run, 1, 10));
+  t.equal(m[0]!.tensor.shape.join(), '4,4', 'named in, named out');
+  tf.dispose(m.map((n) => n.tensor));
   smi.dispose();
   t.equal(tf.memory().numTensors, before, 'dispose() frees the histories');
   g.dispose();

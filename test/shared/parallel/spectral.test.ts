@@ -1,13 +1,13 @@
-// Data-parallel arithmetic (shared/parallel.ts): batch splitting, weighted means, clipping, mask packing, and
-// synced mode's two equivalent forms: each worker blending its own spectrum with the shared mask (two round
+// The spectral modes' arithmetic (shared/parallel/spectral.ts): mask packing, and synced mode's two equivalent forms: each worker blending its own spectrum with the shared mask (two round
 // trips) against the coordinator applying that mask once to the mean gradient (one round trip).
 import t from 'tap';
 import { randomFloats as rand } from '../../helpers.ts';
 import { disposeFft, initFft } from '../../../shared/smi/fft.ts';
+import { weightedSum } from '../../../shared/parallel/reduce.ts';
 import {
-  SharedSpectralHistory, blendWithMasks, clipCoefficient, localSpectra, packMask, packedMaskChecksum, spectrumMagnitudes,
-  splitBatch, unpackMask, weightedSum,
+  SharedSpectralHistory, blendWithMasks, localSpectra, packMask, packedMaskChecksum, spectrumMagnitudes, unpackMask,
 } from '../../../shared/parallel/spectral.ts';
+import { globalClip, sumOfSquares } from '../../../shared/train/step.ts';
 import { SMI_RUNS, alphaAt } from '../../../shared/smi/smi.ts';
 
 await initFft();
@@ -23,27 +23,6 @@ function relDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number
   }));
   return num / den;
 }
-
-t.test('splitBatch: contiguous chunks, sizes within one, nothing lost', async (t) => {
-  const offsets = Array.from({ length: 13 }, (_, i) => 100 + i);
-  for (const parts of [1, 2, 3, 5, 13, 20]) {
-    const chunks = splitBatch(offsets, parts);
-    t.same(chunks.flat(), offsets, `${parts} parts: the batch in order`);
-    const sizes = chunks.map((c) => c.length);
-    t.ok(Math.max(...sizes) - Math.min(...sizes) <= 1 && sizes.every((n) => n > 0), `${parts} parts: sizes ${sizes}`);
-  }
-});
-
-t.test('weightedSum and clipCoefficient', async (t) => {
-  const a = [new Float32Array([1, 2]), new Float32Array([3])];
-  const b = [new Float32Array([5, 6]), new Float32Array([7])];
-  t.same(weightedSum([a, b], [0.25, 0.75]).map((x) => [...x]), [[4, 5], [6]]);
-  const { norm, coef } = clipCoefficient([new Float32Array([3, 4])], 1);
-  t.equal(norm, 5);
-  t.ok(Math.abs(coef - 1 / (5 + 1e-6)) < 1e-12);
-  t.equal(clipCoefficient([new Float32Array([0.3, 0.4])], 1).coef, 1, 'under the threshold: no clipping');
-  t.equal(clipCoefficient([new Float32Array([30, 40])], 0).coef, 1, 'grad_clip 0 disables it');
-});
 
 t.test('packMask / unpackMask round trip, and a wrong length is refused', async (t) => {
   const H = rand(37, 4);
@@ -68,7 +47,7 @@ t.test('synced: the mask applied once to the mean gradient equals the mean of th
       const mags = chunks.map((g) => spectrumMagnitudes(g, shapes));
       t.ok(mags.every((m, c) => m.every((x, p) => x.every((v, i) => Object.is(v, spectra[c]!.magnitudes[p]![i])))), 'spectrumMagnitudes = localSpectra\'s, bit for bit');
       const mean = weightedSum(chunks, w);
-      const { coef } = clipCoefficient(mean, 0.5 * clipCoefficient(mean, 0).norm); // clipped to half its norm
+      const { coef } = globalClip([sumOfSquares(mean)], 0.5 * globalClip([sumOfSquares(mean)], 0, 1, false).norm, 1, false); // clipped to half its norm
       t.ok(coef < 1, 'the clip is active');
       const alpha = alphaAt(run, step, 10);
       const { masks, checksum } = workers.prepare(names, shapes, mags, w, coef);

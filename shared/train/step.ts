@@ -1,0 +1,130 @@
+// The one update step, clip → SMI → AdamW, on a shard of the model's tensors: --local and every distributed mode call it.
+//
+// A shard is a subset of the model's tensors with their optimizer and SMI state; --local and today's coordinator
+// hold one shard, the whole model. Global-norm clipping needs the norm of the whole mean gradient, so the clip
+// coefficient κ is computed first, from one sum of squares per shard (sumOfSquares → globalClip), and then every
+// shard runs applyUpdate with that κ.
+//
+// Three forms of the step exist, and each keeps the arithmetic it has always had, so that no run's numbers change:
+// - tensors (--local, global mode): Σg² by tf ops in float32 and the norm rounded to float32 (as tf.sqrt gives
+//   it: torch's clip_grad_norm_ as clipGlobalNorm did); κ·g by tf.mul (κ rounded to float32); SMI by
+//   SpectralMomentum on the shard's backend; AdamW.
+// - host arrays with the workers' magnitudes (synced mode, --synced-blend coordinator): Σg² and the norm in
+//   float64; κ·g on the host with κ in double; the shared history's one mask applied to κḡ
+//   (SharedSpectralHistory.blendMean, the fused host step); AdamW.
+// - host arrays already clipped and blended by the workers (--synced-blend workers, local mode): AdamW alone.
+import * as tf from '@tensorflow/tfjs';
+import type { AdamW } from '../model/adamw.ts';
+import type { SharedSpectralHistory } from '../parallel/spectral.ts';
+import type { SpectralMomentum } from '../smi/smi.ts';
+import { TrainingError } from '../errors.ts';
+
+/** Tensors updated together: their names, shapes and variables (parameter order), AdamW's moments and SMI's history. */
+export interface Shard {
+  names: readonly string[];
+  shapes: readonly number[][];
+  params: readonly tf.Variable[];
+  opt: AdamW;
+  /** SMI on the clipped mean gradient (one process, global mode); null for the baseline and where SMI runs elsewhere */
+  smi: SpectralMomentum | null;
+  /** synced mode: the one history of the workers' averaged magnitudes */
+  shared: SharedSpectralHistory | null;
+}
+
+/** The mean gradient of a shard's tensors, in its parameter order: tensors, or host arrays. */
+export type MeanGradient = readonly tf.Tensor[] | readonly Float32Array[];
+
+const isTensors = (g: MeanGradient): g is readonly tf.Tensor[] => g.length > 0 && g[0] instanceof tf.Tensor;
+
+/**
+ * Σ g² over a shard's mean gradient: over tensors by tf ops in float32 (the sum of each tensor's squares, then
+ * their sum), over host arrays in float64, in parameter order.
+ */
+export function sumOfSquares(grads: MeanGradient): number {
+  if (grads.length === 0) return 0;
+  if (isTensors(grads)) {
+    const t = tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
+    const s = t.dataSync()[0]!;
+    t.dispose();
+    return s;
+  }
+  let sq = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+  return sq;
+}
+
+/**
+ * The global norm √(Σ of the shards' sums of squares) and torch's clip_grad_norm_ coefficient
+ * κ = min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm is 0). `float32`: the norm as tf.sqrt of the float32 sum
+ * gives it (the tensor form), else the double square root (the host form). A non-finite norm refuses the step
+ * (TrainingError E_NONFINITE_GRAD) before anything is applied.
+ */
+export function globalClip(sums: readonly number[], maxNorm: number, step: number, float32: boolean): { norm: number; coef: number } {
+  const total = sums.reduce((a, b) => a + b, 0);
+  const norm = float32 ? Math.fround(Math.sqrt(Math.fround(total))) : Math.sqrt(total);
+  if (!Number.isFinite(norm)) throw new TrainingError('E_NONFINITE_GRAD', `gradient norm is ${norm} at step ${step}: update refused, weights unchanged`);
+  return { norm, coef: maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1 };
+}
+
+/**
+ * κ·g, then SMI at step `step` with blend factor α when `smi` is given: new tensors the caller owns (the inputs
+ * are left as they are). κ = 1 copies. A worker's own filter in local mode is this too.
+ */
+export function clipAndFilter(smi: SpectralMomentum | null, names: readonly string[], grads: readonly tf.Tensor[], clip: number, step: number, alpha: number): tf.Tensor[] {
+  const clipped = grads.map((g) => (clip < 1 ? tf.mul(g, clip) : tf.clone(g)));
+  if (!smi) return clipped;
+  try {
+    return smi.apply(clipped.map((tensor, i) => ({ name: names[i]!, tensor })), step, alpha).map((n) => n.tensor);
+  } finally {
+    tf.dispose(clipped);
+  }
+}
+
+export interface UpdateOptions {
+  clip: number; // κ, from globalClip
+  step: number; // 1-based: SMI's random-mask stream and AdamW's bias correction follow it
+  lr: number;
+  alpha: number; // SMI's α_t
+  /** synced mode: each chunk's magnitude spectra and weight n_c / B, for the shared history */
+  magnitudes?: { spectra: readonly (readonly Float32Array[])[]; weights: readonly number[] };
+  /** the gradients are the workers' clipped, filtered and averaged blends: AdamW alone */
+  blended?: boolean;
+}
+
+export interface UpdateResult {
+  maskChecksum?: number; // synced: the shared masks' chained checksum
+  ms: { spectral: number; optimizer: number }; // clip and SMI (or the shared blend); AdamW
+}
+
+/**
+ * One optimizer step of a shard from its mean gradient (see the file's head for the three forms). Tensors given
+ * are disposed. The synced shared history is committed once AdamW has run (a step redone after a failure starts
+ * from the history before it).
+ */
+export function applyUpdate(shard: Shard, grads: MeanGradient, o: UpdateOptions): UpdateResult {
+  const t0 = performance.now();
+  if (grads.length !== shard.params.length) throw new RangeError(`applyUpdate: ${grads.length} gradients for a shard of ${shard.params.length} tensors`);
+  let final: tf.Tensor[];
+  let maskChecksum: number | undefined;
+  if (isTensors(grads) || (!o.blended && !o.magnitudes)) {
+    const tensors = isTensors(grads) ? grads : grads.map((g, i) => tf.tensor(g, shard.shapes[i]!));
+    try {
+      final = clipAndFilter(shard.smi, shard.names, tensors, o.clip, o.step, o.alpha);
+    } finally {
+      tf.dispose([...tensors]);
+    }
+  } else if (o.magnitudes) {
+    if (!shard.shared) throw new RangeError('applyUpdate: magnitudes for a shard without a shared history');
+    const { tensors, checksum } = shard.shared.blendMean(shard.names, shard.shapes, grads as readonly Float32Array[], o.magnitudes.spectra, o.magnitudes.weights, o.clip, o.alpha);
+    maskChecksum = checksum;
+    final = tensors.map((g, i) => tf.tensor(g, shard.shapes[i]!));
+  } else {
+    final = (grads as readonly Float32Array[]).map((g, i) => tf.tensor(g, shard.shapes[i]!));
+  }
+  const t1 = performance.now();
+  shard.opt.apply([...shard.params], final, o.lr);
+  tf.dispose(final);
+  shard.shared?.commit();
+  const t2 = performance.now();
+  return { maskChecksum, ms: { spectral: t1 - t0, optimizer: t2 - t1 } };
+}
