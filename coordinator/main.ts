@@ -1,5 +1,4 @@
 // `npm run coordinator`: a coordinator alone; workers on any host connect to it.
-import { customAlphabet } from 'nanoid';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { initBackend } from '../shared/backend/backend.ts';
@@ -8,14 +7,12 @@ import { ConfigError } from '../shared/config.ts';
 import { runMain } from '../shared/cli/main.ts';
 import { interruptSignal, setupRun } from '../shared/cli/setup.ts';
 import { trainDistributed } from './run.ts';
-
-// generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
-const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
+import { newToken } from './server.ts';
 
 runMain(async () => {
   const args = parseTrainArgs(process.argv.slice(2));
   if (args.help) {
-    console.log(trainHelp('npm run coordinator --'));
+    console.log(trainHelp('coordinator'));
     return 0;
   }
   if (args.local || args.workers !== undefined || args.gpus || args.coordinatorGpu !== undefined) {

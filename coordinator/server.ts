@@ -1,5 +1,5 @@
 // The coordinator's server: one port for the live page, /metrics and the workers; membership (hello, token, refusals, join, drop).
-import { nanoid } from 'nanoid';
+import { customAlphabet, nanoid } from 'nanoid';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -12,6 +12,9 @@ import { MAX_MESSAGE_BYTES, Peer, serverOptions, type ReceiveInfo } from '../sha
 import { Monitor } from './monitor.ts';
 import { HELLO_TIMEOUT_MS, MAX_AWAITING_HELLO, PRE_AUTH_CONTROL_BYTES, PreAuth } from './pre-auth.ts';
 import { Rounds, type Member, type Membership, type RoundOptions } from './rounds.ts';
+
+/** A token for --token when none is given: alphanumeric, as one starting with '-' would read as a flag on the worker's command line. */
+export const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
 
 // An authenticated worker's messages: the largest is a gradient with its spectra (set from the model by the engine).
 const WORKER_CONTROL_BYTES = 64 * 1024;

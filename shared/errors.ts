@@ -14,7 +14,6 @@ export const ERROR_CODES = {
   E_UNEXPECTED: { close: 4007, meaning: 'a message not valid in the current state, or for a step/attempt that is not current' },
   E_TIMEOUT: { close: 4008, meaning: 'the worker missed --step-timeout' },
   E_SHUTDOWN: { close: 4009, meaning: 'the coordinator is ending the run' },
-  E_DUPLICATE: { close: 4010, meaning: 'a worker with this id is already connected' },
   E_INTERNAL: { close: 4011, meaning: 'the sender hit a bug of its own while handling a message' },
   E_OUTLIER: { close: 4012, meaning: "a finite result an honest worker cannot produce: a gradient norm far above both the step's other shares and the recent steps, or spectra or a blend over the bound its own gradient sets" },
   E_REFUSED: { close: 4013, meaning: 'this worker id sent a rejected result (E_NONFINITE, E_OUTLIER) and is refused for a while' },

@@ -18,11 +18,11 @@
 //   (attention) the causal attention probabilities (entries j ≤ i only: the masked ones are zero by
 //   construction), (mlp) the MLP's GELU outputs, (layerNorm) the outputs of every LayerNorm (ln_1, ln_2,
 //   ln_f, after the gain); overall = the mean of the three, as the paper's "overall average" is the mean of its
-//   three rows. Computed with a forward pass that mirrors shared/model.ts's GPT.forward (dropout off).
+//   three rows. Computed by the model's own GPT.forward (shared/model/gpt.ts, dropout off) through its activation hook.
 import * as tf from '@tensorflow/tfjs';
 import { SVD, Matrix } from 'ml-matrix';
 import { evalOffsets, makeBatch } from '../../shared/model/data.ts';
-import type { GPT } from '../../shared/model/gpt.ts';
+import type { ActivationHook, GPT } from '../../shared/model/gpt.ts';
 import { median } from '../../shared/stats.ts';
 
 export { median };
@@ -185,60 +185,30 @@ interface Counts {
 }
 
 /**
- * The forward pass of GPT.forward (shared/model.ts, dropout off), also counting activations with |a| < eps.
+ * The model's own forward pass (GPT.forward, dropout off) with a hook that counts activations with |a| < eps.
  * Returns the logits (B·T, V) as host floats and the counts [small, total] per kind.
  */
 export function forwardWithActivations(model: GPT, x: Int32Array, batch: number, eps = ACTIVATION_EPS): { logits: Float32Array; counts: Counts } {
-  const { n_layer: L, n_head: nh, n_embd: C } = model.config;
   const T = x.length / batch;
   const B = batch;
-  const hs = C / nh;
   const small: Record<keyof Counts, tf.Scalar[]> = { attention: [], mlp: [], layerNorm: [] };
   const total: Record<keyof Counts, number> = { attention: 0, mlp: 0, layerNorm: 0 };
-  const count = (kind: keyof Counts, t: tf.Tensor, weight?: tf.Tensor) => {
-    const hit = tf.cast(tf.less(tf.abs(t), eps), 'float32');
-    small[kind].push(tf.sum(weight ? tf.mul(hit, weight) : hit) as tf.Scalar);
-    if (!weight) total[kind] += t.size;
-  };
   const { logits, counts } = tf.tidy(() => {
-    const layerNorm = (v: tf.Tensor, w: tf.Tensor): tf.Tensor => {
-      const mu = tf.mean(v, -1, true);
-      const vc = tf.sub(v, mu);
-      const varc = tf.mean(tf.square(vc), -1, true);
-      const out = tf.mul(tf.mul(vc, tf.rsqrt(tf.add(varc, 1e-5))), w);
-      count('layerNorm', out);
-      return out;
-    };
     const causal = new Float32Array(T * T);
-    const bias = new Float32Array(T * T);
-    for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-      if (j <= i) causal[i * T + j] = 1;
-      else bias[i * T + j] = -1e9;
-    }
+    for (let i = 0; i < T; i++) for (let j = 0; j <= i; j++) causal[i * T + j] = 1;
     const causalT = tf.tensor2d(causal, [T, T]);
-    const biasT = tf.tensor2d(bias, [T, T]);
-    const idx = tf.tensor2d(x, [B, T], 'int32');
-    const tok = tf.gather(model.p('transformer.wte.weight'), tf.reshape(idx, [-1]));
-    const pos = tf.slice(model.p('transformer.wpe.weight'), [0, 0], [T, C]);
-    let h: tf.Tensor = tf.add(tf.reshape(tok, [B, T, C]), pos);
-    for (let l = 0; l < L; l++) {
-      const pre = `transformer.h.${l}.`;
-      const a = tf.reshape(layerNorm(h, model.p(pre + 'ln_1.weight')), [B * T, C]);
-      const qkv = tf.matMul(a, model.p(pre + 'attn.c_attn.weight'));
-      const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3]));
-      const att = tf.softmax(tf.add(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(hs)), biasT));
-      count('attention', att, causalT);
-      total.attention += B * nh * ((T * (T + 1)) / 2);
-      const y = tf.reshape(tf.transpose(tf.matMul(att, v!), [0, 2, 1, 3]), [B * T, C]);
-      h = tf.add(h, tf.reshape(tf.matMul(y, model.p(pre + 'attn.c_proj.weight')), [B, T, C]));
-      const m = tf.reshape(layerNorm(h, model.p(pre + 'ln_2.weight')), [B * T, C]);
-      const u = tf.matMul(m, model.p(pre + 'mlp.c_fc.weight'));
-      const g = tf.mul(tf.mul(u, 0.5), tf.add(tf.erf(tf.mul(u, Math.SQRT1_2)), 1)); // exact GELU, as the model
-      count('mlp', g);
-      h = tf.add(h, tf.reshape(tf.matMul(g, model.p(pre + 'mlp.c_proj.weight')), [B, T, C]));
-    }
-    const xf = tf.reshape(layerNorm(h, model.p('transformer.ln_f.weight')), [-1, C]);
-    const out = tf.matMul(xf, model.p('transformer.wte.weight'), false, true);
+    const hook: ActivationHook = (kind, t) => {
+      const hit = tf.cast(tf.less(tf.abs(t), eps), 'float32');
+      if (kind === 'attention') {
+        // the causal entries j ≤ i only: the masked ones are zero by construction
+        small.attention.push(tf.sum(tf.mul(hit, causalT)) as tf.Scalar);
+        total.attention += (t.size / (T * T)) * ((T * (T + 1)) / 2);
+      } else {
+        small[kind].push(tf.sum(hit) as tf.Scalar);
+        total[kind] += t.size;
+      }
+    };
+    const out = model.forward(tf.tensor2d(x, [B, T], 'int32'), undefined, false, hook);
     const sums = (['attention', 'mlp', 'layerNorm'] as const).map((k) => tf.addN(small[k]));
     return { logits: out, counts: tf.stack(sums) };
   });

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initFft, irfft2, rfft2, setFftLibrary, disposeFft, type FftLibrary } from '../../shared/smi/fft.ts';
-import { SMI_RUNS, SpectralMomentum } from '../../shared/smi/smi.ts';
+import { SMI_RUNS, SpectralMomentum, alphaAt } from '../../shared/smi/smi.ts';
 import { HOST_STAGES, setHostSimd } from '../../shared/smi/host.ts';
 import { median } from '../../shared/stats.ts';
 
@@ -111,7 +111,7 @@ function benchPreset(name: 'cpu' | 'paper', reps: number): void {
   const applyMs = () => {
     const smi = new SpectralMomentum(SMI_RUNS.top75, 'host');
     let step = 1;
-    const t = timeMs(reps, () => tf.dispose(smi.apply(grads, step++, 1000).map((g) => g.tensor)), SMI_WARMUP);
+    const t = timeMs(reps, () => tf.dispose(smi.apply(grads, step, alphaAt(SMI_RUNS.top75, step++, 1000)).map((g) => g.tensor)), SMI_WARMUP);
     smi.dispose();
     return t;
   };
@@ -153,7 +153,7 @@ function benchStages(name: 'cpu' | 'paper', reps: number): void {
       const profile = new Float64Array(HOST_STAGES.length);
       smi.hostProfile = profile;
       const t0 = performance.now();
-      tf.dispose(smi.apply(grads, step, 2000).map((g) => g.tensor));
+      tf.dispose(smi.apply(grads, step, alphaAt(SMI_RUNS.cosine, step, 2000)).map((g) => g.tensor));
       const all = performance.now() - t0;
       if (step > SMI_WARMUP) runs.push(Float64Array.from([...profile, all]));
     }

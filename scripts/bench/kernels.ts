@@ -1,10 +1,13 @@
 // Benchmarks stock vs supplied tfjs wasm kernels (BatchMatMul, Slice/Unpack/SplitV, GPT fwd+bwd).
 //
-// Usage: npx tsx scripts/bench-wasm-kernels.ts [--runs N] [--big]
+// Usage: npm run bench -- kernels [--runs N] [--big]
 //   --runs N  timed runs per measurement (median is printed; default 7; matmuls 3N, GPT step max(3, N/2))
 //   --big     also unstack a [384,256,256] tensor with the stock kernel (takes ~20 s)
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { resolveConfig, type TrainConfig } from '../../shared/config.ts';
+import { GPT } from '../../shared/model/gpt.ts';
+import { Rng, STREAM } from '../../shared/model/rng.ts';
 import { registerWasmKernels, WASM_KERNELS } from '../../shared/wasm/kernels.ts';
 
 const argv = process.argv.slice(2);
@@ -115,86 +118,32 @@ function benchSlices(): void {
 // (c) GPT forward + backward
 // ---------------------------------------------------------------------------------------
 
-interface GptConfig {
-  vocab: number;
-  block: number;
-  layers: number;
-  heads: number;
-  width: number;
-  batch: number;
-}
-
-/** Builds a small nanoGPT-style model from plain tf ops; returns a function computing loss + grads. */
-function buildGpt(cfg: GptConfig): { step: () => tf.Tensor[]; dispose: () => void } {
-  const { vocab: V, block: T, layers: L, heads: H, width: C, batch: B } = cfg;
-  const hs = C / H;
-  // tidy disposes the initial-value tensors; the variables keep their data alive.
-  const init = (shape: number[], std = 0.02): tf.Variable => tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, std)));
-  const ones = (n: number): tf.Variable => tf.tidy(() => tf.variable(tf.ones([n])));
-  const zeros = (n: number): tf.Variable => tf.tidy(() => tf.variable(tf.zeros([n])));
-  const wte = init([V, C]);
-  const wpe = init([T, C]);
-  const layers = Array.from({ length: L }, () => ({
-    ln1g: ones(C), ln1b: zeros(C),
-    wqkv: init([C, 3 * C]), bqkv: zeros(3 * C),
-    wo: init([C, C]), bo: zeros(C),
-    ln2g: ones(C), ln2b: zeros(C),
-    w1: init([C, 4 * C]), b1: zeros(4 * C),
-    w2: init([4 * C, C]), b2: zeros(C),
-  }));
-  const lnfg = ones(C);
-  const lnfb = zeros(C);
-  const vars: tf.Variable[] = [wte, wpe, lnfg, lnfb, ...layers.flatMap((l) => Object.values(l))];
-
-  const maskData = new Float32Array(T * T);
-  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) maskData[i * T + j] = -1e9;
-  const mask = tf.tensor(maskData, [1, 1, T, T]);
-  const rand = (): number => Math.floor(Math.random() * V);
-  const idx = tf.tensor1d(Array.from({ length: B * T }, rand), 'int32');
-  const targets = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from({ length: B * T }, rand), 'int32'), V));
-  const pos = tf.range(0, T, 1, 'int32');
-
-  const layerNorm = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return x.sub(mean).mul(tf.rsqrt(variance.add(1e-5))).mul(g).add(b);
-  };
-  const gelu = (x: tf.Tensor): tf.Tensor =>
-    x.mul(0.5).mul(tf.tanh(x.add(x.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI))).add(1));
-
-  const loss = (): tf.Scalar => {
-    const tok = tf.gather(wte, idx).reshape([B, T, C]);
-    let x = tok.add(tf.gather(wpe, pos)).reshape([B * T, C]);
-    for (const l of layers) {
-      const h = layerNorm(x, l.ln1g, l.ln1b);
-      const qkv = tf.matMul(h, l.wqkv).add(l.bqkv).reshape([B, T, 3 * C]);
-      const [q, k, v] = tf.split(qkv, 3, 2).map((t) => t.reshape([B, T, H, hs]).transpose([0, 2, 1, 3]));
-      const att = tf.softmax(tf.matMul(q, k, false, true).mul(1 / Math.sqrt(hs)).add(mask));
-      const y = tf.matMul(att, v).transpose([0, 2, 1, 3]).reshape([B * T, C]);
-      x = x.add(tf.matMul(y, l.wo).add(l.bo));
-      const h2 = layerNorm(x, l.ln2g, l.ln2b);
-      x = x.add(tf.matMul(gelu(tf.matMul(h2, l.w1).add(l.b1)), l.w2).add(l.b2));
-    }
-    const logits = tf.matMul(layerNorm(x, lnfg, lnfb), wte, false, true); // tied head
-    return tf.neg(tf.sum(tf.logSoftmax(logits).mul(targets))).div(B * T) as tf.Scalar;
-  };
-
+/** The project's GPT (shared/model/gpt.ts, the model that is trained) on the cpu preset, fed a fixed random batch. */
+function buildGpt(): { cfg: TrainConfig; step: () => tf.Tensor[]; dispose: () => void } {
+  const cfg = resolveConfig({ preset: 'cpu' });
+  const model = new GPT(cfg, cfg.seed);
+  const rng = new Rng(0, STREAM.train);
+  const n = cfg.batch_size * cfg.block_size;
+  const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+  const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
   return {
+    cfg,
     step: () => {
-      const { value, grads } = tf.variableGrads(loss, vars);
-      return [value, ...Object.values(grads)];
+      const { loss, grads } = model.gradients(x, y, cfg.batch_size);
+      return [tf.scalar(loss), ...grads];
     },
-    dispose: () => tf.dispose([...vars, mask, idx, targets, pos]),
+    dispose: () => model.dispose(),
   };
 }
 
 function benchGpt(): void {
-  const cfg: GptConfig = { vocab: 65, block: 64, layers: 4, heads: 4, width: 128, batch: 12 };
+  const model = buildGpt();
+  const { cfg } = model;
   console.log(
-    `\n(c) GPT fwd+bwd (tf.variableGrads), ${cfg.layers} layers, ${cfg.heads} heads, width ${cfg.width}, ` +
-      `block ${cfg.block}, batch ${cfg.batch}, vocab ${cfg.vocab}; median ms`,
+    `\n(c) the trained GPT's forward+backward (shared/model/gpt.ts: no biases, exact GELU), cpu preset: ${cfg.n_layer} layers, ${cfg.n_head} heads, ` +
+      `width ${cfg.n_embd}, block ${cfg.block_size}, batch ${cfg.batch_size}, vocab ${cfg.vocab_size}; median ms`,
   );
   row('kernels', ['ms/step', 'loss']);
-  const model = buildGpt(cfg);
   const runs = Math.max(3, Math.floor(RUNS / 2));
   // Untimed warm-up of the supplied kernels first, so the first timed mode does not pay for
   // heap growth / JIT warm-up that the later ones then get for free.
@@ -207,7 +156,7 @@ function benchGpt(): void {
     let lossVal = 0;
     const ms = timeMs(() => {
       const out = model.step();
-      lossVal = out[0].dataSync()[0];
+      lossVal = out[0]!.dataSync()[0]!;
       return out;
     }, runs);
     row(mode === 'stock' ? 'stock (+UnsortedSegmentSum)' : `supplied (matMulSlices=${mode})`, [ms, lossVal.toFixed(4)]);

@@ -5,16 +5,23 @@ import {
   type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend,
 } from '../config.ts';
 
+/** The two commands that share the option table. */
+export type TrainCommand = 'train' | 'coordinator';
+
 interface OptionSpec {
   type: 'string' | 'boolean';
   arg?: string; // placeholder shown in help
   help: string;
   section: 'run' | 'model' | 'distributed' | 'output';
+  /** the command that takes it, when only one does (the other refuses it) */
+  only?: TrainCommand;
+  /** the default it has under each command, where they differ (shown as [..] after the help) */
+  defaults?: Record<TrainCommand, string>;
 }
 
 /** Every flag of `npm run train` / `npm run coordinator`. Numeric nanoGPT keys are added below. */
 export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
-  local: { type: 'boolean', section: 'run', help: 'one process, no network: the reference path' },
+  local: { type: 'boolean', section: 'run', only: 'train', help: 'one process, no network: the reference path' },
   preset: { type: 'string', arg: 'paper|cpu|test', section: 'run', help: 'model and schedule preset [paper on a GPU, cpu otherwise]' },
   smi: { type: 'string', arg: 'RUN', section: 'run', help: `the paper's six runs and two controls: ${SMI_RUN_NAMES.join('|')} [cosine]` },
   backend: { type: 'string', arg: 'B', section: 'run', help: `${BACKENDS.join('|')} [auto]` },
@@ -27,16 +34,16 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
-  workers: { type: 'string', arg: 'N', section: 'distributed', help: 'local worker processes [one per GPU, else one per core]' },
-  gpus: { type: 'string', arg: '0,1,…', section: 'distributed', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
-  'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
+  workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]' },
+  gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
+  'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
   'first-step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's first result may take this long (GPU kernels compile on first use) [1800000]" },
-  host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address [127.0.0.1]' },
+  host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address', defaults: { train: '127.0.0.1: its workers are local', coordinator: '0.0.0.0: every interface' } },
   port: { type: 'string', arg: 'P', section: 'distributed', help: 'coordinator port [0: any free port]' },
   token: { type: 'string', arg: 'T', section: 'distributed', help: 'shared secret workers must present' },
-  'tls-cert': { type: 'string', arg: 'FILE', section: 'distributed', help: 'coordinator: serve wss:// and https:// with this PEM certificate (chain); needs --tls-key' },
-  'tls-key': { type: 'string', arg: 'FILE', section: 'distributed', help: "coordinator: the certificate's PEM private key" },
-  'min-workers': { type: 'string', arg: 'N', section: 'distributed', help: 'workers to wait for before step 1 [1]' },
+  'tls-cert': { type: 'string', arg: 'FILE', section: 'distributed', only: 'coordinator', help: 'serve wss:// and https:// with this PEM certificate (chain); needs --tls-key' },
+  'tls-key': { type: 'string', arg: 'FILE', section: 'distributed', only: 'coordinator', help: "the certificate's PEM private key" },
+  'min-workers': { type: 'string', arg: 'N', section: 'distributed', help: 'workers to wait for before step 1', defaults: { train: 'the workers it starts', coordinator: '1' } },
   'step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's share is reassigned after this [60000]" },
   trace: { type: 'string', arg: 'FILE', section: 'output', help: 'write a Chrome trace-event file (Perfetto, chrome://tracing): a track per process, a span per phase' },
   timing: { type: 'string', arg: 'on|off', section: 'output', help: 'per-phase timing in log.jsonl [on]' },
@@ -152,8 +159,9 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
   };
 }
 
-/** One help text: usage, sections with defaults, examples, exit codes. */
-export function trainHelp(command = 'npm run train --'): string {
+/** One help text per command: usage, sections with each option's default under that command, examples, exit codes. */
+export function trainHelp(which: TrainCommand = 'train'): string {
+  const command = `npm run ${which} --`;
   const sections: [OptionSpec['section'], string][] = [
     ['run', 'Run'], ['model', 'Preset overrides (nanoGPT config keys)'], ['output', 'Output'], ['distributed', 'Distributed'],
   ];
@@ -165,17 +173,26 @@ export function trainHelp(command = 'npm run train --'): string {
   for (const [sec, title] of sections) {
     lines.push('', `${title}:`);
     for (const [name, spec] of Object.entries(TRAIN_OPTIONS)) {
-      if (spec.section !== sec) continue;
+      if (spec.section !== sec || (spec.only && spec.only !== which)) continue;
       const flag = `--${name}${spec.arg ? ' ' + spec.arg : ''}`;
-      lines.push(`  ${flag.padEnd(30)} ${spec.help}`);
+      lines.push(`  ${flag.padEnd(30)} ${spec.help}${spec.defaults ? ` [${spec.defaults[which]}]` : ''}`);
     }
   }
+  const examples = which === 'train'
+    ? [
+      `  ${command} --local --preset cpu --smi cosine       one process, the cpu preset, the paper's best run`,
+      `  ${command} --local --preset test --max-iters 40    a few seconds' smoke run`,
+      `  ${command} --workers 2 --spectral global           a coordinator and 2 local workers`,
+      `  ${command} --local --resume runs/2026-01-01T00-00  continue an interrupted run`,
+    ]
+    : [
+      `  ${command} --preset cpu --port 8765 --token s3cret      workers on any host: npm run worker -- --connect ws://HOST:8765 --token s3cret`,
+      `  ${command} --resume runs/2026-01-01T00-00 --port 8765 --token s3cret  continue; the workers reconnect by themselves`,
+    ];
   lines.push(
     '',
     'Examples:',
-    `  ${command} --local --preset cpu --smi cosine       one process, the cpu preset, the paper's best run`,
-    `  ${command} --local --preset test --max-iters 40    a few seconds' smoke run`,
-    `  ${command} --local --resume runs/2026-01-01T00-00  continue an interrupted run`,
+    ...examples,
     '',
     'Exit codes: 0 done, 1 the run failed, 2 bad arguments, configuration or data.',
   );

@@ -25,6 +25,13 @@ export interface Param {
   variable: tf.Variable;
 }
 
+/**
+ * Activations a forward pass shows to a hook (dropout off): the attention probabilities (B, nh, T, T) after the
+ * softmax, the MLP's GELU outputs, and every LayerNorm's output after its gain (ln_1, ln_2, ln_f). Called inside
+ * the pass's tf.tidy: a hook keeps what it needs as tensors it makes there (and returns from the tidy) or reads now.
+ */
+export type ActivationHook = (kind: 'attention' | 'mlp' | 'layerNorm', t: tf.Tensor) => void;
+
 let instances = 0; // tfjs variable names are global: each model gets its own prefix
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -101,9 +108,9 @@ export class GPT {
 
   /**
    * Logits for token ids `idx` (B, T) → (B·T, V). With `masks` (from dropoutMasks() for these B sequences)
-   * dropout is on.
+   * dropout is on. `lastOnly`: the last position's logits only (B, V). `hook` sees the activations (ActivationHook).
    */
-  forward(idx: tf.Tensor2D, masks?: readonly tf.Tensor[], lastOnly = false): tf.Tensor2D {
+  forward(idx: tf.Tensor2D, masks?: readonly tf.Tensor[], lastOnly = false, hook?: ActivationHook): tf.Tensor2D {
     const { n_layer: L, n_head: nh, n_embd: C } = this.config;
     const [B, T] = idx.shape;
     const hs = C / nh;
@@ -114,7 +121,9 @@ export class GPT {
       const mean = tf.mean(x, -1, true); // (…, 1)
       const xc = tf.sub(x, mean);
       const variance = tf.mean(tf.square(xc), -1, true);
-      return tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, 1e-5))), w);
+      const out = tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, 1e-5))), w);
+      hook?.('layerNorm', out);
+      return out;
     };
 
     const tok = tf.gather(this.p('transformer.wte.weight'), tf.reshape(idx, [-1])); // (B·T, C)
@@ -128,13 +137,16 @@ export class GPT {
       const qkv = tf.matMul(a, this.p(h + 'attn.c_attn.weight')); // (B·T, 3C)
       const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, nh, hs]), [0, 2, 1, 3])); // (B, nh, T, hs)
       let att = tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(hs)); // (B, nh, T, T)
-      att = drop(tf.softmax(tf.add(att, bias)));
+      att = tf.softmax(tf.add(att, bias));
+      hook?.('attention', att);
+      att = drop(att);
       const y = tf.reshape(tf.transpose(tf.matMul(att, v!), [0, 2, 1, 3]), [B * T, C]); // (B·T, C)
       x = tf.add(x, tf.reshape(drop(tf.matMul(y, this.p(h + 'attn.c_proj.weight'))), [B, T, C]));
       // MLP
       const m = tf.reshape(layerNorm(x, this.p(h + 'ln_2.weight')), [B * T, C]); // (B·T, C)
       const u = tf.matMul(m, this.p(h + 'mlp.c_fc.weight')); // (B·T, 4C)
       const g = tf.mul(tf.mul(u, 0.5), tf.add(tf.erf(tf.mul(u, SQRT1_2)), 1)); // exact GELU
+      hook?.('mlp', g);
       x = tf.add(x, tf.reshape(drop(tf.matMul(g, this.p(h + 'mlp.c_proj.weight'))), [B, T, C]));
     }
     if (lastOnly) x = tf.slice(x, [0, T - 1, 0], [B, 1, C]); // inference: only the last position's logits, as nanoGPT
@@ -151,7 +163,9 @@ export class GPT {
     const V = this.config.vocab_size;
     for (let i = 0; i < maxNew; i++) {
       const ctx = ids.slice(-this.config.block_size);
-      const logits = tf.tidy(() => this.forward(tf.tensor2d(ctx, [1, ctx.length], 'int32'), undefined, true)).dataSync();
+      const last = tf.tidy(() => this.forward(tf.tensor2d(ctx, [1, ctx.length], 'int32'), undefined, true));
+      const logits = last.dataSync();
+      last.dispose();
       const scaled = Array.from(logits, (l) => l / temperature);
       const k = Math.min(topK, V);
       const kth = [...scaled].sort((a, b) => b - a)[k - 1]!;

@@ -148,10 +148,6 @@ export function setFftLibrary(lib: FftLibrary): void {
   library = lib;
 }
 
-export function getFftLibrary(): FftLibrary {
-  return library;
-}
-
 function kissModule(): KissModule {
   if (!kiss) throw new Error('FFT not initialised: await initFft() first');
   return kiss;

@@ -72,7 +72,7 @@ t.test('error codes: unique close codes in 4000–4999, documented in docs/error
   const closes = ERROR_CODE_NAMES.map((c) => ERROR_CODES[c].close);
   t.equal(new Set(closes).size, closes.length, 'close codes are unique');
   for (const c of closes) t.ok(c >= 4000 && c <= 4999, `${c} in the application range`);
-  for (const c of ['E_VERSION', 'E_TOKEN', 'E_MALFORMED', 'E_TOO_LARGE', 'E_SHAPE', 'E_NONFINITE', 'E_UNEXPECTED', 'E_TIMEOUT', 'E_SHUTDOWN', 'E_DUPLICATE']) {
+  for (const c of ['E_VERSION', 'E_TOKEN', 'E_MALFORMED', 'E_TOO_LARGE', 'E_SHAPE', 'E_NONFINITE', 'E_UNEXPECTED', 'E_TIMEOUT', 'E_SHUTDOWN']) {
     t.ok(c in ERROR_CODES, `${c} exists`);
   }
   const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
