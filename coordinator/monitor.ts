@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ERROR_CODE_NAMES } from '../shared/errors.ts';
-import type { LogRecord } from '../shared/train/log.ts';
+import { overhead, slowestComputeMs, tokensPerSec, type DoneRecord, type EvalRecord, type LogRecord, type StartRecord, type StepRecord } from '../shared/train/log.ts';
 
 export interface WorkerInfo {
   id: string;
@@ -16,12 +16,8 @@ export interface WorkerInfo {
   joinedAt: number; // ms since the epoch
 }
 
-type StartRecord = Extract<LogRecord, { kind: 'start' }>;
-type StepRecord = Extract<LogRecord, { kind: 'step' }>;
-type EvalRecord = Extract<LogRecord, { kind: 'eval' }>;
-type DoneRecord = Extract<LogRecord, { kind: 'done' }>;
 
-/** A step's `phases` (SPEC.md section 4), read loosely: any numeric field is a phase in ms, except the `bytes_*` counts. */
+/** A step's `phases` (docs/log-format.md), read loosely: any numeric field is a phase in ms, except the `bytes_*` counts. */
 interface Phases {
   coordinator?: Record<string, number>;
   workers?: Record<string, Record<string, number>>;
@@ -32,7 +28,7 @@ export interface StepEntry {
   record: StepRecord;
   tokens_per_sec: number; // this step's tokens / its wall time
   compute_ms: number | null; // the slowest worker's compute; null when the record has none
-  overhead: number | null; // 1 − compute/step (SPEC.md section 4); null without a compute time
+  overhead: number | null; // 1 − compute/step (shared/train/log.ts overhead); null without a compute time
 }
 
 /** What GET /api/state returns; the page starts from it and then applies /events with a larger `seq`. */
@@ -96,14 +92,6 @@ const ENDPOINTS = ['/api/state', '/events', '/metrics'];
 // prom-client counters throw on a negative increment; a bad number in a record must not reach the training loop.
 const count = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : 0);
 const isPhase = (k: string, v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && !k.startsWith('bytes_');
-
-/** The slowest worker's compute time (ms) in a step, from its phases, else from `compute_ms`. */
-function slowestCompute(r: StepRecord, phases: Phases | undefined): number | null {
-  const workers = Object.values(phases?.workers ?? {});
-  const fromPhases = workers.map((w) => w.compute).filter((c): c is number => typeof c === 'number');
-  if (fromPhases.length > 0) return Math.max(...fromPhases);
-  return typeof r.compute_ms === 'number' ? r.compute_ms : null;
-}
 
 /**
  * Watches one run: `record` every log record, `setWorkers` on every membership change, `countError` on every
@@ -176,13 +164,11 @@ export class Monitor {
   private recordStep(full: StepRecord): void {
     const { offsets: _offsets, ...r } = full; // the batch offsets are for reproduction, not for watching
     const phases = r.phases as Phases | undefined;
-    const compute = slowestCompute(r, phases);
-    const wall = phases?.coordinator?.step ?? r.ms;
     const entry: StepEntry = {
       record: r,
-      tokens_per_sec: r.ms > 0 ? (r.tokens / r.ms) * 1000 : 0,
-      compute_ms: compute,
-      overhead: compute !== null && wall > 0 ? Math.min(1, Math.max(0, 1 - compute / wall)) : null,
+      tokens_per_sec: tokensPerSec(r.tokens, r.ms),
+      compute_ms: slowestComputeMs(r),
+      overhead: overhead(r),
     };
     this.steps.push(entry);
     if (this.steps.length > this.historyLimit) this.steps.splice(0, this.steps.length - this.historyLimit);
@@ -198,7 +184,7 @@ export class Monitor {
     this.m.gradNorm.set(r.grad_norm);
     const recent = this.steps.slice(-RATE_WINDOW);
     const ms = recent.reduce((a, s) => a + s.record.ms, 0);
-    if (ms > 0) this.m.tokensPerSec.set((recent.reduce((a, s) => a + s.record.tokens, 0) / ms) * 1000);
+    if (ms > 0) this.m.tokensPerSec.set(tokensPerSec(recent.reduce((a, s) => a + s.record.tokens, 0), ms));
     if (entry.overhead !== null) this.m.overhead.set(entry.overhead);
 
     for (const [k, v] of Object.entries(phases?.coordinator ?? {})) {
@@ -370,7 +356,7 @@ function metrics(registry: Registry) {
     tokensPerSec: new Gauge({ name: 'smi_tokens_per_second', help: `Training throughput over the last ${RATE_WINDOW} steps`, registers }),
     overhead: new Gauge({ name: 'smi_overhead_ratio', help: 'Scaling overhead of the last step: 1 - slowest worker compute / step wall time', registers }),
     phase: new Histogram({
-      name: 'smi_phase_seconds', help: 'Time per step in each phase (SPEC.md section 4), by process (coordinator or a worker id)',
+      name: 'smi_phase_seconds', help: 'Time per step in each phase (docs/metrics.md), by process (coordinator or a worker id)',
       labelNames: ['phase', 'process'] as const, buckets: PHASE_BUCKETS, registers,
     }),
     liveWorkers: new Gauge({ name: 'smi_live_workers', help: 'Workers connected now', registers }),

@@ -1,32 +1,10 @@
-// Where a step's time goes (SPEC.md section 4): per-worker and coordinator phases on the coordinator's clock, and the trace.
+// Where a step's time goes (docs/metrics.md): per-worker and coordinator phases on the coordinator's clock, and the trace.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { medianOverhead, type CoordinatorPhases, type StepPhaseRecord, type WorkerPhases } from '../shared/train/log.ts';
 
-export interface WorkerPhases {
-  compute: number; // forward + backward, as the worker measured it
-  spectral: number; // the worker's FFTs, magnitudes and blends
-  encode: number; // serialisation both ways: the coordinator's encode and decode for this worker, the worker's decode
-  transfer: number; // the rest of each round trip: bytes on the wire both ways (and the worker's queueing)
-  wait: number; // idle after its result, until the slowest worker's result arrived
-  bytes_sent: number; // coordinator → worker, this step
-  bytes_received: number; // worker → coordinator, this step
-}
-
-export interface CoordinatorPhases {
-  step: number; // wall time of the whole step
-  reduce: number; // weighted means, clip coefficient
-  spectral: number; // the coordinator's part of SMI (global: all of it; synced: history, quantile, masks)
-  optimizer: number; // AdamW
-  broadcast: number; // reading the weights and sending them to every worker
-  encode: number; // all serialisation on the coordinator
-  wait: number; // first result → last result, summed over the step's rounds
-}
+export type { StepPhaseRecord };
 
 type CoordinatorPart = Exclude<keyof CoordinatorPhases, 'step' | 'wait' | 'encode'>;
-
-export interface StepPhaseRecord {
-  coordinator: CoordinatorPhases;
-  workers: Record<string, WorkerPhases>;
-}
 
 /** A span for the trace, in ms on the coordinator's clock (performance.now()). */
 interface Span {
@@ -221,19 +199,16 @@ export class NullPhases extends StepPhases {
 }
 
 /**
- * The console summary of a log interval: overhead share (1 − slowest compute / step), the slowest worker by
- * compute and how much slower than the fastest, MB/s on the wire.
+ * The console summary of a log interval: the median overhead of its steps (shared/train/log.ts), the slowest
+ * worker by compute and how much slower than the fastest, MB/s on the wire.
  */
 export function summarizePhases(records: StepPhaseRecord[]): string {
   let step = 0;
-  let compute = 0;
   let bytes = 0;
   const perWorker = new Map<string, number>();
   for (const r of records) {
     step += r.coordinator.step;
-    const ws = Object.entries(r.workers);
-    compute += Math.max(0, ...ws.map(([, w]) => w.compute));
-    for (const [id, w] of ws) {
+    for (const [id, w] of Object.entries(r.workers)) {
       bytes += w.bytes_sent + w.bytes_received;
       perWorker.set(id, (perWorker.get(id) ?? 0) + w.compute);
     }
@@ -243,5 +218,6 @@ export function summarizePhases(records: StepPhaseRecord[]): string {
   const fastest = ranked.at(-1);
   const slowText = slowest && fastest && ranked.length > 1 ? `slowest ${slowest[0]} (+${((100 * (slowest[1] - fastest[1])) / Math.max(fastest[1], 1e-9)).toFixed(0)}% compute vs fastest)` : slowest ? `worker ${slowest[0]}` : 'no workers';
   const avg = (x: number) => x / Math.max(records.length, 1);
-  return `  overhead ${(100 * (1 - compute / Math.max(step, 1e-9))).toFixed(1)}% of ${avg(step).toFixed(1)} ms/step | ${slowText} | wire ${((bytes / 1e6) / (step / 1000)).toFixed(1)} MB/s`;
+  const overhead = medianOverhead(records.map((r) => ({ ms: r.coordinator.step, phases: r })));
+  return `  overhead ${Number.isFinite(overhead) ? (100 * overhead).toFixed(1) : '–'}% of ${avg(step).toFixed(1)} ms/step | ${slowText} | wire ${((bytes / 1e6) / (step / 1000)).toFixed(1)} MB/s`;
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeReport } from '../report/report.ts';
 import { loadRun, phaseBreakdown, type Run } from '../report/runs.ts';
+import { efficiency, medianOverhead, tokensPerSec } from '../../shared/train/log.ts';
 import { median } from '../../shared/stats.ts';
 import { NODE_HEAP_FLAGS } from '../../shared/cli/node-flags.ts';
 import { cpus } from 'node:os';
@@ -23,7 +24,7 @@ export interface ScalingRow {
   msPerStep: number; // median step wall time at the coordinator
   computeMs: number; // median slowest-worker forward+backward
   tokensPerSec: number;
-  outsideCompute: number; // 1 − compute/step
+  outsideCompute: number; // the median over steps of 1 − compute/step (shared/train/log.ts overhead)
   shares: Record<string, number>; // mean share of the step per phase, for the slowest worker's view
   dir: string;
   efficiencies?: number[]; // E(N) of each repetition, each against the 1-worker run of the same repetition
@@ -65,7 +66,7 @@ async function measure(series: string, flags: string[], workers: number, batch: 
   const compute = median(recs.map((r) => r.compute_ms ?? NaN));
   return {
     label: `${series}, ${workers} worker${workers > 1 ? 's' : ''}`, series, workers, batch, msPerStep: ms, computeMs: compute,
-    tokensPerSec: (batch * block * 1000) / ms, outsideCompute: 1 - compute / ms, shares: shares(run, warmup), dir,
+    tokensPerSec: tokensPerSec(batch * block, ms), outsideCompute: medianOverhead(recs), shares: shares(run, warmup), dir,
   };
 }
 
@@ -128,7 +129,7 @@ export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRo
 /** E(N) of `r` against the 1-worker row of its series in `set` (1 for that row itself). */
 function efficiencyIn(set: readonly ScalingRow[], r: ScalingRow): number {
   const b = set.find((o) => o.series === r.series && o.workers === 1);
-  return b && b !== r ? r.tokensPerSec / (r.workers * b.tokensPerSec) : 1;
+  return b && b !== r ? efficiency(r.tokensPerSec, r.workers, b.tokensPerSec) : 1;
 }
 
 /**

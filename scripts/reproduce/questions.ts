@@ -1,6 +1,6 @@
 // The reproduction report's three questions (issue 15): more seeds, two controls, the spectral modes; comparisons, plain words, figures.
 import type { ChartConfiguration } from 'chart.js';
-import type { Judgement } from './report.ts';
+import type { Judgement } from './verdicts.ts';
 
 /** The outcome of comparing A with B on a metric (paired per seed, d = A / B − 1). */
 export type Comparison = 'lower' | 'higher' | 'on par' | 'inconclusive' | 'missing';

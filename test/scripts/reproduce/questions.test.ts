@@ -5,7 +5,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { loadImage } from '@napi-rs/canvas';
 import { DATA, readLog, runScript, tempDir } from '../../helpers.ts';
-import { judge } from '../../../scripts/reproduce/report.ts';
+import { judge } from '../../../scripts/reproduce/verdicts.ts';
 import { compareFrom, controlsConclusion, modesConclusion, type Compared } from '../../../scripts/reproduce/questions.ts';
 
 const cmp = (d: number[], margin = 0.01): Compared => compareFrom(judge(d, { kind: 'equivalent', margin }), margin);
