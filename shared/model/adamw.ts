@@ -70,15 +70,3 @@ export class AdamW {
     this.v = [];
   }
 }
-
-/**
- * torch.nn.utils.clip_grad_norm_: scales all gradients by min(1, maxNorm / (norm + 1e-6)).
- * Returns the pre-clip global norm and NEW clipped gradients (the inputs are not disposed).
- */
-export function clipGlobalNorm(grads: tf.Tensor[], maxNorm: number): { norm: number; grads: tf.Tensor[] } {
-  const normT = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))));
-  const norm = normT.dataSync()[0]!;
-  normT.dispose();
-  const coef = maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
-  return { norm, grads: grads.map((g) => (coef < 1 ? tf.mul(g, coef) : tf.clone(g))) };
-}

@@ -6,9 +6,9 @@
 // shard runs applyUpdate with that κ.
 //
 // Three forms of the step exist, and each keeps the arithmetic it has always had, so that no run's numbers change:
-// - tensors (--local, global mode): Σg² by tf ops in float32 and the norm rounded to float32 (as tf.sqrt gives
-//   it: torch's clip_grad_norm_ as clipGlobalNorm did); κ·g by tf.mul (κ rounded to float32); SMI by
-//   SpectralMomentum on the shard's backend; AdamW.
+// - tensors (--local, global mode): Σg² by tf ops in float32 and the norm rounded to float32 (as tf.sqrt of that
+//   sum gives it: torch's clip_grad_norm_, as the tensor clip always computed it); κ·g by tf.mul (κ rounded to
+//   float32); SMI by SpectralMomentum on the shard's backend; AdamW.
 // - host arrays with the workers' magnitudes (synced mode, --synced-blend coordinator): Σg² and the norm in
 //   float64; κ·g on the host with κ in double; the shared history's one mask applied to κḡ
 //   (SharedSpectralHistory.blendMean, the fused host step); AdamW.

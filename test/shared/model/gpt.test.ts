@@ -153,3 +153,34 @@ t.test('dropout on: micro-batches get the whole batch\'s masks (a sequence\'s ma
   tf.dispose([...plain.grads, ...whole.grads, ...micro.grads, ...again.grads, ...other.grads]);
   m.dispose();
 });
+
+t.test('generate: tf.memory().numTensors flat over many tokens and generations (each token\'s logits disposed)', async (t) => {
+  const m = new GPT(test, 1337);
+  let u = 0;
+  const uniform = () => (u = (u * 9301 + 49297) % 233280) / 233280;
+  m.generate([0], 2, 0.8, 200, uniform); // first use: kernels, the causal bias slices
+  const before = tf.memory().numTensors;
+  for (let g = 0; g < 3; g++) {
+    const ids = m.generate([1, 2, 3], 40, 0.8, 200, uniform);
+    t.equal(ids.length, 43, 'the prompt and 40 new tokens');
+  }
+  t.equal(tf.memory().numTensors, before, `numTensors ${before} before and after 120 generated tokens`);
+  m.dispose();
+});
+
+t.test('the activation hook sees every LayerNorm, attention and MLP activation without changing the logits', async (t) => {
+  const m = new GPT(test, 1337);
+  const x = batch(2, 16);
+  const seen: Record<string, number[][]> = { attention: [], mlp: [], layerNorm: [] };
+  const [plain, hooked] = tf.tidy(() => {
+    const idx = tf.tensor2d(x, [2, 16], 'int32');
+    const a = m.forward(idx).dataSync();
+    const b = m.forward(idx, undefined, false, (kind, v) => seen[kind]!.push(v.shape)).dataSync();
+    return [a, b];
+  });
+  t.same([...hooked!], [...plain!], 'the same logits');
+  t.same(seen.attention, [[2, 2, 16, 16], [2, 2, 16, 16]], 'attention probabilities per layer (B, nh, T, T)');
+  t.same(seen.mlp, [[32, 128], [32, 128]], 'GELU outputs per layer (B·T, 4C)');
+  t.equal(seen.layerNorm!.length, 2 * 2 + 1, 'ln_1 and ln_2 per layer, and ln_f');
+  m.dispose();
+});
