@@ -1,6 +1,6 @@
+// The configuration (shared/config.ts): nanoGPT's lr schedule, presets and overrides.
 import t from 'tap';
-import { ConfigError, PRESETS, closest, lrAt, resolveConfig } from '../../shared/config.ts';
-import { parseTrainArgs } from '../../shared/cli/options.ts';
+import { ConfigError, PRESETS, lrAt, resolveConfig } from '../../shared/config.ts';
 
 t.test('nanoGPT get_lr: warmup, cosine, floor', async (t) => {
   const cfg = { learning_rate: 1e-3, min_lr: 1e-4, warmup_iters: 100, lr_decay_iters: 2000 };
@@ -20,15 +20,4 @@ t.test('presets and overrides resolve; lr_decay_iters follows max_iters', async 
   t.equal(PRESETS.paper.n_embd, 384);
   t.throws(() => resolveConfig({ preset: 'test', overrides: { n_embd: 33 } }), ConfigError, 'n_embd must divide by n_head');
   t.throws(() => resolveConfig({ preset: 'test', overrides: { dropout: 1.5 } }), ConfigError);
-});
-
-t.test('flags: unknown flag, preset and run name name the closest valid one', async (t) => {
-  t.equal(closest('cosin', ['baseline', 'cosine']), 'cosine');
-  t.throws(() => parseTrainArgs(['--max-iter', '5']), /unknown flag --max-iter: did you mean --max-iters\?/);
-  t.throws(() => parseTrainArgs(['--preset', 'cpuu']), /did you mean 'cpu'/);
-  t.throws(() => parseTrainArgs(['--smi', 'top-75']), /did you mean 'top75'/);
-  t.throws(() => parseTrainArgs(['--n-layer', 'two']), /--n-layer takes an integer/);
-  const a = parseTrainArgs(['--local', '--preset', 'test', '--learning-rate', '0.01', '--gpus', '0,2']);
-  t.equal(a.overrides.learning_rate, 0.01);
-  t.same(a.gpus, [0, 2]);
 });

@@ -1,87 +1,13 @@
-// Wire codec: frames decoded from raw bytes without a socket, then real ws servers on port 0 in-process.
-import { readFileSync } from 'node:fs';
+// Wire codec (shared/net/wire.ts): frames decoded from raw bytes without a socket, then real ws servers on port 0 in-process.
 import { once } from 'node:events';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
-import { resolveConfig } from '../../../shared/config.ts';
-import { ERROR_CODES, ERROR_CODE_NAMES, ProtocolError, codeForClose, errorTableMarkdown, protocolError } from '../../../shared/errors.ts';
-import { MESSAGE_TYPES, type Message, PROTOCOL_VERSION, parseMessage } from '../../../shared/net/protocol.ts';
+import { ERROR_CODES, type ProtocolError, protocolError } from '../../../shared/errors.ts';
+import { MESSAGE_TYPES, type Message } from '../../../shared/net/protocol.ts';
 import {
   HIGH_WATER_BYTES, MAX_FRAME_BYTES, MessageAssembler, Peer, type ReceiveInfo, clientOptions, encodeFrames, encodeMessage, serverOptions,
 } from '../../../shared/net/wire.ts';
-import { ROOT } from '../../helpers.ts';
-
-const f32 = (n: number, seed = 1) => Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.37 + seed) * 3));
-const cfg = resolveConfig({ preset: 'test' });
-
-/** One message of every kind, with typed arrays of every kind the protocol carries. */
-const SAMPLES: Message[] = [
-  { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 24 * 2 ** 30, host: 'h', pid: 42 },
-  { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 1, host: 'h', pid: 1 },
-  { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
-  { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(1000, 2)] },
-  { type: 'weights', step: 0, tensors: [f32(3), f32(7, 3), f32(2)] },
-  { type: 'work', step: 1, round: 0, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },
-  { type: 'grads', step: 1, round: 0, attempt: 2, sequences: 3, loss: 4.1743, tensors: [f32(9), f32(4096)], phases: { compute: 12.5, encode: 0.1 } },
-  { type: 'grads', step: 1, round: 0, attempt: 2, sequences: 3, loss: 4, tensors: [f32(9)], magnitudes: [f32(5)], phases: {} },
-  { type: 'blend', step: 2, round: 0, attempt: 1, source: 0, clip: 0.5, alpha: 0.9 },
-  { type: 'blend', step: 2, round: 0, attempt: 1, source: 1, clip: 1, alpha: 0.25, masks: [Uint8Array.of(1, 255, 3), new Uint8Array(0)], maskChecksum: 0xdeadbeef },
-  { type: 'blended', step: 2, round: 0, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
-  { type: 'error', code: 'E_SHAPE', message: 'tensor 3 has 12 values, expected 13' },
-  { type: 'bye', reason: 'run finished' },
-];
-
-/** A JSON-able picture of a message: typed arrays as { kind, values }. */
-function plain(v: unknown): unknown {
-  if (ArrayBuffer.isView(v)) return { kind: v.constructor.name, values: Array.from(v as Float32Array) };
-  if (Array.isArray(v)) return v.map(plain);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
-
-/** Decodes frames (Buffers or fragment lists) with a fresh assembler; returns the message. */
-function decode(frames: (Buffer | Buffer[])[], a = new MessageAssembler()): Message {
-  let out: Message | null = null;
-  frames.forEach((f, i) => {
-    out = a.push(f);
-    if (i < frames.length - 1 && out) throw new Error(`message complete after frame ${i} of ${frames.length}`);
-  });
-  if (!out) throw new Error('message incomplete');
-  return out;
-}
-
-/** Asserts fn throws a ProtocolError with this code and a message matching re. */
-function throwsCode(t: Test, fn: () => unknown, code: keyof typeof ERROR_CODES, re: RegExp, what?: string): void {
-  try {
-    fn();
-    t.fail(`${what ?? re}: did not throw`);
-  } catch (e) {
-    t.ok(e instanceof ProtocolError, `${what ?? re}: a ProtocolError`);
-    const err = e as ProtocolError;
-    t.equal(err.code, code, `${what ?? re}: ${err.message}`);
-    t.match(err.message, re);
-    t.equal(err.closeCode, ERROR_CODES[code].close);
-  }
-}
-
-// -------------------------------------------------------------------------------------------------------------
-// Errors table
-
-t.test('error codes: unique close codes in 4000–4999, documented in docs/errors.md', async (t) => {
-  const closes = ERROR_CODE_NAMES.map((c) => ERROR_CODES[c].close);
-  t.equal(new Set(closes).size, closes.length, 'close codes are unique');
-  for (const c of closes) t.ok(c >= 4000 && c <= 4999, `${c} in the application range`);
-  for (const c of ['E_VERSION', 'E_TOKEN', 'E_MALFORMED', 'E_TOO_LARGE', 'E_SHAPE', 'E_NONFINITE', 'E_UNEXPECTED', 'E_TIMEOUT', 'E_SHUTDOWN']) {
-    t.ok(c in ERROR_CODES, `${c} exists`);
-  }
-  const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
-  t.ok(doc.includes(errorTableMarkdown()), 'docs/errors.md holds the table of ERROR_CODES verbatim');
-  const e = protocolError('E_SHAPE', 'x');
-  t.equal(e.closeCode, 4005);
-  t.equal(codeForClose(4005), 'E_SHAPE');
-  t.equal(codeForClose(1000), undefined);
-});
+import { SAMPLES, decode, f32, plain, throwsCode } from './samples.ts';
 
 // -------------------------------------------------------------------------------------------------------------
 // Codec on raw bytes
@@ -189,73 +115,6 @@ t.test('malformed frames: truncated, bad magic, versions, lengths, dtypes, contr
   // a text-looking or empty control, a control that is not a message
   const notAMessage = encodeMessage({ type: 'nonsense' } as unknown as Message, undefined, { check: false });
   throwsCode(t, push(notAMessage[0]!), 'E_MALFORMED', /message.type: unknown message type "nonsense"/);
-});
-
-t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-array kinds and unknown fields', async (t) => {
-  const cases: [Record<string, unknown>, RegExp][] = [
-    [{ ...SAMPLES[0], protocol: 1.5 }, /hello.protocol: expected a non-negative integer/],
-    [{ ...SAMPLES[0], protocol: '1' }, /hello.protocol: expected a number, got string/],
-    [{ ...SAMPLES[0], token: 5 }, /hello.token: expected a string/],
-    [{ ...SAMPLES[0], workerId: undefined }, /hello.workerId: (missing|expected a string, got undefined)/],
-    [{ ...SAMPLES[0], pid: -1 }, /hello.pid/],
-    [{ ...SAMPLES[0], extra: 1 }, /hello.extra: unknown field/],
-    [(({ host: _, ...r }) => r)(SAMPLES[0] as unknown as Record<string, unknown>), /hello.host: missing/],
-    [{ ...SAMPLES[0], workerId: '' }, /hello.workerId: expected 1–64 characters of A–Z a–z 0–9 _ -, got ""/],
-    [{ ...SAMPLES[0], workerId: 'a b' }, /hello.workerId: expected 1–64 characters/],
-    [{ ...SAMPLES[0], workerId: 'x'.repeat(65) }, /hello.workerId: expected 1–64 characters/],
-    [{ ...SAMPLES[0], backend: 'test' }, /hello.backend: 'test' is not one of tensorflow-gpu, tensorflow, wasm, cpu/],
-    [{ ...SAMPLES[0], backend: 'auto' }, /hello.backend: 'auto' is not one of/],
-    [{ ...SAMPLES[0], pid: 0 }, /hello.pid: expected an integer in \[1, 4294967295\], got 0/],
-    [{ ...SAMPLES[0], pid: 2 ** 32 }, /hello.pid: expected an integer in/],
-    [{ ...SAMPLES[0], memoryBytes: 0 }, /hello.memoryBytes: expected an integer in \[1, /],
-    [{ ...SAMPLES[0], memoryBytes: 1e300 }, /hello.memoryBytes: expected an integer in/],
-    [{ ...SAMPLES[0], host: '' }, /hello.host: expected 1–256 printable characters/],
-    [{ ...SAMPLES[0], device: 'gpu\n0' }, /hello.device: expected 1–256 printable characters/],
-    [{ ...SAMPLES[0], host: 'h'.repeat(257) }, /hello.host: expected 1–256 printable characters/],
-    [{ ...SAMPLES[0], token: 't'.repeat(1025) }, /hello.token: longer than 1024 characters/],
-    [{ ...SAMPLES[2], workerId: '' }, /welcome.workerId: expected 1–64 characters/],
-    [{ ...SAMPLES[2], config: { ...cfg, n_layer: 2.5 } }, /welcome.config.n_layer|must be an integer/],
-    [{ ...SAMPLES[2], config: { ...cfg, smi: 'cosin' } }, /welcome.config.smi: 'cosin' is not one of/],
-    [{ ...SAMPLES[2], config: { ...cfg, typo_field: 1 } }, /welcome.config.typo_field: unknown field/],
-    [{ ...SAMPLES[2], step: -1 }, /welcome.step/],
-    [{ ...SAMPLES[3], tensors: [new Float64Array(3)] }, /weights.tensors\[0\]: expected a Float32Array, got Float64Array/],
-    [{ ...SAMPLES[3], tensors: [f32(2), [1, 2]] }, /weights.tensors\[1\]: expected a Float32Array, got array/],
-    [{ ...SAMPLES[3], tensors: f32(2) }, /weights.tensors: expected an array of Float32Array, got Float32Array/],
-    [{ ...SAMPLES[4], tensors: null }, /weights.tensors: expected an array of Float32Array, got null/],
-    [{ ...SAMPLES[5], tokens: new Float32Array(51) }, /work.tokens: expected a Uint8Array, got Float32Array/],
-    [{ ...SAMPLES[5], tokens: new Uint8Array(50) }, /work.tokens: length 50 is not a multiple of offsets.length 3/],
-    [{ ...SAMPLES[5], offsets: [1, 2.5, 3] }, /work.offsets\[1\]: expected a non-negative integer, got 2.5/],
-    [{ ...SAMPLES[5], offsets: [1, '2', 3] }, /work.offsets\[1\]: expected a non-negative integer, got string/],
-    [{ ...SAMPLES[5], magnitudes: 1 }, /work.magnitudes: expected a boolean/],
-    [{ ...SAMPLES[5], attempt: 0.5 }, /work.attempt/],
-    [{ ...SAMPLES[6], loss: '4' }, /grads.loss: expected a number/],
-    [{ ...SAMPLES[6], phases: { compute: 'fast' } }, /grads.phases.compute: expected a number/],
-    [{ ...SAMPLES[6], phases: [1] }, /grads.phases: expected an object/],
-    [{ ...SAMPLES[6], magnitudes: [new Uint8Array(2)] }, /grads.magnitudes\[0\]: expected a Float32Array, got Uint8Array/],
-    [{ ...SAMPLES[6], sequences: 1e20 }, /grads.sequences/],
-    [{ ...SAMPLES[8], alpha: Infinity }, /blend.alpha: expected a finite number/],
-    [{ ...SAMPLES[8], source: -2 }, /blend.source/],
-    [{ ...SAMPLES[9], masks: [f32(2)] }, /blend.masks\[0\]: expected a Uint8Array, got Float32Array/],
-    [{ ...SAMPLES[9], maskChecksum: 2 ** 32 }, /blend.maskChecksum: expected a uint32/],
-    [{ ...SAMPLES[10], maskChecksum: undefined }, /blended.maskChecksum/],
-    [{ ...SAMPLES[10], tensors: [new Int32Array(2)] }, /blended.tensors\[0\]: expected a Float32Array, got Int32Array/],
-    [{ type: 'ping', t: 1 }, /message.type: unknown message type "ping"/],
-    [{ type: 'weights', step: 0, tensors: [], spectral: [] }, /weights.spectral: unknown field/],
-    [{ ...SAMPLES[5], round: -1 }, /work.round/],
-    [{ type: 'error', code: 'E_NOPE', message: '' }, /error.code: unknown error code 'E_NOPE'/],
-    [{ type: 'bye', reason: null }, /bye.reason: expected a string, got null/],
-    [{ type: 42 }, /message.type: unknown message type 42/],
-  ];
-  for (const [value, re] of cases) {
-    throwsCode(t, () => parseMessage(value), 'E_MALFORMED', re);
-    // the same failure arrives from the wire: the sender's check is off to craft the frame
-    throwsCode(t, () => decode(encodeMessage(value as unknown as Message, undefined, { check: false })), 'E_MALFORMED', re, `${re} from the wire`);
-  }
-  throwsCode(t, () => parseMessage([1]), 'E_MALFORMED', /message: expected an object, got array/);
-  throwsCode(t, () => encodeMessage({ ...SAMPLES[3], tensors: [new Float64Array(2)] } as unknown as Message), 'E_MALFORMED', /weights.tensors\[0\]/, 'the sender checks too');
-  // a newer protocol number is the coordinator's business (E_VERSION), not the codec's
-  const future = decode(encodeMessage({ ...SAMPLES[0], protocol: 99 } as Message)) as Extract<Message, { type: 'hello' }>;
-  t.equal(future.protocol, 99, 'hello with another protocol version decodes');
 });
 
 t.test('chunks: reassembled in order; out of order, missing or repeated chunks are E_MALFORMED', async (t) => {

@@ -1,8 +1,7 @@
-// SMI (SPEC §2): host FFT, quantile, host and tf engines against a float64 complex DFT reference written out here.
+// SMI (docs/algorithm.md): the host and tf engines' steps and SpectralMomentum against the float64 references of reference.ts.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { disposeFft, halfCols, initFft, irfft2, rfft2, setFftLibrary, type FftLibrary, type HalfSpectrum } from '../../../shared/smi/fft.ts';
-import { halfSpectrumQuantile, quantile } from '../../../shared/smi/quantile.ts';
 import {
   SMI_RUNS,
   SpectralMomentum,
@@ -21,243 +20,12 @@ import {
   type SmiRun,
   type NamedTensor,
 } from '../../../shared/smi/smi.ts';
+import { halfSpectrumQuantile } from '../../../shared/smi/quantile.ts';
+import { dft2, halfIndex, halfOf, npQuantile, randn, refAlpha, refSmi, relErr, relErrC } from './reference.ts';
 
 await tf.setBackend('cpu');
 await initFft();
 t.teardown(() => disposeFft());
-
-// ---- helpers ---------------------------------------------------------------------------------------------
-
-/** mulberry32 + Box–Muller: reproducible normal float32 matrices. */
-function randn(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-  return out;
-}
-
-/** ‖a − b‖ / ‖b‖ (Frobenius; b the reference). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-/** The same for complex arrays given as re / im. */
-function relErrC(aRe: ArrayLike<number>, aIm: ArrayLike<number>, bRe: ArrayLike<number>, bIm: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < bRe.length; i++) {
-    num += (aRe[i] - bRe[i]) ** 2 + (aIm[i] - bIm[i]) ** 2;
-    den += bRe[i] ** 2 + bIm[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-interface Complex2 {
-  re: Float64Array;
-  im: Float64Array;
-}
-
-/**
- * The reference: the full complex DFT of a rows × cols matrix in float64, written out as the separable sum
- * X[k1][k2] = Σ_r e^{∓2πi·k1·r/rows} Σ_c x[r][c]·e^{∓2πi·k2·c/cols}; the inverse also divides by rows·cols.
- */
-function dft2(xr: ArrayLike<number>, xi: ArrayLike<number> | null, rows: number, cols: number, inverse = false): Complex2 {
-  const sign = inverse ? 1 : -1;
-  const tw = (n: number) => {
-    const c = new Float64Array(n);
-    const s = new Float64Array(n);
-    for (let j = 0; j < n; j++) {
-      c[j] = Math.cos((2 * Math.PI * j) / n);
-      s[j] = sign * Math.sin((2 * Math.PI * j) / n);
-    }
-    return { c, s };
-  };
-  const tc = tw(cols);
-  const tr = tw(rows);
-  const yr = new Float64Array(rows * cols);
-  const yi = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    for (let k = 0; k < cols; k++) {
-      let sr = 0;
-      let si = 0;
-      for (let c = 0, j = 0; c < cols; c++, j = (j + k) % cols) {
-        const ar = xr[r * cols + c];
-        const ai = xi ? xi[r * cols + c] : 0;
-        sr += ar * tc.c[j] - ai * tc.s[j];
-        si += ar * tc.s[j] + ai * tc.c[j];
-      }
-      yr[r * cols + k] = sr;
-      yi[r * cols + k] = si;
-    }
-  }
-  const re = new Float64Array(rows * cols);
-  const im = new Float64Array(rows * cols);
-  const scale = inverse ? 1 / (rows * cols) : 1;
-  for (let k1 = 0; k1 < rows; k1++) {
-    for (let k = 0; k < cols; k++) {
-      let sr = 0;
-      let si = 0;
-      for (let r = 0, j = 0; r < rows; r++, j = (j + k1) % rows) {
-        const ar = yr[r * cols + k];
-        const ai = yi[r * cols + k];
-        sr += ar * tr.c[j] - ai * tr.s[j];
-        si += ar * tr.s[j] + ai * tr.c[j];
-      }
-      re[k1 * cols + k] = sr * scale;
-      im[k1 * cols + k] = si * scale;
-    }
-  }
-  return { re, im };
-}
-
-/** The first floor(cols/2)+1 columns of a full spectrum, transposed to [half, rows], as float32 (shared/fft.ts). */
-function halfOf(full: Complex2, rows: number, cols: number): HalfSpectrum {
-  const half = halfCols(cols);
-  const re = new Float32Array(rows * half);
-  const im = new Float32Array(rows * half);
-  for (let r = 0; r < rows; r++) {
-    for (let k = 0; k < half; k++) {
-      re[k * rows + r] = full.re[r * cols + k];
-      im[k * rows + r] = full.im[r * cols + k];
-    }
-  }
-  return { rows, cols, half, re, im };
-}
-
-/** Index in the transposed half spectrum of the representative of full-spectrum bin (k1, k2). */
-function halfIndex(k1: number, k2: number, rows: number, cols: number): number {
-  return k2 < halfCols(cols) ? k2 * rows + k1 : (cols - k2) * rows + ((rows - k1) % rows);
-}
-
-/** numpy.quantile(v, q) by sorting (the independent reference for selection). */
-function npQuantile(v: ArrayLike<number>, q: number): number {
-  const s = Float64Array.from(v).sort();
-  const pos = q * (s.length - 1);
-  const k = Math.floor(pos);
-  const f = pos - k;
-  if (f === 0) return s[k];
-  const diff = s[k + 1] - s[k];
-  return f >= 0.5 ? s[k + 1] - diff * (1 - f) : s[k] + diff * f;
-}
-
-/** α_t written out again from SPEC §2 step 8. */
-function refAlpha(run: SmiRun, t: number, T: number): number {
-  if (run.schedule === 'none') return 0;
-  const r = run.schedule === 'linear' ? t / T : (1 - Math.cos((Math.PI * t) / T)) / 2;
-  return run.alpha0 + (run.alpha1 - run.alpha0) * r;
-}
-
-/**
- * SPEC §2 steps 1–9 with the full complex spectrum in float64, over a sequence of gradients. Conjugate bins
- * have equal magnitudes in exact arithmetic; here they differ in the last bit, which would let τ fall
- * between the two members of a pair, so each pair gets the mean of its two magnitudes.
- */
-function refSmi(grads: Float32Array[], rows: number, cols: number, run: SmiRun, T: number): Float64Array[] {
-  let H: Float64Array | null = null;
-  return grads.map((G, s) => {
-    const step = s + 1;
-    const X = dft2(G, null, rows, cols);
-    const n = rows * cols;
-    const abs = new Float64Array(n);
-    for (let i = 0; i < n; i++) abs[i] = Math.hypot(X.re[i], X.im[i]);
-    const M = new Float64Array(n);
-    for (let k1 = 0; k1 < rows; k1++) {
-      for (let k2 = 0; k2 < cols; k2++) {
-        const mirror = ((rows - k1) % rows) * cols + ((cols - k2) % cols);
-        M[k1 * cols + k2] = (abs[k1 * cols + k2] + abs[mirror]) / 2;
-      }
-    }
-    if (H === null) H = M;
-    else for (let i = 0; i < n; i++) H[i] = run.beta * H[i] + (1 - run.beta) * M[i];
-    const tau = npQuantile(H, run.q);
-    const mr = new Float64Array(n);
-    const mi = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      if (H[i] >= tau) {
-        mr[i] = X.re[i];
-        mi[i] = X.im[i];
-      }
-    }
-    const g1 = dft2(mr, mi, rows, cols, true).re;
-    const alpha = refAlpha(run, step, T);
-    return Float64Array.from(G, (g, i) => alpha * g1[i] + (1 - alpha) * g);
-  });
-}
-
-// ---- FFT against the reference -----------------------------------------------------------------------------
-
-const LIBS: FftLibrary[] = ['auto', 'kissfft'];
-const HOST_SHAPES: [number, number][] = [
-  [65, 128],
-  [96, 160],
-  [1, 32],
-  [384, 1152],
-  [64, 128],
-  [7, 33],
-  [5, 7],
-  [2, 2],
-  [3, 1],
-  [1, 1],
-];
-
-t.test('host rfft2 / irfft2 against the float64 DFT (both libraries)', async (t) => {
-  for (const [rows, cols] of HOST_SHAPES) {
-    const x = randn(rows * cols, rows * 1000 + cols);
-    const full = dft2(x, null, rows, cols);
-    const ref = halfOf(full, rows, cols);
-    for (const lib of LIBS) {
-      setFftLibrary(lib);
-      const spec = rfft2(x, rows, cols);
-      const fwd = relErrC(spec.re, spec.im, ref.re, ref.im);
-      t.ok(fwd < 1e-5, `${lib} forward ${rows}×${cols}: rel err ${fwd.toExponential(2)}`);
-      const refCopy = { re: ref.re.slice(), im: ref.im.slice() };
-      const back = irfft2(ref);
-      const inv = relErr(back, x);
-      t.ok(inv < 1e-5, `${lib} inverse ${rows}×${cols}: rel err ${inv.toExponential(2)}`);
-      t.ok(ref.re.every((v, i) => v === refCopy.re[i]) && ref.im.every((v, i) => v === refCopy.im[i]), 'irfft2 leaves its input alone');
-    }
-  }
-  setFftLibrary('auto');
-});
-
-t.test('host FFT after the wasm heaps grow (a 1024 × 2048 matrix): round trip and spot bins', async (t) => {
-  const [rows, cols] = [1024, 2048];
-  const x = randn(rows * cols, 99);
-  for (const lib of LIBS) {
-    setFftLibrary(lib);
-    rfft2(randn(6, 1), 2, 3); // something small first, so the big one grows buffers that already exist
-    const spec = rfft2(x, rows, cols);
-    for (const [k1, k2] of [[0, 0], [1, 2], [513, 1024], [1023, 777]]) {
-      let sr = 0;
-      let si = 0;
-      for (let r = 0; r < rows; r++) {
-        for (let c = 0; c < cols; c++) {
-          const a = -2 * Math.PI * (((k1 * r) % rows) / rows + ((k2 * c) % cols) / cols);
-          sr += x[r * cols + c] * Math.cos(a);
-          si += x[r * cols + c] * Math.sin(a);
-        }
-      }
-      const i = k2 * rows + k1;
-      const err = Math.hypot(spec.re[i] - sr, spec.im[i] - si) / Math.sqrt(rows * cols); // vs the typical |X|
-      t.ok(err < 1e-5, `${lib} X[${k1}][${k2}]: error ${err.toExponential(2)} of a typical bin`);
-    }
-    const err = relErr(irfft2(spec), x);
-    t.ok(err < 1e-5, `${lib} round trip: rel err ${err.toExponential(2)}`);
-  }
-  setFftLibrary('auto');
-});
 
 /** tfForward of x, downloaded. */
 function tfSpectrumOf(x: Float32Array, rows: number, cols: number): HalfSpectrum {
@@ -416,7 +184,7 @@ t.test('history EMA over 3 steps (host and tf engines agree bit for bit)', async
     x.dispose();
     Hm = updateHistory(Hm, magnitude(forward(g, rows, cols)), 0.9);
   }
-  t.same(smi.getState(), [{ name: '0', shape: [halfCols(cols), rows], data: Hm }], 'getState holds that EMA');
+  t.same(smi.getState(), [{ name: 'w', shape: [halfCols(cols), rows], data: Hm }], 'getState holds that EMA');
   smi.dispose();
 });
 
@@ -471,81 +239,6 @@ t.test('τ is rounded up to float32, so H ≥ τ means the same for float32 and 
   t.equal(threshold(new Float32Array([-3, -3]), 1, 2, 0.5), -3, 'a float32 quantile is returned as is');
 });
 
-t.test('quantile against a sort-based numpy reference', async (t) => {
-  const cases: [string, Float32Array][] = [
-    ['N = 1', new Float32Array([3.5])],
-    ['N = 2', new Float32Array([2, -1])],
-    ['ties', new Float32Array([1, 3, 3, 3, 2, 3, 1, 5, 3, 3])],
-    ['all equal', new Float32Array(1000).fill(0.25)],
-    ['random 10', randn(10, 5)],
-    ['random 1001', randn(1001, 6)],
-    ['random 20000 with ties', randn(20000, 7).map((v) => Math.round(v * 4) / 4)],
-  ];
-  for (const [label, v] of cases) {
-    const copy = v.slice();
-    for (const q of [0, 0.1, 0.25, 0.5, 0.75, 0.999, 1]) {
-      const got = quantile(v, q);
-      const want = npQuantile(v, q);
-      t.ok(got === want || Math.abs(got - want) <= 1e-12 * Math.abs(want), `${label}, q = ${q}: ${got} vs ${want}`);
-    }
-    t.same(v, copy, `${label}: the caller's array is not reordered`);
-  }
-  const v = new Float32Array([1, 2, 3]);
-  t.equal(quantile(v, 0.5, [1, 0, 3]), npQuantile([1, 3, 3, 3], 0.5), 'weights repeat values');
-  t.throws(() => quantile(new Float32Array(0), 0.5), RangeError, 'empty');
-  t.throws(() => quantile(v, 1.5), RangeError, 'q > 1');
-  t.throws(() => quantile(new Float32Array([1, NaN]), 0.5), RangeError, 'NaN');
-});
-
-t.test('quantile of large inputs (radix pre-pass in wasm) against the sort-based reference', async (t) => {
-  const n = 20_011; // above the radix threshold, not a multiple of 4 (the kernels' scalar tails)
-  const cases: [string, Float32Array][] = [
-    ['all equal (one bucket)', new Float32Array(n).fill(0.75)],
-    ['two values', randn(n, 30).map((v) => (v < 0 ? 1 : 2))],
-    ['±0, negatives, ties', randn(n, 31).map((v) => (Math.abs(v) < 0.3 ? (v < 0 ? -0 : 0) : Math.round(v * 64) / 64))],
-    ['40 octaves', randn(n, 32).map((v) => Math.exp(14 * v))],
-    ['with ±Infinity', randn(n, 33).map((v, i) => (i % 997 === 0 ? (v < 0 ? -Infinity : Infinity) : v))],
-    ['subnormals', randn(n, 34).map((v) => v * 1e-40)],
-  ];
-  for (const [label, v] of cases) {
-    for (const q of [0, 0.25, 0.5, 0.3331, 0.999, 1]) {
-      const got = quantile(v, q);
-      const want = npQuantile(v, q);
-      t.ok(Object.is(got, want) || got === want || Math.abs(got - want) <= 1e-12 * Math.abs(want), `${label}, q = ${q}: ${got} vs ${want}`);
-    }
-  }
-  for (const [rows, cols] of [[128, 512], [129, 127], [64, 130]] as [number, number][]) {
-    const H = randn(rows * halfCols(cols), rows).map(Math.abs);
-    const full = new Float32Array(rows * cols);
-    for (let k1 = 0; k1 < rows; k1++) for (let k2 = 0; k2 < cols; k2++) full[k1 * cols + k2] = H[halfIndex(k1, k2, rows, cols)];
-    for (const q of [0.25, 0.5]) t.equal(halfSpectrumQuantile(H, rows, cols, q), npQuantile(full, q), `half spectrum ${rows}×${cols}, q = ${q}`);
-  }
-  const withNaN = randn(n, 35);
-  withNaN[n - 2] = NaN;
-  t.throws(() => quantile(withNaN, 0.5), RangeError, 'NaN (in the scalar tail)');
-  withNaN[n - 2] = 0;
-  withNaN[17] = NaN;
-  t.throws(() => quantile(withNaN, 0.5), RangeError, 'NaN (in the SIMD part)');
-  const v = randn(n, 36);
-  t.equal(quantile(v, 0.5), npQuantile(v, 0.5), 'the histogram is clean again after a NaN');
-});
-
-t.test('half-spectrum quantile counts every full-spectrum bin once', async (t) => {
-  for (const [rows, cols] of [[65, 128], [4, 9], [1, 32], [1, 1], [3, 2], [6, 10]] as [number, number][]) {
-    const x = randn(rows * cols, rows + cols);
-    const full = dft2(x, null, rows, cols);
-    // float32 magnitudes of the full spectrum, each conjugate pair made bit-equal from its half representative
-    const M = magnitude(rfft2(x, rows, cols));
-    const fullM = new Float32Array(rows * cols);
-    for (let k1 = 0; k1 < rows; k1++) {
-      for (let k2 = 0; k2 < cols; k2++) fullM[k1 * cols + k2] = M[halfIndex(k1, k2, rows, cols)];
-    }
-    t.ok(relErr(fullM, Float64Array.from(full.re, (re, i) => Math.hypot(re, full.im[i]))) < 1e-5, `${rows}×${cols}: magnitudes`);
-    for (const q of [0, 0.25, 0.5, 1]) {
-      t.equal(halfSpectrumQuantile(M, rows, cols, q), npQuantile(fullM, q), `${rows}×${cols}, q = ${q}`);
-    }
-  }
-});
 
 // ---- state and memory ----------------------------------------------------------------------------------------
 

@@ -1,0 +1,59 @@
+// Test fixtures for the wire and the guard: one message of every kind, a decoder from frames, a ProtocolError assertion.
+import type { Test } from 'tap';
+import { resolveConfig } from '../../../shared/config.ts';
+import { ERROR_CODES, ProtocolError } from '../../../shared/errors.ts';
+import { PROTOCOL_VERSION, type Message } from '../../../shared/net/protocol.ts';
+import { MessageAssembler } from '../../../shared/net/wire.ts';
+
+export const f32 = (n: number, seed = 1) => Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.37 + seed) * 3));
+export const cfg = resolveConfig({ preset: 'test' });
+
+/** One message of every kind, with typed arrays of every kind the protocol carries. */
+export const SAMPLES: Message[] = [
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 24 * 2 ** 30, host: 'h', pid: 42 },
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 1, host: 'h', pid: 1 },
+  { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
+  { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(1000, 2)] },
+  { type: 'weights', step: 0, tensors: [f32(3), f32(7, 3), f32(2)] },
+  { type: 'work', step: 1, round: 0, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },
+  { type: 'grads', step: 1, round: 0, attempt: 2, sequences: 3, loss: 4.1743, tensors: [f32(9), f32(4096)], phases: { compute: 12.5, encode: 0.1 } },
+  { type: 'grads', step: 1, round: 0, attempt: 2, sequences: 3, loss: 4, tensors: [f32(9)], magnitudes: [f32(5)], phases: {} },
+  { type: 'blend', step: 2, round: 0, attempt: 1, source: 0, clip: 0.5, alpha: 0.9 },
+  { type: 'blend', step: 2, round: 0, attempt: 1, source: 1, clip: 1, alpha: 0.25, masks: [Uint8Array.of(1, 255, 3), new Uint8Array(0)], maskChecksum: 0xdeadbeef },
+  { type: 'blended', step: 2, round: 0, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
+  { type: 'error', code: 'E_SHAPE', message: 'tensor 3 has 12 values, expected 13' },
+  { type: 'bye', reason: 'run finished' },
+];
+
+/** A JSON-able picture of a message: typed arrays as { kind, values }. */
+export function plain(v: unknown): unknown {
+  if (ArrayBuffer.isView(v)) return { kind: v.constructor.name, values: Array.from(v as Float32Array) };
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+/** Decodes frames (Buffers or fragment lists) with a fresh assembler; returns the message. */
+export function decode(frames: (Buffer | Buffer[])[], a = new MessageAssembler()): Message {
+  let out: Message | null = null;
+  frames.forEach((f, i) => {
+    out = a.push(f);
+    if (i < frames.length - 1 && out) throw new Error(`message complete after frame ${i} of ${frames.length}`);
+  });
+  if (!out) throw new Error('message incomplete');
+  return out;
+}
+
+/** Asserts fn throws a ProtocolError with this code and a message matching re. */
+export function throwsCode(t: Test, fn: () => unknown, code: keyof typeof ERROR_CODES, re: RegExp, what?: string): void {
+  try {
+    fn();
+    t.fail(`${what ?? re}: did not throw`);
+  } catch (e) {
+    t.ok(e instanceof ProtocolError, `${what ?? re}: a ProtocolError`);
+    const err = e as ProtocolError;
+    t.equal(err.code, code, `${what ?? re}: ${err.message}`);
+    t.match(err.message, re);
+    t.equal(err.closeCode, ERROR_CODES[code].close);
+  }
+}
