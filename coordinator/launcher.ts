@@ -12,7 +12,7 @@ import type { BackendChoice, TrainConfig } from '../shared/config.ts';
 const ROOT = resolve(import.meta.dirname, '..'); // the worker's entry point is worker/main.ts there
 
 /**
- * Where the coordinator and the local workers run (shared/gpus.ts planLaunch): one worker per --gpus device, else
+ * Where the coordinator and the local workers run (shared/backend/gpus.ts planLaunch): one worker per --gpus device, else
  * --workers (round robin over the visible devices), else one per visible device, else one per core. Logs the plan.
  */
 export function launchPlan(args: TrainArgs, log: (l: string) => void): LaunchPlan {

@@ -1,4 +1,4 @@
-// `npm run analyze -- --checkpoint DIR`: parameter-quality metrics of a trained run (SPEC §5, the paper's Tables 2–4).
+// `npm run analyze -- --checkpoint DIR`: parameter-quality metrics of a trained run (docs/metrics.md, the paper's Tables 2–4).
 import { existsSync } from 'node:fs';
 import { initBackend } from '../shared/backend/backend.ts';
 import { parseWithTable } from '../shared/cli/options.ts';

@@ -1,8 +1,8 @@
 // The one training configuration: every field with its default and reason, the presets, and flag resolution.
 
 /**
- * Names of the paper's six runs (SPEC.md section 2) and of two controls that keep SMI's history and threshold
- * but replace its filtered gradient (shared/smi.ts SMI_RUNS). Kept here so config has no tensor dependency.
+ * Names of the paper's six runs (docs/algorithm.md) and of two controls that keep SMI's history and threshold
+ * but replace its filtered gradient (shared/smi/smi.ts SMI_RUNS). Kept here so config has no tensor dependency.
  */
 export const SMI_RUN_NAMES = ['baseline', 'linear-0.9', 'linear-0.5', 'ema-0.99', 'top75', 'cosine', 'random-mask', 'shrink'] as const;
 export type SmiRunName = (typeof SMI_RUN_NAMES)[number];
@@ -15,7 +15,7 @@ export const CONTROL_RUN_NAMES = ['random-mask', 'shrink'] as const satisfies re
 export const SPECTRAL_MODES = ['synced', 'global', 'local'] as const;
 export type SpectralMode = (typeof SPECTRAL_MODES)[number];
 /**
- * Synced mode: where the shared mask is applied (shared/parallel.ts). 'coordinator': once, to the mean gradient,
+ * Synced mode: where the shared mask is applied (shared/parallel/spectral.ts). 'coordinator': once, to the mean gradient,
  * in the step's one round trip; 'workers': each worker blends its own spectrum and reports the checksum of the
  * masks it applied (a second round trip). The same update up to float rounding.
  */
@@ -51,7 +51,7 @@ export interface TrainConfig {
   log_interval: number; // a progress line every this many steps
   seed: number; // drives init, batch sampling, eval batches and dropout
   smi: SmiRunName; // which of the paper's runs
-  spectral: SpectralMode; // distributed spectral mode (SPEC section 3)
+  spectral: SpectralMode; // distributed spectral mode (docs/distributed.md)
   backend: BackendChoice;
   vocab_size: number; // filled in from the data
 }
@@ -60,7 +60,7 @@ type PresetFields = Omit<TrainConfig, 'preset' | 'smi' | 'spectral' | 'backend' 
 
 const COMMON = { weight_decay: 0.1, beta1: 0.9, beta2: 0.99, grad_clip: 1.0, log_interval: 10 };
 
-/** The three presets of SPEC.md section 1 and 6; flags override any field. */
+/** The three presets of docs/algorithm.md; flags override any field. */
 export const PRESETS: Record<PresetName, PresetFields> = {
   paper: {
     ...COMMON, n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, batch_size: 64, dropout: 0.2,
@@ -173,7 +173,7 @@ export function validateConfig(cfg: TrainConfig): void {
 
 /**
  * Throws a ConfigError for a distributed run the trainer cannot make: a control in synced mode, whose shared
- * mask is applied by shared/parallel.ts (at the coordinator, or on each worker), which has no control variant.
+ * mask is applied by shared/parallel/spectral.ts (at the coordinator, or on each worker), which has no control variant.
  * Global mode runs the controls through the same SpectralMomentum as --local, local mode on each worker.
  */
 export function checkDistributedConfig(cfg: Pick<TrainConfig, 'smi' | 'spectral'>): void {

@@ -1,4 +1,4 @@
-// Inference speed as SPEC §5 (nanoGPT's sample.py: batch 1, 500 new tokens, temperature 0.8, top_k 200, fixed
+// Inference speed as docs/metrics.md (nanoGPT's sample.py: batch 1, 500 new tokens, temperature 0.8, top_k 200, fixed
 // seed), measured interleaved — model A, model B, model A, model B, … in one process — so that machine drift
 // (other load, clock changes) falls on every model alike, and paired per round for the ratios.
 import { existsSync, readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Parameter-quality metrics of a trained model (SPEC §5, the paper's Tables 2–4), with the definitions stated.
+// Parameter-quality metrics of a trained model (docs/metrics.md, the paper's Tables 2–4), with the definitions stated.
 //
 // The paper does not define its metrics; these are the definitions used here (also in QUALITY_DEFINITIONS, which
 // the report and `npm run analyze` print next to the numbers):
@@ -256,7 +256,7 @@ export function activationSparsity(model: GPT, batches: readonly { x: Int32Array
 
 /**
  * `count` batches of validation text, the same for every model of the given batch and block size: the
- * validation batches the trainer evaluates at step 0 with seed `seed` (shared/data.ts evalOffsets).
+ * validation batches the trainer evaluates at step 0 with seed `seed` (shared/model/data.ts evalOffsets).
  */
 export function validationBatches(val: Uint8Array, batch: number, block: number, count: number, seed = 1337): { x: Int32Array; y: Int32Array }[] {
   return Array.from({ length: count }, (_, i) => makeBatch(val, evalOffsets(seed, 'val', 0, i, batch, block, val.length), block));

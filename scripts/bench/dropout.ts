@@ -12,7 +12,7 @@ import { DEFAULT_DATA_PATH, loadCorpus } from '../../shared/model/data.ts';
 import { S, positiveInt } from './flags.ts';
 
 /**
- * The masks as tf.dropout made them before (shared/model.ts until issue 16): uniforms drawn on the host by
+ * The masks as tf.dropout made them before (shared/model/gpt.ts until issue 16): uniforms drawn on the host by
  * randomUniform and uploaded, then floor(u + keep) / keep. Made by dropoutMasks(), outside the gradient tape and
  * applied by the same forward as the hash's, so the two variants differ in how the masks are made only.
  */
@@ -91,7 +91,7 @@ const DROPOUT_OPTIONS = {
 export async function main(argv: string[]): Promise<number> {
   const v = parseWithTable(argv, DROPOUT_OPTIONS);
   if (v.help) {
-    console.log('Usage: npm run bench -- dropout [--preset cpu] [--backend wasm] [--rate 0.2] [--steps 30] [--warmup 3]\n\nForward+backward of the preset with dropout: masks drawn on the host as tf.dropout draws them (before issue 16),\nthe on-device hash (shared/dropout.ts), and no dropout, alternating step by step in one process; median ms/step,\nthe time to make the masks alone, and the hash/host-drawn ratio.');
+    console.log('Usage: npm run bench -- dropout [--preset cpu] [--backend wasm] [--rate 0.2] [--steps 30] [--warmup 3]\n\nForward+backward of the preset with dropout: masks drawn on the host as tf.dropout draws them (before issue 16),\nthe on-device hash (shared/model/dropout.ts), and no dropout, alternating step by step in one process; median ms/step,\nthe time to make the masks alone, and the hash/host-drawn ratio.');
     return 0;
   }
   const rate = Number(v.rate ?? 0.2);

@@ -7,14 +7,14 @@ import { SMI_RUNS, SpectralMomentum, alphaAt } from '../../shared/smi/smi.ts';
 import { HOST_STAGES, setHostSimd } from '../../shared/smi/host.ts';
 import { median } from '../../shared/stats.ts';
 
-const HELP = `Usage: npx tsx scripts/bench-fft.ts [options]
+const HELP = `Usage: npx tsx scripts/bench/fft.ts [options]
 
 Prints the median milliseconds of a 2-D real FFT forward + inverse per parameter shape, and of one full SMI
 step (SpectralMomentum.apply on the host engine, run top75) over all parameters of a preset, for each host
 FFT library side by side:
   auto     pffft-wasm (SIMD) on every axis whose length it supports, kissfft-wasm on the others (the default)
   kissfft  kissfft-wasm on both axes
-The SMI step is also timed with its passes in JS only (no wasm kernels: shared/smi-host.ts setHostSimd).
+The SMI step is also timed with its passes in JS only (no wasm kernels: shared/smi/host.ts setHostSimd).
 With --stages, instead: the host SMI step (run cosine) split into its stages, per parameter shape.
 
 Options:
@@ -25,9 +25,9 @@ Options:
   -h, --help                this text
 
 Examples:
-  npx tsx scripts/bench-fft.ts
-  npx tsx scripts/bench-fft.ts --preset cpu --reps 31
-  npx tsx scripts/bench-fft.ts --preset cpu --stages --reps 51
+  npx tsx scripts/bench/fft.ts
+  npx tsx scripts/bench/fft.ts --preset cpu --reps 31
+  npx tsx scripts/bench/fft.ts --preset cpu --stages --reps 51
 
 Exit codes: 0 done, 2 bad arguments.`;
 

@@ -235,7 +235,7 @@ export async function writeReport(opts: ReportOptions): Promise<ReportResult> {
     md.push('## Summary', '', summaryTable(sums), '');
     md.push(
       `Timings leave out the first ${warmup === 1 ? 'step' : `${warmup} steps`} after each (re)start (compilation, first allocations). ` +
-        'ms/step and tokens/s are medians over steps; overhead is 1 − compute/step with the slowest worker\'s compute (SPEC.md §4); ' +
+        'ms/step and tokens/s are medians over steps; overhead is 1 − compute/step with the slowest worker\'s compute (docs/metrics.md); ' +
         'MB = 10⁶ bytes, counted at the coordinator.',
       '',
     );

@@ -497,7 +497,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
     { label: 'cosine 0.1 → 0.5 (cosine)', run: 'cosine', dash: [6, 4] },
   ];
   save('fig4-alpha-schedules.png', await renderChart(lineChart(
-    `α schedules over ${maxIters} steps (SPEC §2 step 8)`, 'step t', 'α_t',
+    `α schedules over ${maxIters} steps (docs/algorithm.md §3 step 8)`, 'step t', 'α_t',
     schedules.map((s) => ({ label: s.label, dash: s.dash, color: RUN_COLOR(s.run), data: tsAlpha.map((t) => ({ x: t, y: alphaAt(SMI_RUNS[s.run], t, maxIters) })) })),
   ), 800, 450));
   // Figure 5: spectral filtering of a real gradient
@@ -633,7 +633,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   L.push('## Question 3: what synchronising the spectra buys (2 workers: synced, global, local)', '');
   const d0 = distRuns[0];
   const split = d0 ? splitBatchSizes(d0.cfg.batch_size, d0.spec.workers ?? 2) : [];
-  L.push(`Cosine trained by a coordinator and ${d0?.spec.workers ?? 2} local worker processes sharing the preset's global batch${d0 ? ` (${d0.cfg.batch_size} sequences: ${split.join(' + ')})` : ''}, in each spectral mode (SPEC §3): **synced** (one shared history from the averaged magnitudes, one mask), **global** (SMI on the mean gradient at the coordinator: one process\'s arithmetic), **local** (each worker its own history on its half batch; no synchronisation), against one-process (\`--local\`) cosine of the same seed. Comparisons as in question 2.`, '');
+  L.push(`Cosine trained by a coordinator and ${d0?.spec.workers ?? 2} local worker processes sharing the preset's global batch${d0 ? ` (${d0.cfg.batch_size} sequences: ${split.join(' + ')})` : ''}, in each spectral mode (docs/distributed.md): **synced** (one shared history from the averaged magnitudes, one mask), **global** (SMI on the mean gradient at the coordinator: one process\'s arithmetic), **local** (each worker its own history on its half batch; no synchronisation), against one-process (\`--local\`) cosine of the same seed. Comparisons as in question 2.`, '');
   L.push(Q.modesText, '');
   if (Q.modeTable.length > 1) L.push(mdTable(Q.modeTable), '');
   if (Q.modesRows.length) L.push(mdTable([['A vs B', 'Metric', 'Measured (paired, per seed)', 'Verdict'], ...Q.modesRows.map((r) => [r.label, r.metric, r.c.detail, `**${r.c.verdict}**`])]), '');
@@ -699,7 +699,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
     const p = PAPER_QUALITY.find((x) => x.key === row.key);
     tq.push([row.label, ...presentRuns.map((run) => cell(get(run).map((m) => m.quality[row.key]), 4, run === 'baseline' ? undefined : base.map((m) => m.quality[row.key]))), p ? `${p.base} → ${p.smi} (${pct(p.smi / p.base - 1)})` : 'not in the paper']);
   }
-  L.push(mdTable(tq), '', 'Definitions (the paper gives none; shared/quality.ts):', '');
+  L.push(mdTable(tq), '', 'Definitions (the paper gives none; scripts/analysis/quality.ts):', '');
   for (const [k, d] of Object.entries(QUALITY_DEFINITIONS)) L.push(`- ${k}: ${d}`);
   L.push('- The mean condition number is dominated by the few worst-conditioned matrices (typically attn.c_proj, σ_min near 0); the median is given beside it. The paper\'s "on average" is taken as the mean for its verdict.');
   L.push('- Activation statistics over 4 validation batches of 8 sequences (the step-0 validation batches of seed 1337), the same text for every model.');

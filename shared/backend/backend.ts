@@ -71,7 +71,7 @@ export function gpuLabel(devices: readonly string[]): string {
   return label.length > 200 ? `${label.slice(0, 197)}...` : label;
 }
 
-/** Sets TENSORFLOW_ENV (shared/gpus.ts) in this process where unset; before tfjs-node loads, as CUDA and TensorFlow read them then. */
+/** Sets TENSORFLOW_ENV (shared/backend/gpus.ts) in this process where unset; before tfjs-node loads, as CUDA and TensorFlow read them then. */
 export function applyTensorflowEnv(): void {
   Object.assign(process.env, tensorflowEnvDefaults(process.env));
 }

@@ -28,7 +28,7 @@ export function setupRun(args: TrainArgs): RunSetup {
     const other = [...given, args.preset && 'preset', args.smi && 'smi', args.spectral && 'spectral', args.initFrom && 'init-from'].filter(Boolean);
     if (other.length > 0) throw new ConfigError('E_RESUME', `--resume takes the run's own config.json; only --max-iters may change (got ${other.join(', ')})`);
     const saved = JSON.parse(readFileSync(cfgFile, 'utf8')) as TrainConfig & { data?: unknown; vocab?: unknown };
-    // config.json also records the data path and the vocabulary (shared/train.ts): not config fields (a worker's
+    // config.json also records the data path and the vocabulary (shared/train/loop.ts): not config fields (a worker's
     // welcome guard refuses unknown fields, so a resumed distributed run would get no worker)
     delete saved.data;
     delete saved.vocab;

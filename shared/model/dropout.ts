@@ -168,7 +168,7 @@ export function dropThreshold(rate: number): number {
 /** How a mask is computed: tensor ops ('tensor'), the host pass ('host'), or by the current backend ('auto'). */
 export type MaskEngine = 'auto' | 'tensor' | 'host';
 
-/** The parts of the wasm backend that let a result be written in its heap (as shared/smi.ts does). */
+/** The parts of the wasm backend that let a result be written in its heap (as shared/smi/smi.ts does). */
 interface HeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;

@@ -95,7 +95,7 @@ export class GPT {
   /**
    * The dropout masks of a forward pass over sequences `seqIds` of length T, in the order forward() applies them
    * (embeddings; then per block the attention probabilities, the attention output, the MLP output), each
-   * [B·rows, cols] (shared/dropout.ts). A pure function of (key, sequence id, position): a sequence gets the same
+   * [B·rows, cols] (shared/model/dropout.ts). A pure function of (key, sequence id, position): a sequence gets the same
    * masks in any micro-batch or worker. Empty when dropout is 0. The caller owns the tensors.
    */
   dropoutMasks(key: number, seqIds: readonly number[], T: number, engine: MaskEngine = 'auto'): tf.Tensor[] {

@@ -25,7 +25,7 @@
 // receiving Peer asks ws for binaryType 'fragments', so every fragment arrives as its own Buffer (freshly
 // allocated by ws when it spans socket reads, hence aligned) and sections are views of those Buffers. Only a
 // section that is misaligned or split across frames is copied; MessageAssembler.stats counts both. Measured on
-// the paper preset (scripts/bench-transport.ts): ~2 GB/s, against ~0.7 GB/s when each frame is first copied into
+// the paper preset (scripts/bench/transport.ts): ~2 GB/s, against ~0.7 GB/s when each frame is first copied into
 // one Buffer; about 1 section in 5 arrives misaligned, all of them small (≈ 6–8 KiB copied per message).
 import { endianness } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +34,7 @@ import WebSocket, { type ClientOptions, type ServerOptions } from 'ws';
 import { type ErrorCode, ProtocolError, protocolError } from '../errors.ts';
 import { type Message, parseMessage } from './protocol.ts';
 
-if (endianness() !== 'LE') throw new Error('shared/wire.ts sends typed arrays as raw little-endian bytes');
+if (endianness() !== 'LE') throw new Error('shared/net/wire.ts sends typed arrays as raw little-endian bytes');
 
 /** Version of the frame layout above (PROTOCOL_VERSION versions the messages). */
 export const WIRE_VERSION = 1;

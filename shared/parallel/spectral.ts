@@ -1,6 +1,6 @@
 // Data-parallel arithmetic without a network: batch splitting, weighted means, the three spectral modes' math.
 //
-// How a step is shared (SPEC.md section 3). The global batch (a pure function of seed and step) is cut into
+// How a step is shared (docs/distributed.md). The global batch (a pure function of seed and step) is cut into
 // chunks, one per live worker; a chunk whose worker fails is handed to another. Each chunk c of n_c sequences
 // gives the mean-loss gradient g_c of its sequences; the global gradient is ḡ = Σ_c (n_c / B) g_c.
 //
@@ -148,7 +148,7 @@ export class SharedSpectralHistory {
   /**
    * The one-round form (--synced-blend coordinator): the step's H from the chunks' magnitudes as prepare(),
    * and the shared mask applied once to the clipped mean gradient, b̄ = α·Re(IFFT2(FFT2(κḡ) ⊙ Ω)) + (1−α)·κḡ
-   * (fused: shared/smi-host.ts hostStep). Returns b̄ per parameter and the masks' chained checksum (the same
+   * (fused: shared/smi/host.ts hostStep). Returns b̄ per parameter and the masks' chained checksum (the same
    * value prepare() gives for these inputs). Nothing is committed. The returned arrays are reused by the next
    * call: use them (e.g. copy them into tensors) before. Needs `await initFft()`.
    */

@@ -4,7 +4,7 @@
 // for k1 in 0..rows−1 and k2 in 0..half−1, half = floor(cols/2) + 1. It is stored TRANSPOSED, shape
 // [half, rows], in two Float32Arrays `re` and `im` of half·rows values: X[k1][k2] = re[k2·rows + k1] +
 // i·im[k2·rows + k1] (numpy: np.fft.rfft2(x).T). Transposed because the column FFTs leave it that way, so the
-// layout costs no transpose here or in the tf engine (shared/smi.ts), and because it puts each spectral
+// layout costs no transpose here or in the tf engine (shared/smi/smi.ts), and because it puts each spectral
 // column in one contiguous block (the quantile weighting works per block).
 // The forward transform is unnormalised; the inverse divides by rows·cols, so irfft2(rfft2(x)) ≈ x.
 // The columns the half spectrum leaves out follow from X[k1][k2] = conj(X[(rows−k1) % rows][cols−k2]).
@@ -17,7 +17,7 @@
 // shape seen. All of it is freed by disposeFft(). Not re-entrant (a single JS thread never needs it to be).
 // When both passes are pffft's, the transposes between them run as small wasm kernels in pffft's memory (JS
 // loops cost about 1 ns a value here). rfft2Heap / irfft2Heap leave the spectrum in that heap, for callers that
-// work on it in place (shared/smi-host.ts); rfft2 / irfft2 copy it out to / in from re / im arrays.
+// work on it in place (shared/smi/host.ts); rfft2 / irfft2 copy it out to / in from re / im arrays.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { initWasmAsm, instantiate } from '../wasm/asm.ts';
@@ -77,7 +77,7 @@ let kernels: TransposeKernels | undefined;
 let loading: Promise<void> | undefined;
 let library: FftLibrary = 'auto';
 
-/** Loads the wasm FFT modules and the WAT assembler (shared/wasm-asm.ts) once; every later call returns the same promise. */
+/** Loads the wasm FFT modules and the WAT assembler (shared/wasm/asm.ts) once; every later call returns the same promise. */
 export function initFft(): Promise<void> {
   loading ??= load();
   return loading;
@@ -128,7 +128,7 @@ async function load(): Promise<void> {
 
 /**
  * pffft's memory and its Emscripten module, for kernels that work on transform results where they lie
- * (shared/smi-host.ts); undefined before initFft() or when the memory could not be caught.
+ * (shared/smi/host.ts); undefined before initFft() or when the memory could not be caught.
  */
 export function pffftHeap(): { memory: WebAssembly.Memory; mem: Memory } | undefined {
   return pffftMemory && pffft ? { memory: pffftMemory, mem: pffft } : undefined;

@@ -1,8 +1,8 @@
 // SMI's host step on one gradient, fused and allocation-free: SpectralMomentum's host engine.
 //
-// The same arithmetic as the separable steps in shared/smi.ts (forward → magnitude → updateHistory →
+// The same arithmetic as the separable steps in shared/smi/smi.ts (forward → magnitude → updateHistory →
 // threshold → maskedBlend → maskChecksum), to the bit, but with the spectrum left in the FFT's wasm heap
-// (shared/fft.ts rfft2Heap / irfft2Heap) and the passes over it merged: |Ĝ| and the EMA in one pass, the mask
+// (shared/smi/fft.ts rfft2Heap / irfft2Heap) and the passes over it merged: |Ĝ| and the EMA in one pass, the mask
 // and its checksum in the pass that writes the inverse's input, the 1/(rows·cols) scaling and the blend in the
 // pass that writes the output. Nothing is allocated per call.
 //
@@ -66,7 +66,7 @@ export function setHostSimd(on: boolean): void {
 }
 
 /**
- * The stages of a host SMI step, as timed with a HostStepProfile (scripts/bench-fft.ts --stages): hostStep()
+ * The stages of a host SMI step, as timed with a HostStepProfile (scripts/bench/fft.ts --stages): hostStep()
  * times 1–6, SpectralMomentum the reading of the gradient (0) and the making of the output tensor (7).
  */
 export const HOST_STAGES = ['read G', 'forward FFT', '|X| + EMA', 'quantile', 'mask', 'inverse FFT', 'blend + out', 'tensor'] as const;
@@ -178,7 +178,7 @@ export function hostStep(
 
 /**
  * Steps 2–3 alone: out ([half, rows]) = |FFT2(G)|, the self-conjugate columns' conjugate pairs averaged: the
- * same bits as magnitude(forward(G)) in shared/smi.ts, with the spectrum left in the FFT's heap (a synced
+ * same bits as magnitude(forward(G)) in shared/smi/smi.ts, with the spectrum left in the FFT's heap (a synced
  * worker's share of the spectral work). Needs `await initFft()`.
  */
 export function hostMagnitude(G: Float32Array, rows: number, cols: number, out: Float32Array = new Float32Array(rows * halfCols(cols))): Float32Array {
@@ -382,7 +382,7 @@ function emaRange(H: Float32Array, M: Float32Array, first: boolean, b: number, c
 
 /**
  * H[i] ← β·H[i] + (1−β)·|X_i| (or |X_i| when `first`) for i in [from, to), X_i at heap[spec + 2i], float32
- * rounding after each operation (as magnitude() and updateHistory() in shared/smi.ts).
+ * rounding after each operation (as magnitude() and updateHistory() in shared/smi/smi.ts).
  */
 function magnitudeRange(heap: Float32Array, spec: number, H: Float32Array, from: number, to: number, first: boolean, b: number, c: number): void {
   let s = spec + 2 * from;
@@ -426,7 +426,7 @@ function magnitudeSelfConjugate(heap: Float32Array, spec: number, rows: number, 
 /**
  * Writes X ⊙ [H ≥ τ] from heap[src…] to heap[dst…] (interleaved; dst may be src) for i in [from, H.length)
  * (`from` a multiple of 8) and returns the FNV-1a checksum of those mask bits continued from `seed`
- * (maskChecksum() in shared/smi.ts, in the same order).
+ * (maskChecksum() in shared/smi/smi.ts, in the same order).
  */
 function maskRange(heap: Float32Array, src: number, dst: number, H: Float32Array, from: number, tau: number, seed: number): number {
   let h = seed >>> 0;
@@ -449,7 +449,7 @@ function maskRange(heap: Float32Array, src: number, dst: number, H: Float32Array
 
 /**
  * out[i] = α·(y_i·scale) + (1−α)·G[i] for i in [from, out.length), y_i at heap[base + stride·i], rounding to
- * float32 after each operation (as irfft2 and maskedBlend() in shared/smi.ts).
+ * float32 after each operation (as irfft2 and maskedBlend() in shared/smi/smi.ts).
  */
 function blendRange(heap: Float32Array, base: number, stride: number, scale: number, G: Float32Array, out: Float32Array, from: number, alpha: number): void {
   const a = Math.fround(alpha);
@@ -579,7 +579,7 @@ const SIMD_WAT = `
 
 let simd: { memory: WebAssembly.Memory; kernels: SimdKernels } | undefined;
 
-/** The kernels when `mem` is pffft's heap and it could be caught (shared/fft.ts pffftHeap), else undefined. */
+/** The kernels when `mem` is pffft's heap and it could be caught (shared/smi/fft.ts pffftHeap), else undefined. */
 function kernelsFor(mem: Memory): SimdKernels | undefined {
   const heap = pffftHeap();
   if (!heap || heap.mem !== mem) return undefined;

@@ -9,7 +9,7 @@
 // v_{k+1}); only the values in those buckets are copied out and selected among, usually well under 1% of them.
 // The same order statistics, so the same quantile to the bit. A half spectrum is read as weighted blocks,
 // never expanded to the full multiset. 384×1536 spectrum: 0.24 ms instead of 3.1 ms; 128×512: 0.03 ms, not 0.5.
-// The radix pass needs the WAT assembler loaded (initWasmAsm() in shared/wasm-asm.ts; initFft() does it):
+// The radix pass needs the WAT assembler loaded (initWasmAsm() in shared/wasm/asm.ts; initFft() does it):
 // until then every input takes the selection path alone, which gives the same results, only slower.
 import { instantiate, wasmAsmReady } from '../wasm/asm.ts';
 
@@ -349,7 +349,7 @@ export function quantile(values: Float32Array, q: number, weights?: ArrayLike<nu
 
 /**
  * The q-quantile over the full rows × cols spectrum that a half spectrum H stands for; H is stored transposed
- * as in shared/fft.ts: [half, rows], half = floor(cols/2)+1, spectral column k2 in H[k2·rows … (k2+1)·rows).
+ * as in shared/smi/fft.ts: [half, rows], half = floor(cols/2)+1, spectral column k2 in H[k2·rows … (k2+1)·rows).
  * Each full-spectrum bin counts once: a bin in spectral columns 1 … ceil(cols/2)−1 stands for itself and its
  * conjugate (counted twice); columns 0 and, for even cols, cols/2 are their own mirror images (row k1 pairs
  * with row rows−k1 inside the column), so each of their entries is one bin (counted once). H is not modified.

@@ -1,17 +1,17 @@
-// Spectral Momentum Integration (SPEC §2): gradients masked in the 2-D Fourier domain by a magnitude history.
+// Spectral Momentum Integration (docs/algorithm.md): gradients masked in the 2-D Fourier domain by a magnitude history.
 //
 // The algorithm is exposed as separable steps so that a distributed trainer can split it (each worker:
 // forward + magnitude; coordinator: average magnitudes, updateHistory, threshold; each worker: maskedBlend
 // with the shared H and τ), on two engines with the same data layout:
-//   host: Float32Array in/out, FFTs from shared/fft.ts (wasm); for the wasm and cpu tfjs backends.
-//         SpectralMomentum runs these steps fused (shared/smi-host.ts: the same bits, no per-step arrays,
+//   host: Float32Array in/out, FFTs from shared/smi/fft.ts (wasm); for the wasm and cpu tfjs backends.
+//         SpectralMomentum runs these steps fused (shared/smi/host.ts: the same bits, no per-step arrays,
 //         the passes as wasm kernels; on the wasm backend the gradient is read and the result written in
 //         place in tensor memory).
 //   tf:   the same steps as tensors with tf.spectral ops; for tfjs-node / GPU. Only the quantile runs on
 //         the host (H is downloaded and selected there).
 // Spectra and histories are half spectra stored transposed: [half, rows], half = floor(cols/2)+1, spectral
-// column k2 of row k1 at index k2·rows + k1 (shared/fft.ts; numpy: np.fft.rfft2(G).T).
-// The quantile counts every bin of the full rows × cols spectrum once (shared/quantile.ts).
+// column k2 of row k1 at index k2·rows + k1 (shared/smi/fft.ts; numpy: np.fft.rfft2(G).T).
+// The quantile counts every bin of the full rows × cols spectrum once (shared/smi/quantile.ts).
 //
 // Float32 semantics are the same on both engines: the EMA and the blend round after every product and sum
 // (as tfjs's float32 kernels do), and τ is returned rounded up to float32 so that `H ≥ τ` gives the same mask
@@ -33,7 +33,7 @@ export type { SmiRunName };
 
 export type SmiSchedule = 'none' | 'linear' | 'cosine';
 
-/** A control's G′ in place of the filter's (shared/smi-host.ts HostControl): a random mask of the same size, or c·G. */
+/** A control's G′ in place of the filter's (shared/smi/host.ts HostControl): a random mask of the same size, or c·G. */
 export type SmiControl = 'random-mask' | 'shrink';
 
 export interface SmiRun {
@@ -49,7 +49,7 @@ export interface SmiRun {
   control?: SmiControl;
 }
 
-/** The paper's six runs (SPEC §2, Table 1), and two controls with the cosine run's α, β and q (issue 15). */
+/** The paper's six runs (docs/algorithm.md, the paper's Table 1), and two controls with the cosine run's α, β and q (issue 15). */
 export const SMI_RUNS: Record<SmiRunName, SmiRun> = {
   baseline: { schedule: 'none', alpha0: 0, alpha1: 0, beta: 0, q: 0 },
   'linear-0.9': { schedule: 'linear', alpha0: 0.1, alpha1: 0.9, beta: 0.9, q: 0.5 },
@@ -61,7 +61,7 @@ export const SMI_RUNS: Record<SmiRunName, SmiRun> = {
   shrink: { schedule: 'cosine', alpha0: 0.1, alpha1: 0.5, beta: 0.99, q: 0.25, control: 'shrink' },
 };
 
-/** α_t at step t of T (SPEC §2 step 8); 0 for the baseline. */
+/** α_t at step t of T (docs/algorithm.md §3 step 8); 0 for the baseline. */
 export function alphaAt(run: SmiRun, t: number, T: number): number {
   const { alpha0: a0, alpha1: a1 } = run;
   switch (run.schedule) {
@@ -88,7 +88,7 @@ export function view2d(shape: readonly number[]): [number, number] {
 
 // ---- host engine -----------------------------------------------------------------------------------------
 
-/** A half spectrum (re / im of shape [half, rows], see shared/fft.ts), as made by forward(). */
+/** A half spectrum (re / im of shape [half, rows], see shared/smi/fft.ts), as made by forward(). */
 export type Spectrum = HalfSpectrum;
 
 /** Step 2: Ĝ = FFT2(G) of the rows × cols matrix G (row-major), as a half spectrum. Needs `await initFft()`. */
@@ -199,7 +199,7 @@ export function maskChecksum(H: Float32Array, tau: number, seed = MASK_CHECKSUM_
 // tensors cross the API (complex64 lives inside the transforms), because several backends lack complex
 // slice / reverse / gather kernels.
 
-/** A half spectrum as two float32 tensors [half, rows] (the transposed layout of shared/fft.ts). */
+/** A half spectrum as two float32 tensors [half, rows] (the transposed layout of shared/smi/fft.ts). */
 export interface TfSpectrum {
   rows: number;
   cols: number;
@@ -319,7 +319,7 @@ interface History<H> {
 
 /**
  * SMI for one run: a magnitude history per parameter (keyed by name, created on first use), applied to a
- * step's gradients. The host engine needs `await initFft()` (shared/fft.ts) before the first apply().
+ * step's gradients. The host engine needs `await initFft()` (shared/smi/fft.ts) before the first apply().
  *
  * Gradients come named ({name, tensor}): a history is keyed by its parameter's name.
  * Ownership: apply() never disposes or modifies its input tensors and always returns new tensors, in the
@@ -333,7 +333,7 @@ export class SpectralMomentum {
    * computes it on the host from the H it downloads for the quantile); 0 before any apply and for the baseline.
    */
   lastMaskChecksum = 0;
-  /** When set, host-engine steps add their time per stage (HOST_STAGES in shared/smi-host.ts) to it. */
+  /** When set, host-engine steps add their time per stage (HOST_STAGES in shared/smi/host.ts) to it. */
   hostProfile: HostStepProfile | null = null;
   private readonly hostHist = new Map<string, History<Float32Array>>();
   private readonly tfHist = new Map<string, History<tf.Variable>>();
@@ -374,7 +374,7 @@ export class SpectralMomentum {
   }
 
   /**
-   * The host engine's step (shared/smi-host.ts: the separable steps' arithmetic, fused). On the wasm backend
+   * The host engine's step (shared/smi/host.ts: the separable steps' arithmetic, fused). On the wasm backend
    * the gradient is read from, and the result written into, tensor memory in the wasm heap.
    */
   private stepHost(name: string, g: tf.Tensor, rows: number, cols: number, alpha: number, seed: number, step: number): [tf.Tensor, number] {
@@ -505,7 +505,7 @@ function nameKey(name: string): number {
 }
 
 /**
- * A control's step on the tf engine (shared/smi-host.ts HostControl), from the history downloaded for τ: the
+ * A control's step on the tf engine (shared/smi/host.ts HostControl), from the history downloaded for τ: the
  * random mask is drawn on the host and uploaded; shrink's energy share is summed where the spectrum lives.
  * Returns the output [shape] and the checksum of the mask applied (shrink: of [H ≥ τ]).
  */

@@ -1,5 +1,5 @@
-// WebAssembly text (WAT) → instance, for the short SIMD kernels written as WAT in shared/fft.ts,
-// shared/quantile.ts and shared/smi-host.ts (so they can be read and reviewed as such), built at load time.
+// WebAssembly text (WAT) → instance, for the short SIMD kernels written as WAT in shared/smi/fft.ts,
+// shared/smi/quantile.ts and shared/smi/host.ts (so they can be read and reviewed as such), built at load time.
 // The assembler is wabt (the WebAssembly Binary Toolkit, compiled to wasm): it loads asynchronously, once,
 // in initWasmAsm() (initFft() and initBackend() call it); instantiate() is synchronous after that.
 import { createRequire } from 'node:module';

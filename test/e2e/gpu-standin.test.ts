@@ -41,7 +41,7 @@ t.test('stand-in libtensorflow (tfjs cpu kernels), no real GPU: the default sync
   t.ok(engines < 1e-5, `stand-in 2 workers = wasm 2 workers within 1e-5 relative (${engines.toExponential(2)})`);
   const lw2 = losses(wasm2);
   t.ok(losses(two).every((l, i) => Math.abs(l - lw2[i]!) < 1e-5), 'and the loss of every step within 1e-5');
-  // Synced mode averages the chunks' magnitude spectra into the shared history (SPEC §3), and the mean of |FFT2(g_c)|
+  // Synced mode averages the chunks' magnitude spectra into the shared history (docs/distributed.md), and the mean of |FFT2(g_c)|
   // is not |FFT2(mean g_c)|: 2 workers differ from 1 by design (measured on wasm, 10 steps: up to 1.3e-3 in the
   // loss). On the stand-in that difference must be the algorithm's own, i.e. the wasm pair's, to engine rounding.
   const l2 = losses(two), l1 = losses(one), lw1 = losses(wasm1);

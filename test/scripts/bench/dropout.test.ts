@@ -1,4 +1,4 @@
-// scripts/bench-dropout.ts: the three variants run side by side and are reported.
+// scripts/bench/dropout.ts: the three variants run side by side and are reported.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { benchDropout, dropoutTable } from '../../../scripts/bench/dropout.ts';

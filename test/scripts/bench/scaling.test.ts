@@ -1,4 +1,4 @@
-// The scaling study's repetitions (scripts/bench-scaling.ts): E(N) within each repetition, the median row kept.
+// The scaling study's repetitions (scripts/bench/scaling.ts): E(N) within each repetition, the median row kept.
 import t from 'tap';
 import { combineRepetitions, scalingTable, type ScalingRow } from '../../../scripts/bench/scaling.ts';
 

@@ -1,4 +1,4 @@
-// shared/gpus.ts: nvidia-smi -L, every CUDA_VISIBLE_DEVICES form, and the launcher's per-process plan (pure; the
+// shared/backend/gpus.ts: nvidia-smi -L, every CUDA_VISIBLE_DEVICES form, and the launcher's per-process plan (pure; the
 // listings are the stand-in nvidia-smi's: four H100s, and the same box with GPU 0 in MIG mode).
 import t from 'tap';
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// shared/dropout.ts: on-device dropout masks, the same bits on every backend, in distribution a fair coin per value.
+// shared/model/dropout.ts: on-device dropout masks, the same bits on every backend, in distribution a fair coin per value.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';

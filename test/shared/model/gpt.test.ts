@@ -13,7 +13,7 @@ tf.enableProdMode();
 const test = resolveConfig({ preset: 'test' });
 const batch = (n: number, T: number, salt = 0) => Int32Array.from({ length: n * T }, (_, i) => (i * 7 + salt) % 65);
 
-t.test('parameter counts as SPEC.md: cpu 804,096; paper 10,745,088', async (t) => {
+t.test('parameter counts as docs/algorithm.md: cpu 804,096; paper 10,745,088', async (t) => {
   const cpu = new GPT(resolveConfig({ preset: 'cpu' }), 1);
   t.equal(cpu.numParams(), 804096);
   cpu.dispose();

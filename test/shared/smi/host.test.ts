@@ -1,4 +1,4 @@
-// The fused host SMI step (shared/smi-host.ts): the same bits as the separable steps, on every FFT path, with
+// The fused host SMI step (shared/smi/host.ts): the same bits as the separable steps, on every FFT path, with
 // and without its wasm kernels, on the cpu and wasm tfjs backends; no state shared between parameters.
 import t from 'tap';
 import { randomFloats as rand } from '../../helpers.ts';
@@ -26,7 +26,7 @@ await tf.setBackend('cpu');
 await initFft();
 t.teardown(() => disposeFft());
 
-// Every path through shared/fft.ts and shared/smi-host.ts: pffft on both axes (wasm kernels), one row (kernels),
+// Every path through shared/smi/fft.ts and shared/smi/host.ts: pffft on both axes (wasm kernels), one row (kernels),
 // pffft columns with kissfft rows (kernels, then the JS blend), kissfft columns (JS), odd rows / cols, tiny.
 const SHAPES: number[][] = [
   [64, 128], [1, 128], [1, 32], [32, 96], [48, 160], [16, 7], [16, 10], [65, 128], [2, 64],
@@ -37,7 +37,7 @@ const SHAPES: number[][] = [
 const RUN: SmiRun = { ...SMI_RUNS.cosine, beta: 0.5 };
 const T = 20;
 
-/** The separable steps of shared/smi.ts over `steps` gradients of one shape: outputs and chained checksums. */
+/** The separable steps of shared/smi/smi.ts over `steps` gradients of one shape: outputs and chained checksums. */
 function reference(shape: number[], grads: Float32Array[], run: SmiRun): { outs: Float32Array[]; sums: number[]; H: Float32Array } {
   const [rows, cols] = view2d(shape);
   let H: Float32Array | null = null;

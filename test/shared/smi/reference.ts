@@ -1,4 +1,4 @@
-// Float64 references for the SMI tests, written out here: a complex 2-D DFT, numpy's quantile, the 9 steps of SPEC §2.
+// Float64 references for the SMI tests, written out here: a complex 2-D DFT, numpy's quantile, the 9 steps of docs/algorithm.md.
 import { halfCols, type HalfSpectrum } from '../../../shared/smi/fft.ts';
 import type { SmiRun } from '../../../shared/smi/smi.ts';
 
@@ -96,7 +96,7 @@ export function dft2(xr: ArrayLike<number>, xi: ArrayLike<number> | null, rows: 
   return { re, im };
 }
 
-/** The first floor(cols/2)+1 columns of a full spectrum, transposed to [half, rows], as float32 (shared/fft.ts). */
+/** The first floor(cols/2)+1 columns of a full spectrum, transposed to [half, rows], as float32 (shared/smi/fft.ts). */
 export function halfOf(full: Complex2, rows: number, cols: number): HalfSpectrum {
   const half = halfCols(cols);
   const re = new Float32Array(rows * half);
@@ -126,7 +126,7 @@ export function npQuantile(v: ArrayLike<number>, q: number): number {
   return f >= 0.5 ? s[k + 1] - diff * (1 - f) : s[k] + diff * f;
 }
 
-/** α_t written out again from SPEC §2 step 8. */
+/** α_t written out again from docs/algorithm.md §3 step 8. */
 export function refAlpha(run: SmiRun, t: number, T: number): number {
   if (run.schedule === 'none') return 0;
   const r = run.schedule === 'linear' ? t / T : (1 - Math.cos((Math.PI * t) / T)) / 2;
@@ -134,7 +134,7 @@ export function refAlpha(run: SmiRun, t: number, T: number): number {
 }
 
 /**
- * SPEC §2 steps 1–9 with the full complex spectrum in float64, over a sequence of gradients. Conjugate bins
+ * docs/algorithm.md §3 steps 1–9 with the full complex spectrum in float64, over a sequence of gradients. Conjugate bins
  * have equal magnitudes in exact arithmetic; here they differ in the last bit, which would let τ fall
  * between the two members of a pair, so each pair gets the mean of its two magnitudes.
  */

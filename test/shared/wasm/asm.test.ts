@@ -1,4 +1,4 @@
-// The WAT assembler module (shared/wasm-asm.ts, wabt underneath): kernels run as written, bad text is a clear error.
+// The WAT assembler module (shared/wasm/asm.ts, wabt underneath): kernels run as written, bad text is a clear error.
 import t from 'tap';
 import { halfSpectrumQuantile, quantile } from '../../../shared/smi/quantile.ts';
 import { assemble, initWasmAsm, instantiate, wasmAsmReady } from '../../../shared/wasm/asm.ts';
