@@ -7,7 +7,8 @@ import { STREAM } from '../shared/model/rng.ts';
 import type { Blend, Work } from '../shared/net/protocol.ts';
 import { windowsToBatch } from '../shared/parallel/batch.ts';
 import { blendWithMasks, localSpectra, packedMaskChecksum, spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel/spectral.ts';
-import { SMI_RUNS, SpectralMomentum } from '../shared/smi/smi.ts';
+import { SMI_RUNS } from '../shared/smi/runs.ts';
+import { SpectralMomentum } from '../shared/smi/smi.ts';
 import { clipAndFilter } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
 

@@ -12,7 +12,8 @@ import { resolveConfig } from '../shared/config.ts';
 import { GPT } from '../shared/model/gpt.ts';
 import { spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel/spectral.ts';
 import { Rng, STREAM } from '../shared/model/rng.ts';
-import { SMI_RUNS, SpectralMomentum, alphaAt } from '../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt } from '../shared/smi/runs.ts';
+import { SpectralMomentum } from '../shared/smi/smi.ts';
 
 /** Runs the kernels of a training step once (dropout, forward, backward, the spectra, an SMI step); returns ms. */
 export function warmUp(backend: BackendInfo): number {

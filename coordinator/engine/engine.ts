@@ -3,7 +3,7 @@ import type { BackendInfo } from '../../shared/backend/backend.ts';
 import type { SyncedBlend, TrainConfig } from '../../shared/config.ts';
 import type { Corpus } from '../../shared/model/data.ts';
 import { SharedSpectralHistory } from '../../shared/parallel/spectral.ts';
-import { SMI_RUNS, view2d } from '../../shared/smi/smi.ts';
+import { SMI_RUNS, view2d } from '../../shared/smi/runs.ts';
 import { inProcess, type Engine, type StepOutcome } from '../../shared/train/engine.ts';
 import type { StepPhaseRecord } from '../../shared/train/log.ts';
 import { createModelState, wholeModel } from '../../shared/train/state.ts';

@@ -3,7 +3,7 @@ import type { SyncedBlend, TrainConfig } from '../../shared/config.ts';
 import type { Corpus } from '../../shared/model/data.ts';
 import { splitBatch, tokenWindows } from '../../shared/parallel/batch.ts';
 import { weightedSum } from '../../shared/parallel/reduce.ts';
-import type { SmiRun } from '../../shared/smi/smi.ts';
+import type { SmiRun } from '../../shared/smi/runs.ts';
 import type { StepOutcome } from '../../shared/train/engine.ts';
 import type { Shard } from '../../shared/train/step.ts';
 import type { Blend, Blended, Grads } from '../../shared/net/protocol.ts';

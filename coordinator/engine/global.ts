@@ -1,7 +1,7 @@
 // Global spectral mode: the workers' gradients averaged, then the one update step on the mean, as one process would run it.
 import * as tf from '@tensorflow/tfjs';
 import { lrAt } from '../../shared/config.ts';
-import { alphaAt } from '../../shared/smi/smi.ts';
+import { alphaAt } from '../../shared/smi/runs.ts';
 import { applyUpdate, globalClip, sumOfSquares } from '../../shared/train/step.ts';
 import { gatherGrads, type ModeStep } from './gather.ts';
 

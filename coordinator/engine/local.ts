@@ -1,6 +1,6 @@
 // Local spectral mode (an ablation): each worker filters its own chunk with its own history; the coordinator averages the blends.
 import { lrAt } from '../../shared/config.ts';
-import { alphaAt } from '../../shared/smi/smi.ts';
+import { alphaAt } from '../../shared/smi/runs.ts';
 import { applyUpdate, globalClip, sumOfSquares } from '../../shared/train/step.ts';
 import { gatherBlends, gatherGrads, type ModeStep } from './gather.ts';
 

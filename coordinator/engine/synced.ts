@@ -1,7 +1,7 @@
 // Synced spectral mode: one shared history of the workers' magnitudes and one mask, applied once at the coordinator or by each worker.
 import { lrAt } from '../../shared/config.ts';
 import { blendWithMasks, localSpectra } from '../../shared/parallel/spectral.ts';
-import { alphaAt } from '../../shared/smi/smi.ts';
+import { alphaAt } from '../../shared/smi/runs.ts';
 import { applyUpdate, globalClip, sumOfSquares } from '../../shared/train/step.ts';
 import { gatherBlends, gatherGrads, type ModeStep } from './gather.ts';
 

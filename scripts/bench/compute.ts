@@ -5,7 +5,7 @@ import { parseWithTable } from '../../shared/cli/options.ts';
 import { BACKENDS, ConfigError, PRESET_NAMES, lrAt, oneOf, resolveConfig, type SmiRunName } from '../../shared/config.ts';
 import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../../shared/model/data.ts';
 import { STREAM } from '../../shared/model/rng.ts';
-import { SMI_RUNS, alphaAt } from '../../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt } from '../../shared/smi/runs.ts';
 import { createModelState, disposeModelState, wholeModel } from '../../shared/train/state.ts';
 import { applyUpdate, globalClip, sumOfSquares } from '../../shared/train/step.ts';
 import { median } from '../../shared/stats.ts';

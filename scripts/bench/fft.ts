@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { initFft, irfft2, rfft2, setFftLibrary, disposeFft, type FftLibrary } from '../../shared/smi/fft.ts';
-import { SMI_RUNS, SpectralMomentum, alphaAt } from '../../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt } from '../../shared/smi/runs.ts';
+import { SpectralMomentum } from '../../shared/smi/smi.ts';
 import { HOST_STAGES, setHostSimd } from '../../shared/smi/host.ts';
 import { median } from '../../shared/stats.ts';
 

@@ -5,7 +5,7 @@ import type { ChartConfiguration } from 'chart.js';
 import { SMI_RUN_NAMES, type SmiRunName } from '../../shared/config.ts';
 import type { GPT } from '../../shared/model/gpt.ts';
 import { initFft } from '../../shared/smi/fft.ts';
-import { forward as fft2, magnitude, maskedBlend, threshold } from '../../shared/smi/smi.ts';
+import { forward as fft2, magnitude, maskedBlend, threshold } from '../../shared/smi/steps.ts';
 import { mean } from '../analysis/quality.ts';
 import { PALETTE, blankCanvas } from '../report/charts.ts';
 

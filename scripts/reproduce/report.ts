@@ -15,7 +15,8 @@ import { loadRunModel, measureInference, speedRatio, forwardFlopsPerToken, type 
 import type { GPT } from '../../shared/model/gpt.ts';
 import { splitBatch } from '../../shared/parallel/batch.ts';
 import { QUALITY_DEFINITIONS, mean, median, modelQuality, validationBatches, type ModelQuality } from '../analysis/quality.ts';
-import { SMI_RUNS, alphaAt, forward as fft2, magnitude, maskedBlend, threshold } from '../../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt } from '../../shared/smi/runs.ts';
+import { forward as fft2, magnitude, maskedBlend, threshold } from '../../shared/smi/steps.ts';
 import { PALETTE, blankCanvas, renderChart } from '../report/charts.ts';
 import { READING_SHORT, compareFrom, controlsConclusion, effectsChart, modesConclusion, said, type Compared, type ControlsReading, type EffectRow } from './questions.ts';
 import { RUN_COLOR, heatmapFigure, lineChart, spectralFigure, thin } from './figures.ts';

@@ -18,7 +18,10 @@
 // - local: workers return g_c; the coordinator sends κ back; each worker runs SMI with its own history on
 //   κg_c and returns b_c, which are averaged. No synchronisation: an ablation.
 import * as tf from '@tensorflow/tfjs';
-import { forward, magnitude, maskedBlend, threshold, updateHistory, maskChecksum, tfForward, tfMagnitude, MASK_CHECKSUM_SEED, view2d, type Spectrum } from '../smi/smi.ts';
+import { forward, magnitude, maskedBlend, threshold, updateHistory, maskChecksum, type Spectrum } from '../smi/steps.ts';
+import { tfForward, tfMagnitude } from '../smi/tf.ts';
+import { MASK_CHECKSUM_SEED } from '../smi/host.ts';
+import { view2d } from '../smi/runs.ts';
 import { hostMagnitude, hostStep } from '../smi/host.ts';
 import { weightedSum } from './reduce.ts';
 

@@ -11,14 +11,14 @@
 // once per operation as Math.fround(double op) does for +, − and × of float32 values (a double holds their
 // exact product, and rounding a double sum to float32 equals rounding the exact sum, as 53 ≥ 2·24 + 2), and
 // what must be double (|X| = √(re² + im²), the 1/(rows·cols) scaling) is done in f64x2 lanes.
-import { halfCols, irfft2Heap, pffftHeap, pffftScratchBuffer, rfft2Heap, type Memory } from './fft.ts';
+import { halfCols, irfft2Heap, pffftScratchBuffer, rfft2Heap, type Memory } from './fft.ts';
 import { halfSpectrumQuantile } from './quantile.ts';
 import type { Rng } from '../model/rng.ts';
-import { instantiate } from '../wasm/asm.ts';
+import { FNV_PRIME, kernelsFor, type SimdKernels } from './host-kernels.ts';
+import { keptBins, pairedEndOf, randomMask, selfConjugateColumns } from './spectrum.ts';
 
 /** FNV-1a offset basis: the seed of a new mask checksum. */
 export const MASK_CHECKSUM_SEED = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 
 /** The smallest float32 ≥ x (so that, for float32 h, h ≥ x ⇔ h ≥ result). */
 export function float32AtLeast(x: number): number {
@@ -29,12 +29,6 @@ export function float32AtLeast(x: number): number {
   const bits = new Int32Array(new Float32Array([f]).buffer);
   bits[0] += f > 0 ? 1 : -1;
   return new Float32Array(bits.buffer)[0];
-}
-
-/** Spectral columns c (0, and cols/2 for even cols) whose rows k1 and (rows−k1) % rows are conjugates. */
-export function selfConjugateColumns(cols: number): number[] {
-  const half = halfCols(cols);
-  return cols % 2 === 0 && half > 1 ? [0, half - 1] : [0];
 }
 
 /** The parameters of one step; α is per step, β and q per run. */
@@ -235,22 +229,6 @@ function controlTail(
   return sum;
 }
 
-/** How many bins of the full rows × cols spectrum the half-spectrum entry i stands for: 1 in a self-conjugate column, else 2. */
-export function binMultiplicity(rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * halfCols(cols)).fill(2);
-  out.fill(1, 0, rows);
-  out.fill(1, pairedEndOf(rows, cols));
-  return out;
-}
-
-/** The number of bins of the full rows × cols spectrum whose half-spectrum entry has H ≥ τ. */
-export function keptBins(H: Float32Array, rows: number, cols: number, tau: number): number {
-  const pairedEnd = pairedEndOf(rows, cols);
-  let n = 0;
-  for (let i = 0; i < H.length; i++) if (H[i] >= tau) n += i < rows || i >= pairedEnd ? 1 : 2;
-  return n;
-}
-
 /**
  * Σ_kept |X|² / Σ |X|² over the full spectrum (each half-spectrum entry weighted by its multiplicity), kept = H ≥ τ,
  * X_i at heap[spec + 2i]; in double; 1 for an all-zero spectrum (then c·G = G = 0 anyway).
@@ -273,91 +251,6 @@ function shrinkBlend(G: Float32Array, out: Float32Array, c: number, alpha: numbe
   const a = Math.fround(alpha);
   const ca = Math.fround(1 - alpha);
   for (let i = 0; i < out.length; i++) out[i] = Math.fround(a * Math.fround(cf * G[i])) + Math.fround(ca * G[i]);
-}
-
-/**
- * A uniformly random conjugate-symmetric mask over the rows × cols spectrum keeping exactly `count` of its bins,
- * as 0/1 floats in the half-spectrum layout [half, rows] (into `out`). Symmetric subsets are made of units: a
- * self-conjugate bin (weight 1: the 1, 2 or 4 bins (0 or rows/2, 0 or cols/2)), a conjugate pair of bins in a
- * self-conjugate column (weight 2, two entries), a bin of a paired column (weight 2: it stands for its conjugate
- * too). Every symmetric subset of `count` bins is equally likely: the number s of self-conjugate bins is drawn
- * with weight C(S, s)·C(P, (count − s)/2), then s of the S and (count − s)/2 of the P pair units by selection
- * sampling, in a fixed order, from `rng`.
- */
-export function randomMask(rows: number, cols: number, count: number, rng: Rng, out: Float32Array = new Float32Array(rows * halfCols(cols))): Float32Array {
-  const n = rows * halfCols(cols);
-  if (out.length !== n) throw new RangeError(`randomMask: out has ${out.length} values, the ${rows}×${cols} spectrum ${n}`);
-  const selfCols = selfConjugateColumns(cols);
-  const selfRows = rows % 2 === 0 ? [0, rows / 2] : [0];
-  const S = selfCols.length * selfRows.length;
-  const pairsPerCol = Math.floor((rows - 1) / 2);
-  const P = selfCols.length * pairsPerCol + (pairedEndOf(rows, cols) - rows);
-  if (!Number.isInteger(count) || count < 0 || count > rows * cols) throw new RangeError(`randomMask: ${count} bins of a ${rows}×${cols} spectrum`);
-  // s ≡ count (mod 2), s ≤ S, 0 ≤ m = (count − s)/2 ≤ P; weights relative to the smallest valid s, C(P, m−1)/C(P, m) = m/(P−m+1)
-  const options: { s: number; m: number; w: number }[] = [];
-  let rel = 1;
-  for (let s = count % 2; s <= S; s += 2) {
-    const m = (count - s) / 2;
-    if (m > P) continue;
-    if (m < 0) break;
-    if (options.length > 0) rel *= (m + 1) / (P - m);
-    options.push({ s, m, w: binomial(S, s) * rel });
-  }
-  if (options.length === 0) throw new RangeError(`randomMask: no conjugate-symmetric set of ${count} bins in a ${rows}×${cols} spectrum`);
-  let u = rng.uniform() * options.reduce((a, o) => a + o.w, 0);
-  let pick = options[options.length - 1]!;
-  for (const o of options) {
-    if (u < o.w) {
-      pick = o;
-      break;
-    }
-    u -= o.w;
-  }
-  out.fill(0);
-  // selection sampling: unit k of `left` is kept with probability need / left
-  let need = pick.s;
-  let left = S;
-  for (const c of selfCols) {
-    for (const k1 of selfRows) {
-      if (need > 0 && rng.int(left) < need) {
-        out[c * rows + k1] = 1;
-        need--;
-      }
-      left--;
-    }
-  }
-  need = pick.m;
-  left = P;
-  for (const c of selfCols) {
-    for (let k1 = 1; 2 * k1 < rows; k1++) {
-      if (need > 0 && rng.int(left) < need) {
-        out[c * rows + k1] = out[c * rows + rows - k1] = 1;
-        need--;
-      }
-      left--;
-    }
-  }
-  for (let i = rows, end = pairedEndOf(rows, cols); i < end && need > 0; i++) {
-    if (rng.int(left) < need) {
-      out[i] = 1;
-      need--;
-    }
-    left--;
-  }
-  return out;
-}
-
-/** C(n, k) in double (n ≤ 4 here: the self-conjugate bins). */
-function binomial(n: number, k: number): number {
-  let r = 1;
-  for (let i = 1; i <= k; i++) r = (r * (n - k + i)) / i;
-  return r;
-}
-
-/** The end of the paired (not self-conjugate) columns' run in a [half, rows] spectrum. */
-function pairedEndOf(rows: number, cols: number): number {
-  const half = halfCols(cols);
-  return (cols % 2 === 0 ? half - 1 : half) * rows;
 }
 
 /** |X| + EMA into Hh = heap[hAt…] with the SIMD kernel where it applies, JS for the rest (as hostStep). */
@@ -458,131 +351,4 @@ function blendRange(heap: Float32Array, base: number, stride: number, scale: num
   for (let i = from, o = base + stride * from; i < n; i++, o += stride) {
     out[i] = Math.fround(a * Math.fround(heap[o] * scale)) + Math.fround(c * G[i]);
   }
-}
-
-// ---- the same passes as wasm SIMD kernels in pffft's heap ----------------------------------------------------
-
-/** Pointers in bytes; counts a multiple of 4 (mag_ema, blend) or 8 (mask). */
-interface SimdKernels {
-  /** magnitudeRange over n values (no self-conjugate column among them) */
-  mag_ema(spec: number, h: number, n: number, b: number, c: number, first: number): void;
-  /** maskRange over n values; returns the checksum as an int32 */
-  mask(src: number, dst: number, h: number, n: number, tau: number, seed: number): number;
-  /** blendRange with stride 1 over n values, a = fround(α) and c = fround(1 − α) */
-  blend(y: number, g: number, out: number, n: number, scale: number, a: number, c: number): void;
-}
-
-// Lane patterns (i8x16.shuffle byte indices; a second operand's bytes are 16–31).
-const EVEN_F32 = '0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27'; // f32 lanes 0, 2 of a and of b: the re of 4 complex
-const ODD_F32 = '4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31'; // lanes 1, 3 of a and b: the im
-const HIGH_HALF = '8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7'; // lanes 2, 3 moved down (to promote them)
-const LOW_HALVES = '0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23'; // lanes 0, 1 of a, then lanes 0, 1 of b
-const PAIR_LO = '0 1 2 3 0 1 2 3 4 5 6 7 4 5 6 7'; // (k0, k0, k1, k1): a keep factor per complex (re, im)
-const PAIR_HI = '8 9 10 11 8 9 10 11 12 13 14 15 12 13 14 15'; // (k2, k2, k3, k3)
-
-const SIMD_WAT = `
-(module
-  (import "env" "memory" (memory 0))
-  (func $mag_ema (export "mag_ema") (param $spec i32) (param $h i32) (param $n i32) (param $b f32) (param $c f32) (param $first i32)
-    (local $end i32) (local $bv v128) (local $cv v128) (local $x v128) (local $y v128) (local $re v128) (local $im v128)
-    (local $lo v128) (local $m v128)
-    local.get $h local.get $n i32.const 2 i32.shl i32.add local.set $end
-    local.get $b f32x4.splat local.set $bv
-    local.get $c f32x4.splat local.set $cv
-    block $done
-      local.get $h local.get $end i32.ge_u br_if $done
-      loop $top
-        local.get $spec v128.load local.set $x
-        local.get $spec v128.load offset=16 local.set $y
-        local.get $x local.get $y i8x16.shuffle ${EVEN_F32} local.set $re
-        local.get $x local.get $y i8x16.shuffle ${ODD_F32} local.set $im
-        ;; m = f32(sqrt(re² + im²)) in double, lanes 0, 1 then 2, 3
-        local.get $re f64x2.promote_low_f32x4 local.tee $x local.get $x f64x2.mul
-        local.get $im f64x2.promote_low_f32x4 local.tee $y local.get $y f64x2.mul
-        f64x2.add f64x2.sqrt f32x4.demote_f64x2_zero local.set $lo
-        local.get $re local.get $re i8x16.shuffle ${HIGH_HALF} f64x2.promote_low_f32x4 local.tee $x local.get $x f64x2.mul
-        local.get $im local.get $im i8x16.shuffle ${HIGH_HALF} f64x2.promote_low_f32x4 local.tee $y local.get $y f64x2.mul
-        f64x2.add f64x2.sqrt f32x4.demote_f64x2_zero
-        local.set $m local.get $lo local.get $m i8x16.shuffle ${LOW_HALVES} local.set $m
-        local.get $first
-        if
-          local.get $h local.get $m v128.store
-        else
-          ;; H = f32(b·H) + f32(c·m)
-          local.get $h
-          local.get $bv local.get $h v128.load f32x4.mul
-          local.get $cv local.get $m f32x4.mul
-          f32x4.add v128.store
-        end
-        local.get $spec i32.const 32 i32.add local.set $spec
-        local.get $h i32.const 16 i32.add local.tee $h
-        local.get $end i32.lt_u br_if $top
-      end
-    end)
-
-  (func $mask (export "mask") (param $src i32) (param $dst i32) (param $h i32) (param $n i32) (param $tau f32) (param $seed i32) (result i32)
-    (local $end i32) (local $tv v128) (local $one v128) (local $m0 v128) (local $m1 v128) (local $hash i32)
-    local.get $seed local.set $hash
-    local.get $h local.get $n i32.const 2 i32.shl i32.add local.set $end
-    local.get $tau f32x4.splat local.set $tv
-    f32.const 1 f32x4.splat local.set $one
-    block $done
-      local.get $h local.get $end i32.ge_u br_if $done
-      loop $top
-        local.get $h v128.load local.get $tv f32x4.ge local.set $m0
-        local.get $h v128.load offset=16 local.get $tv f32x4.ge local.set $m1
-        ;; FNV-1a step on the byte of these 8 mask bits
-        local.get $hash
-        local.get $m0 i32x4.bitmask local.get $m1 i32x4.bitmask i32.const 4 i32.shl i32.or
-        i32.xor i32.const ${FNV_PRIME} i32.mul local.set $hash
-        ;; keep factors 1.0 / 0.0, each multiplying a complex value (a product, as in JS: −0 and NaN alike)
-        local.get $m0 local.get $one v128.and local.set $m0
-        local.get $m1 local.get $one v128.and local.set $m1
-        local.get $dst local.get $src v128.load local.get $m0 local.get $m0 i8x16.shuffle ${PAIR_LO} f32x4.mul v128.store
-        local.get $dst local.get $src v128.load offset=16 local.get $m0 local.get $m0 i8x16.shuffle ${PAIR_HI} f32x4.mul v128.store offset=16
-        local.get $dst local.get $src v128.load offset=32 local.get $m1 local.get $m1 i8x16.shuffle ${PAIR_LO} f32x4.mul v128.store offset=32
-        local.get $dst local.get $src v128.load offset=48 local.get $m1 local.get $m1 i8x16.shuffle ${PAIR_HI} f32x4.mul v128.store offset=48
-        local.get $src i32.const 64 i32.add local.set $src
-        local.get $dst i32.const 64 i32.add local.set $dst
-        local.get $h i32.const 32 i32.add local.tee $h
-        local.get $end i32.lt_u br_if $top
-      end
-    end
-    local.get $hash)
-
-  (func $blend (export "blend") (param $y i32) (param $g i32) (param $out i32) (param $n i32) (param $scale f64) (param $a f32) (param $c f32)
-    (local $end i32) (local $sv v128) (local $av v128) (local $cv v128) (local $v v128)
-    local.get $out local.get $n i32.const 2 i32.shl i32.add local.set $end
-    local.get $scale f64x2.splat local.set $sv
-    local.get $a f32x4.splat local.set $av
-    local.get $c f32x4.splat local.set $cv
-    block $done
-      local.get $out local.get $end i32.ge_u br_if $done
-      loop $top
-        local.get $y v128.load local.set $v
-        local.get $out
-        ;; s = f32(y·scale), the product in double
-        local.get $v f64x2.promote_low_f32x4 local.get $sv f64x2.mul f32x4.demote_f64x2_zero
-        local.get $v local.get $v i8x16.shuffle ${HIGH_HALF} f64x2.promote_low_f32x4 local.get $sv f64x2.mul f32x4.demote_f64x2_zero
-        i8x16.shuffle ${LOW_HALVES}
-        ;; out = f32(a·s) + f32(c·G)
-        local.get $av f32x4.mul
-        local.get $cv local.get $g v128.load f32x4.mul
-        f32x4.add v128.store
-        local.get $y i32.const 16 i32.add local.set $y
-        local.get $g i32.const 16 i32.add local.set $g
-        local.get $out i32.const 16 i32.add local.tee $out
-        local.get $end i32.lt_u br_if $top
-      end
-    end))
-`;
-
-let simd: { memory: WebAssembly.Memory; kernels: SimdKernels } | undefined;
-
-/** The kernels when `mem` is pffft's heap and it could be caught (shared/smi/fft.ts pffftHeap), else undefined. */
-function kernelsFor(mem: Memory): SimdKernels | undefined {
-  const heap = pffftHeap();
-  if (!heap || heap.mem !== mem) return undefined;
-  if (simd?.memory !== heap.memory) simd = { memory: heap.memory, kernels: instantiate<SimdKernels>(SIMD_WAT, { env: { memory: heap.memory } }, 'smi-host.wat') };
-  return simd.kernels;
 }

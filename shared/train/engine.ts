@@ -5,7 +5,7 @@ import { lrAt, microBatchFor, type TrainConfig } from '../config.ts';
 import { TrainingError } from '../errors.ts';
 import { makeBatch, type Corpus } from '../model/data.ts';
 import { STREAM } from '../model/rng.ts';
-import { SMI_RUNS, alphaAt } from '../smi/smi.ts';
+import { SMI_RUNS, alphaAt } from '../smi/runs.ts';
 import type { TrainState } from './checkpoint.ts';
 import { createModelState, disposeModelState, evaluate, restoreInto, snapshotOf, wholeModel, type Losses, type ModelSnapshot, type ModelState } from './state.ts';
 import { applyUpdate, globalClip, sumOfSquares } from './step.ts';

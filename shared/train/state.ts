@@ -5,7 +5,8 @@ import { ConfigError, microBatchFor, type TrainConfig } from '../config.ts';
 import { AdamW } from '../model/adamw.ts';
 import { evalOffsets, makeBatch, type Corpus } from '../model/data.ts';
 import { GPT } from '../model/gpt.ts';
-import { SMI_RUNS, SpectralMomentum } from '../smi/smi.ts';
+import { SMI_RUNS } from '../smi/runs.ts';
+import { SpectralMomentum } from '../smi/smi.ts';
 import type { TrainState } from './checkpoint.ts';
 import type { Shard } from './step.ts';
 

@@ -3,7 +3,7 @@ import t from 'tap';
 import { DERIVED_SLACK, HISTORY, NORM_FLOOR, OUTLIER_FACTOR, ShareNorms, blendedBound, magnitudeBound, normOf, squaredNorms } from '../../coordinator/share-bounds.ts';
 import { initFft } from '../../shared/smi/fft.ts';
 import { blendWithMasks, localSpectra, packMask, spectrumMagnitudes } from '../../shared/parallel/spectral.ts';
-import { view2d } from '../../shared/smi/smi.ts';
+import { view2d } from '../../shared/smi/runs.ts';
 import { randomFloats } from '../helpers.ts';
 
 t.test('float64 norms: exact for float32 values whose float32 sum of squares would overflow; NaN/Inf show as non-finite', async (t) => {

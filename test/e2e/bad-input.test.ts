@@ -1,3 +1,4 @@
+// Bad input against a real coordinator: documented close codes, the run goes on, bad gradients never reach the weights.
 import t from 'tap';
 import { connect } from 'node:net';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// Whole distributed runs: every spectral mode against --local, the shared mask, membership, kills, timeouts, resume.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';

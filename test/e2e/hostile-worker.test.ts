@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { resolveConfig } from '../../shared/config.ts';
 import { ERROR_CODES } from '../../shared/errors.ts';
 import { GPT } from '../../shared/model/gpt.ts';
-import { view2d } from '../../shared/smi/smi.ts';
+import { view2d } from '../../shared/smi/runs.ts';
 import { PROTOCOL_VERSION, type Message, type Welcome, type Work } from '../../shared/net/protocol.ts';
 import { loadSafetensors } from '../../shared/train/safetensors.ts';
 import { Peer, clientOptions } from '../../shared/net/wire.ts';

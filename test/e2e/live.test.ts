@@ -1,3 +1,4 @@
+// A real coordinator serves the live page, /api/state and /metrics on its WebSocket port while it trains.
 import t from 'tap';
 import { join } from 'node:path';
 import { DATA, startScript, tempDir, waitForStep } from '../helpers.ts';

@@ -1,3 +1,4 @@
+// Per-phase timing of whole runs: the phases add up to the step, the trace has a track per process.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// `npm run train` as a user runs it: --local runs, resume bit for bit, --init-from, bad input, the V8 flags.
 import t, { type Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

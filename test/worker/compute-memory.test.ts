@@ -7,7 +7,7 @@ import { loadCorpus, trainOffsets } from '../../shared/model/data.ts';
 import { tokenWindows } from '../../shared/parallel/batch.ts';
 import { SharedSpectralHistory } from '../../shared/parallel/spectral.ts';
 import { disposeFft } from '../../shared/smi/fft.ts';
-import { SMI_RUNS, alphaAt } from '../../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt } from '../../shared/smi/runs.ts';
 import { WorkerCompute } from '../../worker/compute.ts';
 import { DATA } from '../helpers.ts';
 

@@ -8,7 +8,7 @@ import { loadCorpus } from '../../shared/model/data.ts';
 import { initFft } from '../../shared/smi/fft.ts';
 import { tokenWindows } from '../../shared/parallel/batch.ts';
 import { spectrumMagnitudes } from '../../shared/parallel/spectral.ts';
-import { view2d } from '../../shared/smi/smi.ts';
+import { view2d } from '../../shared/smi/runs.ts';
 import { WorkerCompute } from '../../worker/compute.ts';
 import { warmUp } from '../../worker/warmup.ts';
 import { DATA } from '../helpers.ts';

@@ -1,3 +1,4 @@
+// Parameter-quality metrics (scripts/analysis/quality.ts) and inference speed on known matrices and a small model.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { resolveConfig } from '../../../shared/config.ts';

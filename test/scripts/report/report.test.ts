@@ -1,3 +1,4 @@
+// The run report (scripts/report/): the command on real runs side by side, bad input, and the summaries' arithmetic.
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';

@@ -1,3 +1,4 @@
+// AdamW (shared/model/adamw.ts) against torch.optim.AdamW written out in float64; state round trip; no leaks.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { AdamW } from '../../../shared/model/adamw.ts';

@@ -1,3 +1,4 @@
+// The corpus (shared/model/data.ts): the real file's split, bad files as DataErrors, the (seed, step) sampler.
 import t from 'tap';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,4 @@
+// The GPT (shared/model/gpt.ts): parameter counts, nanoGPT's layouts, causality, gradients, dropout, generate, the hook.
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync } from 'node:fs';

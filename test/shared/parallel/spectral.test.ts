@@ -8,7 +8,7 @@ import {
   SharedSpectralHistory, blendWithMasks, localSpectra, packMask, packedMaskChecksum, spectrumMagnitudes, unpackMask,
 } from '../../../shared/parallel/spectral.ts';
 import { globalClip, sumOfSquares } from '../../../shared/train/step.ts';
-import { SMI_RUNS, alphaAt } from '../../../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt } from '../../../shared/smi/runs.ts';
 
 await initFft();
 t.teardown(() => disposeFft());

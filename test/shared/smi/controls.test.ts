@@ -6,11 +6,12 @@ import '@tensorflow/tfjs-backend-wasm';
 import { randomFloats as rand } from '../../helpers.ts';
 import { disposeFft, halfCols, initFft } from '../../../shared/smi/fft.ts';
 import { Rng } from '../../../shared/model/rng.ts';
-import { binMultiplicity, hostStep, keptBins, randomMask, setHostSimd } from '../../../shared/smi/host.ts';
-import {
-  MASK_CHECKSUM_SEED, SMI_RUNS, SpectralMomentum, alphaAt, forward, magnitude, maskChecksum, maskedBlend, threshold, updateHistory,
-  type NamedTensor, type SmiRun,
-} from '../../../shared/smi/smi.ts';
+import { binMultiplicity, keptBins, randomMask } from '../../../shared/smi/spectrum.ts';
+import { hostStep, setHostSimd } from '../../../shared/smi/host.ts';
+import { MASK_CHECKSUM_SEED } from '../../../shared/smi/host.ts';
+import { SMI_RUNS, alphaAt, type SmiRun } from '../../../shared/smi/runs.ts';
+import { SpectralMomentum, type NamedTensor } from '../../../shared/smi/smi.ts';
+import { forward, magnitude, maskChecksum, maskedBlend, threshold, updateHistory } from '../../../shared/smi/steps.ts';
 
 await tf.setBackend('cpu');
 await initFft();

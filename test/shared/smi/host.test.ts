@@ -6,21 +6,10 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { disposeFft, initFft, setFftLibrary } from '../../../shared/smi/fft.ts';
 import { HOST_STAGES, hostMagnitude, hostStep, setHostSimd } from '../../../shared/smi/host.ts';
-import {
-  MASK_CHECKSUM_SEED,
-  SMI_RUNS,
-  SpectralMomentum,
-  alphaAt,
-  forward,
-  magnitude,
-  maskChecksum,
-  maskedBlend,
-  threshold,
-  updateHistory,
-  view2d,
-  type NamedTensor,
-  type SmiRun,
-} from '../../../shared/smi/smi.ts';
+import { MASK_CHECKSUM_SEED } from '../../../shared/smi/host.ts';
+import { SMI_RUNS, alphaAt, view2d, type SmiRun } from '../../../shared/smi/runs.ts';
+import { SpectralMomentum, type NamedTensor } from '../../../shared/smi/smi.ts';
+import { forward, magnitude, maskChecksum, maskedBlend, threshold, updateHistory } from '../../../shared/smi/steps.ts';
 
 await tf.setBackend('cpu');
 await initFft();

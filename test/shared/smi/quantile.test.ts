@@ -2,7 +2,7 @@
 import t from 'tap';
 import { disposeFft, halfCols, initFft, rfft2 } from '../../../shared/smi/fft.ts';
 import { halfSpectrumQuantile, quantile } from '../../../shared/smi/quantile.ts';
-import { magnitude } from '../../../shared/smi/smi.ts';
+import { magnitude } from '../../../shared/smi/steps.ts';
 import { dft2, halfIndex, npQuantile, randn, relErr } from './reference.ts';
 
 await initFft();

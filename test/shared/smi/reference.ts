@@ -1,6 +1,6 @@
 // Float64 references for the SMI tests, written out here: a complex 2-D DFT, numpy's quantile, the 9 steps of docs/algorithm.md.
 import { halfCols, type HalfSpectrum } from '../../../shared/smi/fft.ts';
-import type { SmiRun } from '../../../shared/smi/smi.ts';
+import type { SmiRun } from '../../../shared/smi/runs.ts';
 
 /** mulberry32 + Box–Muller: reproducible normal float32 matrices. */
 export function randn(n: number, seed: number): Float32Array {

@@ -2,24 +2,10 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { disposeFft, halfCols, initFft, irfft2, rfft2, setFftLibrary, type FftLibrary, type HalfSpectrum } from '../../../shared/smi/fft.ts';
-import {
-  SMI_RUNS,
-  SpectralMomentum,
-  alphaAt,
-  forward,
-  magnitude,
-  maskChecksum,
-  maskedBlend,
-  tfForward,
-  tfMaskedBlend,
-  tfThreshold,
-  tfUpdateHistory,
-  threshold,
-  updateHistory,
-  disposeTfSpectrum,
-  type SmiRun,
-  type NamedTensor,
-} from '../../../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt, type SmiRun } from '../../../shared/smi/runs.ts';
+import { SpectralMomentum, type NamedTensor } from '../../../shared/smi/smi.ts';
+import { forward, magnitude, maskChecksum, maskedBlend, threshold, updateHistory } from '../../../shared/smi/steps.ts';
+import { tfForward, tfMaskedBlend, tfThreshold, tfUpdateHistory, disposeTfSpectrum } from '../../../shared/smi/tf.ts';
 import { halfSpectrumQuantile } from '../../../shared/smi/quantile.ts';
 import { dft2, halfIndex, halfOf, npQuantile, randn, refAlpha, refSmi, relErr, relErrC } from './reference.ts';
 

@@ -6,7 +6,8 @@ import { TrainingError } from '../../../shared/errors.ts';
 import { AdamW } from '../../../shared/model/adamw.ts';
 import { SharedSpectralHistory } from '../../../shared/parallel/spectral.ts';
 import { disposeFft, initFft } from '../../../shared/smi/fft.ts';
-import { SMI_RUNS, SpectralMomentum, alphaAt, view2d } from '../../../shared/smi/smi.ts';
+import { SMI_RUNS, alphaAt, view2d } from '../../../shared/smi/runs.ts';
+import { SpectralMomentum } from '../../../shared/smi/smi.ts';
 import { applyUpdate, clipAndFilter, globalClip, sumOfSquares, type Shard } from '../../../shared/train/step.ts';
 import { randomFloats } from '../../helpers.ts';
 
