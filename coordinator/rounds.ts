@@ -1,7 +1,7 @@
 // A step's rounds of requests: every chunk done by some live worker, reassigned when one fails, late or bad answers refused.
 import { protocolError, type ProtocolError } from '../shared/errors.ts';
 import type { Blended, Grads, Hello } from '../shared/net/protocol.ts';
-import type { Peer, ReceiveInfo } from '../shared/net/wire.ts';
+import type { Peer, ReceiveInfo } from '../shared/net/peer.ts';
 import type { StepPhases } from './phases.ts';
 
 /** A live worker, as the server keeps it. */

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { PROTOCOL_VERSION, type Message } from '../shared/net/protocol.ts';
 import { WorkerCompute } from './compute.ts';
-import { Peer, clientOptions } from '../shared/net/wire.ts';
+import { Peer, clientOptions } from '../shared/net/peer.ts';
 import { codeForClose } from '../shared/errors.ts';
 import { warmUp } from './warmup.ts';
 

@@ -6,7 +6,8 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { parseWithTable } from '../../shared/cli/options.ts';
 import { ConfigError, PRESETS } from '../../shared/config.ts';
 import type { Grads, Message } from '../../shared/net/protocol.ts';
-import { type AssemblerStats, type ReceiveInfo, Peer, clientOptions, serverOptions } from '../../shared/net/wire.ts';
+import { type AssemblerStats } from '../../shared/net/frames.ts';
+import { type ReceiveInfo, Peer, clientOptions, serverOptions } from '../../shared/net/peer.ts';
 import { runMain } from '../../shared/cli/main.ts';
 import { median } from '../../shared/stats.ts';
 

@@ -6,7 +6,8 @@ import WebSocket from 'ws';
 import { ERROR_CODES } from '../../shared/errors.ts';
 import { PROTOCOL_VERSION, type Hello, type Message, type Work } from '../../shared/net/protocol.ts';
 import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { Peer, clientOptions, encodeMessage } from '../../shared/net/wire.ts';
+import { Peer, clientOptions } from '../../shared/net/peer.ts';
+import { encodeMessage } from '../../shared/net/frames.ts';
 import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitForStep } from '../helpers.ts';
 
 const run = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '150', '--eval-interval', '75', '--spectral', 'global'];

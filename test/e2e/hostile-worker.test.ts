@@ -8,7 +8,7 @@ import { GPT } from '../../shared/model/gpt.ts';
 import { view2d } from '../../shared/smi/runs.ts';
 import { PROTOCOL_VERSION, type Message, type Welcome, type Work } from '../../shared/net/protocol.ts';
 import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { Peer, clientOptions } from '../../shared/net/wire.ts';
+import { Peer, clientOptions } from '../../shared/net/peer.ts';
 import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir } from '../helpers.ts';
 
 const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;

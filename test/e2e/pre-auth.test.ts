@@ -5,13 +5,14 @@ import WebSocket from 'ws';
 import type { MonitorState, ProcessMemory } from '../../coordinator/monitor.ts';
 import { ERROR_CODES } from '../../shared/errors.ts';
 import { PROTOCOL_VERSION, type Hello } from '../../shared/net/protocol.ts';
-import { Peer, clientOptions, encodeMessage } from '../../shared/net/wire.ts';
+import { Peer, clientOptions } from '../../shared/net/peer.ts';
+import { encodeMessage } from '../../shared/net/frames.ts';
 import { DATA, readLog, startScript, tempDir } from '../helpers.ts';
 
 const MiB = 2 ** 20;
 const hello: Hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'test', memoryBytes: 2 ** 30, host: 'test', pid: 1 };
 
-/** A head frame whose msgpack control part is `control` (no data sections), laid out as shared/net/wire.ts documents. */
+/** A head frame whose msgpack control part is `control` (no data sections), laid out as shared/net/frames.ts documents. */
 function controlFrame(control: Buffer): Buffer {
   const f = Buffer.alloc(48 + Math.ceil(control.length / 8) * 8);
   f.writeUInt32LE(0x57494d53, 0); // "SMIW"

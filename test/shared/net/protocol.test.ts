@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { Message } from '../../../shared/net/protocol.ts';
 import { parseMessage } from '../../../shared/net/protocol.ts';
-import { encodeMessage } from '../../../shared/net/wire.ts';
+import { encodeMessage } from '../../../shared/net/frames.ts';
 import { SAMPLES, cfg, decode, f32, throwsCode } from './samples.ts';
 
 t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-array kinds and unknown fields', async (t) => {

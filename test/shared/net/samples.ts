@@ -3,7 +3,7 @@ import type { Test } from 'tap';
 import { resolveConfig } from '../../../shared/config.ts';
 import { ERROR_CODES, ProtocolError } from '../../../shared/errors.ts';
 import { PROTOCOL_VERSION, type Message } from '../../../shared/net/protocol.ts';
-import { MessageAssembler } from '../../../shared/net/wire.ts';
+import { MessageAssembler } from '../../../shared/net/frames.ts';
 
 export const f32 = (n: number, seed = 1) => Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.37 + seed) * 3));
 export const cfg = resolveConfig({ preset: 'test' });

@@ -5,7 +5,7 @@ import t from 'tap';
 import { resolveConfig } from '../../../shared/config.ts';
 import { ProtocolError } from '../../../shared/errors.ts';
 import { MESSAGE_TYPES, type Message, PROTOCOL_VERSION, WORKER_BACKENDS, WORKER_ID, parseMessage } from '../../../shared/net/protocol.ts';
-import { MAX_CONTROL_DEPTH, MessageAssembler, checkControl, encodeMessage } from '../../../shared/net/wire.ts';
+import { MAX_CONTROL_DEPTH, MessageAssembler, checkControl, encodeMessage } from '../../../shared/net/frames.ts';
 
 const SEED = 0x5eed9;
 const RUNS = 2000;
