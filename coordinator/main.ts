@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { initBackend } from '../shared/backend/backend.ts';
 import { parseTrainArgs, trainHelp } from '../shared/cli/options.ts';
-import { ConfigError } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { runMain } from '../shared/cli/main.ts';
 import { interruptSignal, setupRun } from '../shared/cli/setup.ts';
 import { trainDistributed } from './run.ts';

@@ -2,7 +2,8 @@
 import { existsSync } from 'node:fs';
 import { initBackend } from '../shared/backend/backend.ts';
 import { parseWithTable } from '../shared/cli/options.ts';
-import { BACKENDS, ConfigError, oneOf } from '../shared/config.ts';
+import { BACKENDS, oneOf } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { DEFAULT_DATA_PATH, loadCorpus } from '../shared/model/data.ts';
 import { loadRunModel, measureInference, speedRatio, type InferenceResult } from './analysis/inference.ts';
 import { QUALITY_DEFINITIONS, modelQuality, type ModelQuality } from './analysis/quality.ts';

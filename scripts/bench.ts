@@ -2,7 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { runMain } from '../shared/cli/main.ts';
-import { ConfigError, closest } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { closest } from '../shared/config.ts';
 import { main as compute } from './bench/compute.ts';
 import { main as contention } from './bench/contention.ts';
 import { main as dropout } from './bench/dropout.ts';

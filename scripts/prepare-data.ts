@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseWithTable } from '../shared/cli/options.ts';
-import { DATA_SHA256, DATA_URL, DataError, DEFAULT_DATA_PATH, loadCorpus } from '../shared/model/data.ts';
+import { DATA_SHA256, DATA_URL, DEFAULT_DATA_PATH, loadCorpus } from '../shared/model/data.ts';
+import { DataError } from '../shared/errors.ts';
 import { writeFileAtomic } from '../shared/train/safetensors.ts';
 import { runMain } from '../shared/cli/main.ts';
 

@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMain } from '../shared/cli/main.ts';
 import { parseWithTable } from '../shared/cli/options.ts';
-import { ConfigError } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { writeReport } from './report/report.ts';
 import { loadRun } from './report/runs.ts';
 

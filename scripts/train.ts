@@ -7,7 +7,7 @@ import { initBackend } from '../shared/backend/backend.ts';
 import { runMain } from '../shared/cli/main.ts';
 import { parseTrainArgs, trainHelp } from '../shared/cli/options.ts';
 import { interruptSignal, setupRun } from '../shared/cli/setup.ts';
-import { ConfigError } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { trainLocal } from '../shared/train/loop.ts';
 
 runMain(async () => {

@@ -1,4 +1,5 @@
 // The one training configuration: every field with its default and reason, the presets, and flag resolution.
+import { ConfigError } from './errors.ts';
 
 /**
  * Names of the paper's six runs (docs/algorithm.md) and of two controls that keep SMI's history and threshold
@@ -84,15 +85,6 @@ export const INT_FIELDS = [
 export const FLOAT_FIELDS = ['dropout', 'learning_rate', 'min_lr', 'weight_decay', 'beta1', 'beta2', 'grad_clip'] as const;
 export type NumericField = (typeof INT_FIELDS)[number] | (typeof FLOAT_FIELDS)[number];
 
-/** A configuration or argument error: the CLI prints its message and exits with 2. */
-export class ConfigError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ConfigError';
-    this.code = code;
-  }
-}
 
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {

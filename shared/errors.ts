@@ -1,4 +1,4 @@
-// Protocol errors: one table of stable codes with their WebSocket close codes, and the one factory that makes them.
+// Every error class, with two tables of stable codes: the protocol's (with WebSocket close codes) and a run's (with exit codes).
 
 /**
  * Every protocol error code, its WebSocket close code (4000–4999, the range RFC 6455 leaves to applications)
@@ -58,12 +58,72 @@ export function errorTableMarkdown(): string {
   return ['| code | close code | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
-/** A training step that cannot be applied (a non-finite loss or gradient norm); the weights are left as they were. */
-export class TrainingError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+// ---- a run's errors: bad input (exit 2) or a failed run (exit 1) ---------------------------------------------
+
+/**
+ * Every code a run's error carries, the exit code it ends the command with and what it means. docs/errors.md
+ * holds this table too; a test keeps the two equal.
+ */
+export const RUN_ERROR_CODES = {
+  E_BAD_FLAG: { exit: 2, meaning: 'an unknown flag, a flag with a bad value, or flags that do not go together' },
+  E_BAD_VALUE: { exit: 2, meaning: 'an unknown preset, SMI run, spectral mode, backend or other named value (the closest valid one is named)' },
+  E_BAD_CONFIG: { exit: 2, meaning: 'a configuration that cannot train (sizes, rates, a control run in synced mode, a vocabulary that is not the data\'s)' },
+  E_RESUME: { exit: 2, meaning: '--resume without a run there, or with flags other than --max-iters' },
+  E_OUT_EXISTS: { exit: 2, meaning: '--out names a directory that already holds a run' },
+  E_CHECKPOINT: { exit: 2, meaning: 'a checkpoint or run directory that is missing, foreign, of another version, or lacks a parameter' },
+  E_INIT_FROM: { exit: 2, meaning: '--init-from weights that do not fit the model' },
+  E_SAFETENSORS: { exit: 2, meaning: 'a malformed safetensors file' },
+  E_BAD_RUN: { exit: 2, meaning: 'a directory given to the report that is not a run (config.json and log.jsonl)' },
+  E_BACKEND_MISSING: { exit: 2, meaning: 'the requested backend is not installed or sees no GPU (the install command is named)' },
+  E_NO_GPU_DEVICE: { exit: 2, meaning: 'tensorflow-gpu loaded but TensorFlow found no usable GPU device' },
+  E_DATA_MISSING: { exit: 2, meaning: 'no corpus at the data path (both ways to get it are named)' },
+  E_DATA_CORRUPT: { exit: 2, meaning: 'the corpus has the wrong size or sha256' },
+  E_DATA_VOCAB: { exit: 2, meaning: 'a character outside the vocabulary, or a vocabulary over 256 characters' },
+  E_DATA_DOWNLOAD: { exit: 2, meaning: 'prepare-data could not download the corpus' },
+  E_NONFINITE_LOSS: { exit: 1, meaning: 'the loss is NaN or Infinity: training diverged; the update is refused' },
+  E_NONFINITE_GRAD: { exit: 1, meaning: 'the gradient norm is NaN or Infinity; the update is refused, the weights unchanged' },
+} as const satisfies Record<string, { exit: 1 | 2; meaning: string }>;
+
+export type RunErrorCode = keyof typeof RUN_ERROR_CODES;
+
+/** A run's error: `code` is stable and documented; the command exits with RUN_ERROR_CODES[code].exit. */
+export class RunError extends Error {
+  readonly code: RunErrorCode;
+  constructor(code: RunErrorCode, message: string) {
     super(message);
-    this.name = 'TrainingError';
+    this.name = new.target.name;
     this.code = code;
   }
+  get exitCode(): 1 | 2 {
+    return RUN_ERROR_CODES[this.code].exit;
+  }
+}
+
+/** A configuration or argument error. */
+export class ConfigError extends RunError {}
+
+/** The corpus could not be used; the message names both ways to get it. */
+export class DataError extends RunError {}
+
+/** A safetensors file that cannot be read. */
+export class SafetensorsError extends RunError {
+  constructor(message: string) {
+    super('E_SAFETENSORS', message);
+  }
+}
+
+/** A checkpoint that cannot be resumed from. */
+export class CheckpointError extends RunError {
+  constructor(message: string) {
+    super('E_CHECKPOINT', message);
+  }
+}
+
+/** A training step that cannot be applied (a non-finite loss or gradient norm); the weights are left as they were. */
+export class TrainingError extends RunError {}
+
+/** RUN_ERROR_CODES as the Markdown table that docs/errors.md holds. */
+export function runErrorTableMarkdown(): string {
+  const rows = (Object.keys(RUN_ERROR_CODES) as RunErrorCode[]).map((c) => `| \`${c}\` | ${RUN_ERROR_CODES[c].exit} | ${RUN_ERROR_CODES[c].meaning} |`);
+  return ['| code | exit code | meaning |', '|---|---|---|', ...rows].join('\n');
 }

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { initBackend } from '../shared/backend/backend.ts';
 import { parseWithTable } from '../shared/cli/options.ts';
-import { BACKENDS, ConfigError, oneOf } from '../shared/config.ts';
+import { BACKENDS, oneOf } from '../shared/config.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { runMain } from '../shared/cli/main.ts';
 import { runWorker } from './session.ts';
 

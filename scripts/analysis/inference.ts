@@ -3,7 +3,8 @@
 // (other load, clock changes) falls on every model alike, and paired per round for the ratios.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, type TrainConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { type TrainConfig } from '../../shared/config.ts';
 import { loadCheckpoint } from '../../shared/train/checkpoint.ts';
 import { encode } from '../../shared/model/data.ts';
 import { GPT, type GPTConfig } from '../../shared/model/gpt.ts';

@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../shared/backend/backend.ts';
 import { parseWithTable } from '../../shared/cli/options.ts';
-import { BACKENDS, ConfigError, PRESET_NAMES, lrAt, oneOf, resolveConfig, type SmiRunName } from '../../shared/config.ts';
+import { BACKENDS, PRESET_NAMES, lrAt, oneOf, resolveConfig, type SmiRunName } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { DEFAULT_DATA_PATH, loadCorpus, makeBatch, trainOffsets } from '../../shared/model/data.ts';
 import { STREAM } from '../../shared/model/rng.ts';
 import { SMI_RUNS, alphaAt } from '../../shared/smi/runs.ts';

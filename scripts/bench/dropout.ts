@@ -1,14 +1,14 @@
 // `npm run bench -- dropout`: training-step time with tf.dropout-style masks drawn on the host vs the on-device hash.
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../../shared/config.ts';
-import { makeBatch, trainOffsets, type Corpus } from '../../shared/model/data.ts';
+import { makeBatch, trainOffsets, type Corpus, DEFAULT_DATA_PATH, loadCorpus } from '../../shared/model/data.ts';
 import { GPT } from '../../shared/model/gpt.ts';
 import { STREAM, hashKey } from '../../shared/model/rng.ts';
 import { median } from '../../shared/stats.ts';
 import { initBackend } from '../../shared/backend/backend.ts';
 import { parseWithTable } from '../../shared/cli/options.ts';
-import { BACKENDS, ConfigError, PRESET_NAMES, oneOf, resolveConfig } from '../../shared/config.ts';
-import { DEFAULT_DATA_PATH, loadCorpus } from '../../shared/model/data.ts';
+import { BACKENDS, PRESET_NAMES, oneOf, resolveConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { S, positiveInt } from './flags.ts';
 
 /**

@@ -1,5 +1,5 @@
 // Flag helpers the bench subcommands share.
-import { ConfigError } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 
 export const S = 'run' as const;
 

@@ -1,16 +1,16 @@
 // The scaling study: the cpu preset on 1, 2, … local workers, weak (fixed per-worker batch) and strong (fixed global batch).
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeReport } from '../report/report.ts';
 import { loadRun, phaseBreakdown, type Run } from '../report/runs.ts';
 import { efficiency, medianOverhead, tokensPerSec } from '../../shared/train/log.ts';
 import { median } from '../../shared/stats.ts';
 import { NODE_HEAP_FLAGS } from '../../shared/cli/node-flags.ts';
-import { cpus } from 'node:os';
 import { parseWithTable } from '../../shared/cli/options.ts';
-import { ConfigError, SPECTRAL_MODES, oneOf } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { SPECTRAL_MODES, oneOf } from '../../shared/config.ts';
 import { DEFAULT_DATA_PATH } from '../../shared/model/data.ts';
 import { S, positiveInt } from './flags.ts';
 

@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
-import { ConfigError } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { PALETTE, renderChart } from './charts.ts';
 import { PHASE_ORDER, loadRun, phaseBreakdown, scalingEfficiency, summarizeRun, type PhaseName, type Run, type RunSummary, type ScalingPoint } from './runs.ts';
 

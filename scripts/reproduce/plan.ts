@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NODE_HEAP_FLAGS } from '../../shared/cli/node-flags.ts';
-import { ConfigError, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, oneOf, type SmiRunName, type SpectralMode } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, oneOf, type SmiRunName, type SpectralMode } from '../../shared/config.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import type { BackendChoice } from '../config.ts';
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 import { parseNvidiaSmiList, tensorflowEnvDefaults, visibleDevices, type Gpu } from './gpus.ts';
 
 export type BackendName = Exclude<BackendChoice, 'auto'>;

@@ -7,7 +7,7 @@
 // MIG mode is used through its MIG devices, and one CUDA process can use only one MIG device: each MIG device
 // counts as a device of its own here. Indices are nvidia-smi's (PCI bus order) only when CUDA_DEVICE_ORDER is
 // PCI_BUS_ID; CUDA's default numbers the fastest device first. Everything here is pure; backend.ts runs nvidia-smi.
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 
 /** One MIG device of a GPU in MIG mode, as nvidia-smi -L lists it under its GPU. */
 export interface MigDevice {

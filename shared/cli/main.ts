@@ -1,15 +1,15 @@
-// Shared entry-point wrapper: known errors print their message and exit 2 (bad input) or 1 (failed run).
-import { ConfigError } from '../config.ts';
-import { CheckpointError } from '../train/checkpoint.ts';
-import { DataError } from '../model/data.ts';
-import { SafetensorsError } from '../train/safetensors.ts';
+// Shared entry-point wrapper: a run's known errors print their message and exit with their code's exit code (2: bad input).
+import { RunError } from '../errors.ts';
 
-/** Runs `main`; bad input (config, data, weights or checkpoint files) exits 2 with their message, anything else exits 1 with its stack. */
+/**
+ * Runs `main`; a RunError whose code means bad input (RUN_ERROR_CODES: config, flags, data, weights or checkpoint
+ * files) exits 2 with its message, anything else exits 1 with its stack.
+ */
 export function runMain(main: () => Promise<number | void>): void {
   main().then(
     (code) => process.exit(code ?? 0),
     (e: unknown) => {
-      if (e instanceof ConfigError || e instanceof DataError || e instanceof SafetensorsError || e instanceof CheckpointError) {
+      if (e instanceof RunError && e.exitCode === 2) {
         process.stderr.write(`error [${e.code}]: ${e.message}\n`);
         process.exit(2);
       }

@@ -1,9 +1,7 @@
 // The command line of train / coordinator: one option table, one help text, typed parsing with "did you mean".
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import {
-  BACKENDS, ConfigError, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, closest, oneOf,
-  type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend,
-} from '../config.ts';
+import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 
 /** The two commands that share the option table. */
 export type TrainCommand = 'train' | 'coordinator';

@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listGpus } from '../backend/backend.ts';
 import type { TrainArgs } from './options.ts';
-import { ConfigError, resolveConfig, validateConfig, type TrainConfig } from '../config.ts';
+import { ConfigError } from '../errors.ts';
+import { resolveConfig, validateConfig, type TrainConfig } from '../config.ts';
 import { DEFAULT_DATA_PATH, loadCorpus, type Corpus } from '../model/data.ts';
 
 export interface RunSetup {

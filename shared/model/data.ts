@@ -2,21 +2,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { Rng, STREAM } from './rng.ts';
+import { DataError } from '../errors.ts';
 
 export const DATA_URL = 'https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt';
 export const DATA_SHA256 = '86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed';
 export const DATA_BYTES = 1115394;
 export const DEFAULT_DATA_PATH = 'data/shakespeare/input.txt';
 
-/** The corpus could not be used; the message names both ways to get it. */
-export class DataError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'DataError';
-    this.code = code;
-  }
-}
 
 const HOW_TO_GET = (path: string) =>
   `Get it with \`npm run prepare-data\` (downloads ${DATA_URL} to ${DEFAULT_DATA_PATH} and checks its sha256), ` +

@@ -1,6 +1,6 @@
 // The coordinator–worker message set: one interface per kind, one union, and the guard every decoded frame passes.
-import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, type TrainConfig, ConfigError, validateConfig } from '../config.ts';
-import { type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
+import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, type TrainConfig, validateConfig } from '../config.ts';
+import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
 export const PROTOCOL_VERSION = 2; // 2: explicit `round` on work, grads, blend and blended; no ping/pong, no weights.spectral

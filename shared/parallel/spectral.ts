@@ -20,9 +20,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { forward, magnitude, maskedBlend, threshold, updateHistory, maskChecksum, type Spectrum } from '../smi/steps.ts';
 import { tfForward, tfMagnitude } from '../smi/tf.ts';
-import { MASK_CHECKSUM_SEED } from '../smi/host.ts';
+import { MASK_CHECKSUM_SEED, hostMagnitude, hostStep } from '../smi/host.ts';
 import { view2d } from '../smi/runs.ts';
-import { hostMagnitude, hostStep } from '../smi/host.ts';
 import { weightedSum } from './reduce.ts';
 
 /** Packs the mask [H ≥ τ] into bits (bit j of byte b is element 8b + j), as maskChecksum reads it. */

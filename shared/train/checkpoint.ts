@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TrainConfig } from '../config.ts';
+import { CheckpointError } from '../errors.ts';
 import { loadSafetensors, saveSafetensors, type NamedTensor } from './safetensors.ts';
 
 export const CHECKPOINT_VERSION = 1;
@@ -19,13 +20,6 @@ export interface TrainState {
   extra?: Record<string, unknown>; // e.g. the distributed coordinator's own state
 }
 
-export class CheckpointError extends Error {
-  readonly code = 'E_CHECKPOINT';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-  }
-}
 
 export const checkpointFile = (runDir: string) => join(runDir, 'checkpoint', 'state.safetensors');
 

@@ -2,7 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../backend/backend.ts';
-import { ConfigError, lrAt, type TrainConfig } from '../config.ts';
+import { ConfigError } from '../errors.ts';
+import { lrAt, type TrainConfig } from '../config.ts';
 import { trainOffsets, type Corpus } from '../model/data.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { localEngine, type Engine } from './engine.ts';

@@ -1,5 +1,6 @@
 // safetensors read/write (F32 only) with atomic file replacement; the format is 8 bytes of header length, JSON, data.
 // Written here rather than taken from npm: the format is a page long and the JS packages for it are unmaintained.
+import { SafetensorsError } from '../errors.ts';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, unlinkSync, existsSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
@@ -8,13 +9,6 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
-export class SafetensorsError extends Error {
-  readonly code = 'E_SAFETENSORS';
-  constructor(message: string) {
-    super(message);
-    this.name = 'SafetensorsError';
-  }
-}
 
 /** Serializes tensors (insertion order) and string metadata into one safetensors buffer. */
 export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}): Buffer {

@@ -1,7 +1,8 @@
 // A model's training state in this process: the GPT, AdamW and SMI, and what the loop asks of it (evaluate, snapshot, restore).
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend/backend.ts';
-import { ConfigError, microBatchFor, type TrainConfig } from '../config.ts';
+import { ConfigError } from '../errors.ts';
+import { microBatchFor, type TrainConfig } from '../config.ts';
 import { AdamW } from '../model/adamw.ts';
 import { evalOffsets, makeBatch, type Corpus } from '../model/data.ts';
 import { GPT } from '../model/gpt.ts';

@@ -1,6 +1,7 @@
 // The configuration (shared/config.ts): nanoGPT's lr schedule, presets and overrides.
 import t from 'tap';
-import { ConfigError, PRESETS, lrAt, resolveConfig } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { PRESETS, lrAt, resolveConfig } from '../../shared/config.ts';
 
 t.test('nanoGPT get_lr: warmup, cosine, floor', async (t) => {
   const cfg = { learning_rate: 1e-3, min_lr: 1e-4, warmup_iters: 100, lr_decay_iters: 2000 };

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../../../shared/config.ts';
+import { ConfigError } from '../../../shared/errors.ts';
 import { parseNvidiaSmiList, planLaunch, tensorflowEnvDefaults, visibleDevices, type LaunchInput } from '../../../shared/backend/gpus.ts';
 import { ROOT } from '../../helpers.ts';
 

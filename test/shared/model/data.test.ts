@@ -3,7 +3,8 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataError, buildCorpus, decode, encode, loadCorpus, makeBatch, trainOffsets } from '../../../shared/model/data.ts';
+import { DataError } from '../../../shared/errors.ts';
+import { buildCorpus, decode, encode, loadCorpus, makeBatch, trainOffsets } from '../../../shared/model/data.ts';
 
 const DATA = process.env.SMI_DATA ?? 'data/shakespeare/input.txt';
 
