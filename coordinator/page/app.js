@@ -1,4 +1,5 @@
 // The live page's script (plain browser JS, no build step): load /api/state, follow /events, redraw at most 4×/s.
+// Why one file of ~450 lines: the page has no build step, so its script is one file the browser loads as served.
 /* global Chart */
 'use strict';
 

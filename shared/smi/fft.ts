@@ -1,5 +1,8 @@
 // 2-D real FFTs of float32 matrices on the host (pffft-wasm where it applies, kissfft-wasm elsewhere).
 //
+// Why one file of ~690 lines: the two libraries' modules, plans, scratch buffers and heap views are one piece of
+// state that every transform and both transposes share; split, each part would reach into the others' internals.
+//
 // A half spectrum: for x of rows × cols (row-major), X[k1][k2] = Σ x[r][c]·e^{−2πi(k1·r/rows + k2·c/cols)}
 // for k1 in 0..rows−1 and k2 in 0..half−1, half = floor(cols/2) + 1. It is stored TRANSPOSED, shape
 // [half, rows], in two Float32Arrays `re` and `im` of half·rows values: X[k1][k2] = re[k2·rows + k1] +

@@ -1,4 +1,8 @@
 // Fast, complete tfjs `wasm` backend kernels for transformer training (UnsortedSegmentSum, BatchMatMul, slicing).
+//
+// Why one file of ~610 lines: every kernel here is registered and unregistered together and shares the few helpers
+// that reach the wasm backend's tensor data (its heap, its native matMul); each kernel is tested against the cpu
+// backend in test/shared/wasm/kernels.test.ts.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type {
