@@ -82,7 +82,7 @@ export function clipAndFilter(smi: SpectralMomentum | null, names: readonly stri
 
 export interface UpdateOptions {
   clip: number; // κ, from globalClip
-  step: number; // 1-based: SMI's random-mask stream and AdamW's bias correction follow it
+  step: number; // 1-based, SMI's t (a control's random-mask stream follows it); AdamW counts its own steps
   lr: number;
   alpha: number; // SMI's α_t
   /** synced mode: each chunk's magnitude spectra and weight n_c / B, for the shared history */
@@ -106,20 +106,22 @@ export function applyUpdate(shard: Shard, grads: MeanGradient, o: UpdateOptions)
   if (grads.length !== shard.params.length) throw new RangeError(`applyUpdate: ${grads.length} gradients for a shard of ${shard.params.length} tensors`);
   let final: tf.Tensor[];
   let maskChecksum: number | undefined;
-  if (isTensors(grads) || (!o.blended && !o.magnitudes)) {
-    const tensors = isTensors(grads) ? grads : grads.map((g, i) => tf.tensor(g, shard.shapes[i]!));
-    try {
-      final = clipAndFilter(shard.smi, shard.names, tensors, o.clip, o.step, o.alpha);
-    } finally {
-      tf.dispose([...tensors]);
-    }
+  const asTensors = (g: MeanGradient) => (isTensors(g) ? [...g] : g.map((x, i) => tf.tensor(x, shard.shapes[i]!)));
+  if (o.blended) {
+    final = asTensors(grads);
   } else if (o.magnitudes) {
     if (!shard.shared) throw new RangeError('applyUpdate: magnitudes for a shard without a shared history');
-    const { tensors, checksum } = shard.shared.blendMean(shard.names, shard.shapes, grads as readonly Float32Array[], o.magnitudes.spectra, o.magnitudes.weights, o.clip, o.alpha);
+    if (isTensors(grads)) throw new TypeError('applyUpdate: the synced blend takes the mean gradient as host arrays');
+    const { tensors, checksum } = shard.shared.blendMean(shard.names, shard.shapes, grads, o.magnitudes.spectra, o.magnitudes.weights, o.clip, o.alpha);
     maskChecksum = checksum;
     final = tensors.map((g, i) => tf.tensor(g, shard.shapes[i]!));
   } else {
-    final = (grads as readonly Float32Array[]).map((g, i) => tf.tensor(g, shard.shapes[i]!));
+    const tensors = asTensors(grads);
+    try {
+      final = clipAndFilter(shard.smi, shard.names, tensors, o.clip, o.step, o.alpha);
+    } finally {
+      tf.dispose(tensors);
+    }
   }
   const t1 = performance.now();
   shard.opt.apply([...shard.params], final, o.lr);
