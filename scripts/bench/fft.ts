@@ -8,7 +8,7 @@ import { SpectralMomentum } from '../../shared/smi/smi.ts';
 import { HOST_STAGES, setHostSimd } from '../../shared/smi/host.ts';
 import { median } from '../../shared/stats.ts';
 
-const HELP = `Usage: npx tsx scripts/bench/fft.ts [options]
+const HELP = `Usage: npm run bench -- fft [options]
 
 Prints the median milliseconds of a 2-D real FFT forward + inverse per parameter shape, and of one full SMI
 step (SpectralMomentum.apply on the host engine, run top75) over all parameters of a preset, for each host
@@ -26,9 +26,9 @@ Options:
   -h, --help                this text
 
 Examples:
-  npx tsx scripts/bench/fft.ts
-  npx tsx scripts/bench/fft.ts --preset cpu --reps 31
-  npx tsx scripts/bench/fft.ts --preset cpu --stages --reps 51
+  npm run bench -- fft
+  npm run bench -- fft --preset cpu --reps 31
+  npm run bench -- fft --preset cpu --stages --reps 51
 
 Exit codes: 0 done, 2 bad arguments.`;
 

@@ -1,4 +1,4 @@
-// `npx tsx scripts/bench/transport.ts`: GB/s of a paper-sized weights → gradient exchange with one worker process over loopback.
+// `npm run bench -- transport`: GB/s of a paper-sized weights → gradient exchange with one worker process over loopback.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -179,7 +179,7 @@ const OPTIONS = {
   unmasked: { type: 'boolean' as const, section: S, help: '(internal) the echo worker sends unmasked' },
   help: { type: 'boolean' as const, section: S, help: 'this text' },
 };
-const HELP = `Usage: npx tsx scripts/bench/transport.ts [--rounds 10] [--warmup 2] [--only SETTING] [--json]
+const HELP = `Usage: npm run bench -- transport [--rounds 10] [--warmup 2] [--only SETTING] [--json]
 
 Measures a paper-preset exchange (10,745,088 floats of weights out, the same as a gradient back, 39 tensors)
 between this process and one worker process over loopback, in four settings side by side: the worker's frames
