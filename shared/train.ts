@@ -14,10 +14,17 @@ import { loadSafetensors, saveSafetensors, writeFileAtomic } from './safetensors
 import { SMI_RUNS, SpectralMomentum, alphaAt } from './smi.ts';
 
 export type LogRecord =
-  | { kind: 'start'; step: number; backend: string; device: string; params: number; resumed: boolean }
+  | { kind: 'start'; step: number; backend: string; device: string; params: number; resumed: boolean; init_from?: InitFromRecord }
   | { kind: 'step'; step: number; loss: number; lr: number; alpha: number; ms: number; tokens: number; workers: number; grad_norm: number; offsets?: number[]; [more: string]: unknown }
   | { kind: 'eval'; step: number; train_loss: number; val_loss: number }
   | { kind: 'done'; step: number; ms: number; tokens_per_sec: number; train_loss: number; val_loss: number };
+
+/** What --init-from loaded into a run: the file, the names dropped on purpose, and what was accepted as nanoGPT accepts it. */
+export interface InitFromRecord {
+  file: string;
+  dropped: string[];
+  notes: string[];
+}
 
 /** A step that cannot be applied; the weights are left as they were. */
 export class TrainingError extends Error {
@@ -154,6 +161,7 @@ export interface RunOptions {
   backend: BackendInfo;
   resume: boolean; // continue from outDir/checkpoint
   initFrom?: string;
+  initFromDropExtra?: boolean; // --init-from-drop-extra: drop the file's tensors the model has no place for, and log them
   logBatches?: boolean;
   stopAt?: number; // stop after this step with a checkpoint
   checkpointInterval?: number;
@@ -228,9 +236,11 @@ export async function runTraining(o: RunOptions, makeEngine: (state: RunState) =
   const ckpt = o.resume ? loadCheckpoint(outDir) : undefined;
   const state = createRunState(cfg, backend, stateOptions);
   try {
+    let initFrom: InitFromRecord | undefined;
     if (init) {
       try {
-        state.model.importWeights(init);
+        const { dropped, notes } = state.model.importWeights(init, { dropExtra: o.initFromDropExtra });
+        initFrom = { file: o.initFrom!, dropped, notes };
       } catch (e) {
         throw new ConfigError('E_INIT_FROM', `--init-from ${o.initFrom}: ${(e as Error).message}`);
       }
@@ -247,7 +257,8 @@ export async function runTraining(o: RunOptions, makeEngine: (state: RunState) =
       writeFileSync(join(outDir, 'config.json'), JSON.stringify({ ...cfg, backend: backend.name, data: o.dataPath, vocab: corpus.chars.join('') }, null, 2) + '\n');
     }
     const params = state.model.numParams();
-    log.write({ kind: 'start', step: state.step, backend: backend.name, device: backend.device, params, resumed: o.resume });
+    log.write({ kind: 'start', step: state.step, backend: backend.name, device: backend.device, params, resumed: o.resume, ...(initFrom ? { init_from: initFrom } : {}) });
+    if (initFrom && initFrom.dropped.length > 0) progress.print(`--init-from ${initFrom.file}: dropped ${initFrom.dropped.length} tensor(s) on purpose (--init-from-drop-extra; listed in log.jsonl's start record): ${initFrom.dropped.join(', ')}`);
     if (!ckpt) progress.print(`${cfg.preset} preset, ${(params / 1e6).toFixed(2)}M parameters, SMI run ${cfg.smi}, ${cfg.max_iters} steps → ${outDir}`);
     const save = () => {
       const snap = snapshot(state, cfg);
