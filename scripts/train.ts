@@ -13,6 +13,7 @@ import { planLaunch, type LaunchPlan } from '../shared/gpus.ts';
 import { trainLocal } from '../shared/train.ts';
 import { runMain } from './cli-main.ts';
 import { interruptSignal, setupRun } from './run-setup.ts';
+import { relayWorker } from './worker-relay.ts';
 
 // generated tokens are alphanumeric: one starting with '-' would read as a flag on the worker's command line
 const newToken = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 20);
@@ -64,6 +65,10 @@ function startWorkers(url: string, token: string, args: TrainArgs, plan: LaunchP
     const logFile = createWriteStream(join(outDir, `worker-${i}.log`));
     child.stdout!.pipe(logFile);
     child.stderr!.pipe(logFile);
+    relayWorker(child, i, (l) => console.log(l), (l) => {
+      process.stderr.write(`${l}\n`);
+      process.exit(2); // 'exit' ends the other workers
+    });
     return child;
   });
 }
