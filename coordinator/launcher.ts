@@ -8,6 +8,7 @@ import { planLaunch, type LaunchPlan } from '../shared/backend/gpus.ts';
 import { NODE_HEAP_FLAGS } from '../shared/cli/node-flags.ts';
 import type { TrainArgs } from '../shared/cli/options.ts';
 import type { BackendChoice, TrainConfig } from '../shared/config.ts';
+import { relayWorker } from './worker-relay.ts';
 
 const ROOT = resolve(import.meta.dirname, '..'); // the worker's entry point is worker/main.ts there
 
@@ -56,6 +57,10 @@ export function startWorkers(url: string, token: string, args: TrainArgs, plan: 
     const logFile = createWriteStream(join(outDir, `worker-${i}.log`));
     child.stdout!.pipe(logFile);
     child.stderr!.pipe(logFile);
+    relayWorker(child, i, (l) => console.log(l), (l) => {
+      process.stderr.write(`${l}\n`);
+      process.exit(2); // 'exit' ends the other workers
+    });
     return child;
   });
 }

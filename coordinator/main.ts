@@ -25,7 +25,7 @@ runMain(async () => {
   const token = args.token ?? newToken();
   const scheme = tls ? 'wss' : 'ws';
   const result = await trainDistributed({
-    ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt,
+    ...run, backend, initFrom: args.initFrom, initFromDropExtra: args.initFromDropExtra, logBatches: args.logBatches, stopAt: args.stopAt,
     checkpointInterval: args.checkpointInterval, signal: interruptSignal(console.log),
     server: { host, port: args.port ?? 0, token, tls, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
     onListening: (port) => {

@@ -23,7 +23,7 @@ runMain(async () => {
   if (plan) Object.assign(process.env, plan.coordinator.env);
   const backend = await initBackend(plan ? coordinatorBackend(requested, plan, run.cfg, (l) => console.log(l)) : requested, (l) => console.log(l));
   const signal = interruptSignal(console.log);
-  const common = { ...run, backend, initFrom: args.initFrom, logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal };
+  const common = { ...run, backend, initFrom: args.initFrom, initFromDropExtra: args.initFromDropExtra, logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal };
   if (args.local) {
     if (args.trace) throw new ConfigError('E_BAD_FLAG', '--trace records the coordinator and its workers: drop --local (e.g. --workers 1)');
     const result = await trainLocal(common);

@@ -96,10 +96,11 @@ export function coordinatorEngine(server: Server, cfg: TrainConfig, corpus: Corp
   return {
     ...base,
     // weights set before the first step reach the workers that joined meanwhile too
-    initFrom: (weights) => {
-      base.initFrom(weights);
+    initFrom: (weights, opts) => {
+      const match = base.initFrom(weights, opts);
       refreshWeights(0);
       void broadcast(0, undefined, true);
+      return match;
     },
     restore: (ckpt) => {
       base.restore(ckpt);

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import type { BackendChoice } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import { TFJS_NODE_PACKAGES, backendAdvice, isNotInstalled, type BackendProblem } from './advice.ts';
 import { parseNvidiaSmiList, tensorflowEnvDefaults, visibleDevices, type Gpu } from './gpus.ts';
 
 export type BackendName = Exclude<BackendChoice, 'auto'>;
@@ -16,31 +17,7 @@ export interface BackendInfo {
   gelu: 'erf' | 'tanh';
 }
 
-const TFJS_NODE = { 'tensorflow-gpu': '@tensorflow/tfjs-node-gpu', tensorflow: '@tensorflow/tfjs-node' } as const;
-
-/** npm's version from npm_config_user_agent ("npm/11.19.1 node/v20…", set by `npm run`), or null. */
-export function npmVersion(userAgent = process.env.npm_config_user_agent): [number, number] | null {
-  const m = /\bnpm\/(\d+)\.(\d+)\./.exec(userAgent ?? '');
-  return m ? [Number(m[1]), Number(m[2])] : null;
-}
-
-/**
- * How to install a tfjs-node package, by npm version: its install script downloads libtensorflow, and npm 11.18
- * and later skip dependencies' install scripts until they are approved (`npm install-scripts approve`); 11.16 and
- * 11.17 run them but list unreviewed ones (`npm approve-scripts` records the approval); earlier versions run them.
- */
-export function installHint(name: 'tensorflow-gpu' | 'tensorflow', npm: [number, number] | null = npmVersion()): string {
-  const pkg = TFJS_NODE[name];
-  const where = name === 'tensorflow-gpu' ? ' on Linux x86-64 with CUDA 11.2 and cuDNN 8.1' : '';
-  const at = (major: number, minor: number) => npm !== null && (npm[0] > major || (npm[0] === major && npm[1] >= minor));
-  const forms = {
-    new: `npm 11.18 and later skip it until allowed: \`npm install-scripts approve ${pkg} && npm rebuild ${pkg}\``,
-    mid: `npm 11.16–11.17 run it and list it as unreviewed: \`npm approve-scripts ${pkg}\` records the approval`,
-    old: 'npm before 11.16 runs it',
-  };
-  const which = npm === null ? `${forms.new}; ${forms.mid}; ${forms.old}` : `your npm ${npm.join('.')}: ${at(11, 18) ? forms.new : at(11, 16) ? forms.mid : forms.old}`;
-  return `install it with \`npm install ${pkg}@4.22.0\`${where}; its install script downloads libtensorflow (${which}); see README "Backends"`;
-}
+const TFJS_NODE = TFJS_NODE_PACKAGES;
 
 /** The GPUs `nvidia-smi -L` lists; without nvidia-smi, one per /dev/nvidiaN device node (no UUIDs, no MIG). */
 export function systemGpus(): Gpu[] {
@@ -124,17 +101,18 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
   };
 
   let info: BackendInfo;
+  let gpuProblem: BackendProblem | undefined; // auto with GPUs visible that it does not use: what to do, after the backend line
   switch (choice) {
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const gpus = choice === 'tensorflow-gpu' ? listGpus() : [];
       if (choice === 'tensorflow-gpu' && gpus.length === 0) {
-        throw new ConfigError('E_BACKEND_MISSING', `backend tensorflow-gpu: no NVIDIA GPU is visible (nvidia-smi lists none, or CUDA_VISIBLE_DEVICES=${process.env.CUDA_VISIBLE_DEVICES ?? '<unset>'} leaves none); see README "Backends"`);
+        throw new ConfigError('E_BACKEND_MISSING', `backend tensorflow-gpu: no NVIDIA GPU is visible (CUDA_VISIBLE_DEVICES=${process.env.CUDA_VISIBLE_DEVICES ?? '<unset>'}): ${backendAdvice('tensorflow-gpu', 'no-gpu-visible')}`);
       }
       const err = await loadTf(choice);
-      if (err) throw new ConfigError('E_BACKEND_MISSING', `backend ${choice} is not available (${err}): ${installHint(choice)}`);
+      if (err) throw new ConfigError('E_BACKEND_MISSING', `backend ${choice} is not available (${err}): ${backendAdvice(choice, isNotInstalled(choice, err) ? 'not-installed' : 'load-failed')}`);
       if (choice === 'tensorflow-gpu' && !tensorflowUsesGpu()) {
-        throw new ConfigError('E_NO_GPU_DEVICE', `backend tensorflow-gpu: @tensorflow/tfjs-node-gpu loaded, but ${NO_GPU_DEVICE}. See README "Backends" for what it needs, or run TensorFlow on the CPU on purpose with --backend tensorflow`);
+        throw new ConfigError('E_NO_GPU_DEVICE', `backend tensorflow-gpu: @tensorflow/tfjs-node-gpu loaded, but ${NO_GPU_DEVICE}: ${backendAdvice('tensorflow-gpu', 'no-gpu-device')}`);
       }
       info = tensorflowInfo(choice, 'requested', choice === 'tensorflow-gpu' ? gpuLabel(gpus) : cpuDevice);
       break;
@@ -160,9 +138,11 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
         if (!err) {
           // libtensorflow is loaded and on the CPU: keep it (faster than wasm), and say so
           info = tensorflowInfo('tensorflow', `${gpus.length} GPU(s) visible, @tensorflow/tfjs-node-gpu loaded, but ${NO_GPU_DEVICE}: fell back to TensorFlow on the CPU (see README "Backends")`, cpuDevice);
+          gpuProblem = 'no-gpu-device';
           break;
         }
         why.push(`tfjs-node-gpu did not load (${err})`);
+        gpuProblem = isNotInstalled('tensorflow-gpu', err) ? 'not-installed' : 'load-failed';
       } else {
         why.push('no GPU visible');
       }
@@ -191,6 +171,7 @@ export async function initBackend(choice: BackendChoice, log: (line: string) => 
   // blend (the coordinator), --synced-blend workers and the quantile's wasm kernels run on the host.
   await (await import('../smi/fft.ts')).initFft();
   log(`backend: ${info.name} on ${info.device} (${info.reason}); GELU: exact (erf)`);
+  if (gpuProblem) log(`the GPUs are not used: ${backendAdvice('tensorflow-gpu', gpuProblem)}`);
   if (info.name === 'tensorflow' || info.name === 'tensorflow-gpu') {
     log(`TensorFlow environment: ${['CUDA_VISIBLE_DEVICES', 'CUDA_DEVICE_ORDER', 'TF_FORCE_GPU_ALLOW_GROWTH'].map((k) => `${k}=${process.env[k] ?? '<unset>'}`).join(' ')}`);
   }

@@ -27,7 +27,8 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'stop-at': { type: 'string', arg: 'STEP', section: 'run', help: 'stop after this step with a checkpoint, as if interrupted (continue with --resume)' },
   out: { type: 'string', arg: 'DIR', section: 'output', help: 'run directory [runs/<time>]' },
   resume: { type: 'string', arg: 'DIR', section: 'output', help: "continue the run in DIR from its checkpoint (its config.json; --max-iters may extend it)" },
-  'init-from': { type: 'string', arg: 'FILE', section: 'output', help: 'start from weights in nanoGPT safetensors format' },
+  'init-from': { type: 'string', arg: 'FILE', section: 'output', help: 'start from weights in nanoGPT safetensors format: a GPT(bias=False) with a tied head of this configuration, else exit 2 naming the tensors' },
+  'init-from-drop-extra': { type: 'boolean', section: 'output', help: "with --init-from: drop the file's biases, untied head, extra layers and unknown tensors on purpose (listed in log.jsonl's start record)" },
   'log-batches': { type: 'boolean', section: 'output', help: "add each step's batch offsets to log.jsonl" },
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
@@ -65,6 +66,7 @@ export interface TrainArgs {
   out?: string;
   resume?: string;
   initFrom?: string;
+  initFromDropExtra: boolean;
   logBatches: boolean;
   stopAt?: number;
   checkpointInterval?: number;
@@ -125,6 +127,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     if (n !== undefined) overrides[k] = n;
   }
   const gpus = s('gpus')?.split(',').map((g) => num('gpus', g.trim(), true)!);
+  if (v['init-from-drop-extra'] === true && s('init-from') === undefined) throw new ConfigError('E_BAD_FLAG', '--init-from-drop-extra goes with --init-from FILE');
   return {
     local: v.local === true,
     preset: s('preset') === undefined ? undefined : oneOf('preset', s('preset')!, PRESET_NAMES),
@@ -137,6 +140,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     out: s('out'),
     resume: s('resume'),
     initFrom: s('init-from'),
+    initFromDropExtra: v['init-from-drop-extra'] === true,
     logBatches: v['log-batches'] === true,
     stopAt: num('stop-at', s('stop-at'), true),
     checkpointInterval: num('checkpoint-interval', s('checkpoint-interval'), true),

@@ -1,6 +1,7 @@
 // The GPT of nanoGPT's model.py (bias=False), in tfjs: LayerNorm, attention, MLP, block, GPT.
 import * as tf from '@tensorflow/tfjs';
 import { dropoutMask, type MaskEngine } from './dropout.ts';
+import { matchNanoGptWeights, type WeightMatch } from './nanogpt-weights.ts';
 import { Rng, STREAM, hashKey } from './rng.ts';
 
 export interface GPTConfig {
@@ -268,18 +269,22 @@ export class GPT {
     return out;
   }
 
-  /** Loads weights in nanoGPT's names and layouts; every parameter must be present with its exact shape. */
-  importWeights(weights: Map<string, { shape: number[]; data: Float32Array }>): void {
+  /**
+   * Loads weights in nanoGPT's names and layouts: exactly this model's tensors, lm_head tied to wte, else it throws
+   * naming what does not fit (shared/nanogpt-weights.ts); `dropExtra` drops tensors it has no place for instead,
+   * and returns their names. Nothing is assigned unless everything fits.
+   */
+  importWeights(weights: ReadonlyMap<string, { shape: number[]; data: Float32Array }>, opts: { dropExtra?: boolean } = {}): WeightMatch {
+    const expected = this.params.map((p) => ({ name: p.name, shape: p.transposed ? [...p.shape].reverse() : p.shape }));
+    const match = matchNanoGptWeights(expected, weights, this.config, opts);
     for (const p of this.params) {
-      const w = weights.get(p.name);
-      const want = p.transposed ? [...p.shape].reverse() : p.shape;
-      if (!w) throw new Error(`weights lack ${p.name}`);
-      if (w.shape.join(',') !== want.join(',')) throw new Error(`${p.name} has shape [${w.shape}], expected [${want}]`);
+      const w = match.tensors.get(p.name)!;
       tf.tidy(() => {
         const t = tf.tensor(w.data, w.shape);
         p.variable.assign(p.transposed ? tf.transpose(t) : t);
       });
     }
+    return match;
   }
 
   dispose(): void {

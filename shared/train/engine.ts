@@ -6,6 +6,7 @@ import { TrainingError } from '../errors.ts';
 import { makeBatch, type Corpus } from '../model/data.ts';
 import { STREAM } from '../model/rng.ts';
 import { SMI_RUNS, alphaAt } from '../smi/runs.ts';
+import type { WeightMatch } from '../model/nanogpt-weights.ts';
 import type { TrainState } from './checkpoint.ts';
 import { createModelState, disposeModelState, evaluate, restoreInto, snapshotOf, wholeModel, type Losses, type ModelSnapshot, type ModelState } from './state.ts';
 import { applyUpdate, globalClip, sumOfSquares } from './step.ts';
@@ -27,8 +28,8 @@ export interface StepOutcome {
  */
 export interface Engine {
   numParams(): number;
-  /** --init-from: weights in nanoGPT's names and layouts. */
-  initFrom(weights: Map<string, { shape: number[]; data: Float32Array }>): void;
+  /** --init-from: weights in nanoGPT's names and layouts, exactly this model's (or with `dropExtra`, the extras dropped and named). */
+  initFrom(weights: Map<string, { shape: number[]; data: Float32Array }>, opts?: { dropExtra?: boolean }): WeightMatch;
   /** --resume: the weights, moments and histories of a checkpoint taken after `step` steps. */
   restore(state: TrainState): void;
   /** Mean losses of the (seed, step) evaluation batches. */
@@ -52,7 +53,7 @@ export interface Engine {
 export function inProcess(s: ModelState, corpus: Corpus, cfg: TrainConfig, smi?: { get(): ModelSnapshot['smi']; set(e: ModelSnapshot['smi']): void }): Pick<Engine, 'numParams' | 'initFrom' | 'restore' | 'evaluate' | 'snapshot' | 'exportModel' | 'dispose'> {
   return {
     numParams: () => s.model.numParams(),
-    initFrom: (weights) => s.model.importWeights(weights),
+    initFrom: (weights, opts) => s.model.importWeights(weights, opts),
     restore: (ckpt) => {
       restoreInto(s, ckpt);
       smi?.set(ckpt.smi);

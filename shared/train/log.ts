@@ -38,7 +38,14 @@ export interface StepPhaseRecord {
 export const WORKER_PHASES = ['compute', 'spectral', 'encode', 'transfer', 'wait'] as const;
 export const COORDINATOR_PHASES = ['reduce', 'spectral', 'optimizer', 'broadcast', 'encode', 'wait'] as const;
 
-export interface StartRecord { kind: 'start'; step: number; backend: string; device: string; params: number; resumed: boolean }
+export interface StartRecord { kind: 'start'; step: number; backend: string; device: string; params: number; resumed: boolean; init_from?: InitFromRecord }
+
+/** What --init-from loaded into a run: the file, the names dropped on purpose, and what was accepted as nanoGPT accepts it. */
+export interface InitFromRecord {
+  file: string;
+  dropped: string[];
+  notes: string[];
+}
 export interface StepRecord {
   kind: 'step';
   step: number;

@@ -7,7 +7,7 @@ import { lrAt, type TrainConfig } from '../config.ts';
 import { trainOffsets, type Corpus } from '../model/data.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { localEngine, type Engine } from './engine.ts';
-import { RunLog, tokensPerSec, type LogRecord } from './log.ts';
+import { RunLog, tokensPerSec, type InitFromRecord, type LogRecord } from './log.ts';
 import { Progress, progressLine } from './progress.ts';
 import { loadSafetensors, saveSafetensors } from './safetensors.ts';
 
@@ -19,6 +19,7 @@ export interface RunOptions {
   backend: BackendInfo;
   resume: boolean; // continue from outDir/checkpoint
   initFrom?: string;
+  initFromDropExtra?: boolean; // --init-from-drop-extra: drop the file's tensors the model has no place for, and log them
   logBatches?: boolean;
   stopAt?: number; // stop after this step with a checkpoint
   checkpointInterval?: number;
@@ -59,9 +60,11 @@ export async function runTraining(o: RunOptions, makeEngine: (cfg: TrainConfig) 
   const ckpt = o.resume ? loadCheckpoint(outDir) : undefined;
   const engine = await makeEngine(cfg);
   try {
+    let initFrom: InitFromRecord | undefined;
     if (init) {
       try {
-        engine.initFrom(init);
+        const { dropped, notes } = engine.initFrom(init, { dropExtra: o.initFromDropExtra });
+        initFrom = { file: o.initFrom!, dropped, notes };
       } catch (e) {
         throw new ConfigError('E_INIT_FROM', `--init-from ${o.initFrom}: ${(e as Error).message}`);
       }
@@ -77,7 +80,8 @@ export async function runTraining(o: RunOptions, makeEngine: (cfg: TrainConfig) 
       writeFileSync(join(outDir, 'config.json'), JSON.stringify({ ...cfg, backend: backend.name, data: o.dataPath, vocab: corpus.chars.join('') }, null, 2) + '\n');
     }
     const params = engine.numParams();
-    log.write({ kind: 'start', step, backend: backend.name, device: backend.device, params, resumed: o.resume });
+    log.write({ kind: 'start', step, backend: backend.name, device: backend.device, params, resumed: o.resume, ...(initFrom ? { init_from: initFrom } : {}) });
+    if (initFrom && initFrom.dropped.length > 0) progress.print(`--init-from ${initFrom.file}: dropped ${initFrom.dropped.length} tensor(s) on purpose (--init-from-drop-extra; listed in log.jsonl's start record): ${initFrom.dropped.join(', ')}`);
     if (!ckpt) progress.print(`${cfg.preset} preset, ${(params / 1e6).toFixed(2)}M parameters, SMI run ${cfg.smi}, ${cfg.max_iters} steps → ${outDir}`);
     const save = () => saveCheckpoint(outDir, { step, config: cfg, ...engine.snapshot() });
 

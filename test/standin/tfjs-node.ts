@@ -10,7 +10,7 @@
 //   SMI_STANDIN_JIT_MS     the first call of each kernel with given input shapes blocks this long, as CUDA's
 //                          compile of PTX on a kernel's first use does on a GPU without matching binaries [0]
 // It records the CUDA/TensorFlow environment it loaded with and every kernel call on the backend (`standIn`), and
-// says so on stderr.
+// says so on stderr; without a GPU device it also prints libtensorflow's warnings of a CUDA-12-only host.
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
@@ -100,6 +100,14 @@ if (tf.findBackendFactory('tensorflow') === null) {
     });
   }
   tf.registerBackend('tensorflow', () => new StandInBackend(record), 3);
+  if (kind === 'gpu' && !usingGpuDevice) {
+    // what libtensorflow 2.9.1 prints on a CUDA-12-only host (as quoted in tensorflow/tfjs#8362 and #8269), then runs on the CPU
+    const ld = process.env.LD_LIBRARY_PATH ?? '';
+    for (const lib of ['libcudart.so.11.0', 'libcudnn.so.8']) {
+      process.stderr.write(`W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not load dynamic library '${lib}'; dlerror: ${lib}: cannot open shared object file: No such file or directory; LD_LIBRARY_PATH: ${ld}\n`);
+    }
+    process.stderr.write('W tensorflow/core/common_runtime/gpu/gpu_device.cc:1850] Cannot dlopen some GPU libraries. Please make sure the missing libraries mentioned above are installed properly if you would like to use GPU.\n');
+  }
   process.stderr.write(
     `[stand-in libtensorflow: tfjs cpu kernels, no real GPU] ${pkg} loaded: isUsingGpuDevice=${usingGpuDevice} ` +
       Object.entries(record.envAtLoad).map(([k, v]) => `${k}=${v ?? '<unset>'}`).join(' ') + '\n',

@@ -47,7 +47,7 @@ t.test('export uses nanoGPT names and PyTorch layouts; safetensors round trip gi
   const la = a.forward(x).dataSync();
   const lb = b.forward(x).dataSync();
   t.same(Array.from(lb), Array.from(la), 'identical logits after the round trip');
-  t.throws(() => b.importWeights(new Map([...w].filter(([k]) => k !== 'transformer.wpe.weight'))), /lack transformer.wpe.weight/);
+  t.throws(() => b.importWeights(new Map([...w].filter(([k]) => k !== 'transformer.wpe.weight'))), /missing 1 tensor\(s\) the model needs: transformer\.wpe\.weight/);
   tf.dispose(x);
   a.dispose();
   b.dispose();
