@@ -23,6 +23,13 @@ export type SpectralMode = (typeof SPECTRAL_MODES)[number];
 export const SYNCED_BLENDS = ['coordinator', 'workers'] as const;
 export type SyncedBlend = (typeof SYNCED_BLENDS)[number];
 
+/**
+ * Precision of gradients on the wire (shared/net/dtype.ts): fp32, exact (the equivalences with --local hold), or
+ * bf16, rounded to nearest even (half the bytes; weights always go as fp32, so every replica stays identical).
+ */
+export const WIRE_DTYPES = ['fp32', 'bf16'] as const;
+export type WireDtype = (typeof WIRE_DTYPES)[number];
+
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
@@ -54,10 +61,11 @@ export interface TrainConfig {
   smi: SmiRunName; // which of the paper's runs
   spectral: SpectralMode; // distributed spectral mode (docs/distributed.md)
   backend: BackendChoice;
+  wire_dtype: WireDtype; // gradients on the wire: fp32 (exact) or bf16
   vocab_size: number; // filled in from the data
 }
 
-type PresetFields = Omit<TrainConfig, 'preset' | 'smi' | 'spectral' | 'backend' | 'vocab_size' | 'seed' | 'lr_decay_iters'>;
+type PresetFields = Omit<TrainConfig, 'preset' | 'smi' | 'spectral' | 'backend' | 'wire_dtype' | 'vocab_size' | 'seed' | 'lr_decay_iters'>;
 
 const COMMON = { weight_decay: 0.1, beta1: 0.9, beta2: 0.99, grad_clip: 1.0, log_interval: 10 };
 
@@ -117,6 +125,7 @@ export interface ResolveInput {
   smi?: SmiRunName;
   spectral?: SpectralMode;
   backend?: BackendChoice;
+  wireDtype?: WireDtype;
   overrides?: Partial<Record<NumericField, number>>;
 }
 
@@ -131,6 +140,7 @@ export function resolveConfig(input: ResolveInput, vocabSize = 65): TrainConfig 
     smi: input.smi ?? 'cosine',
     spectral: input.spectral ?? 'synced',
     backend: input.backend ?? 'auto',
+    wire_dtype: input.wireDtype ?? 'fp32',
     vocab_size: vocabSize,
   };
   for (const [k, v] of Object.entries(input.overrides ?? {})) {
@@ -161,6 +171,7 @@ export function validateConfig(cfg: TrainConfig): void {
   }
   if (cfg.beta1 < 0 || cfg.beta1 >= 1 || cfg.beta2 < 0 || cfg.beta2 >= 1) bad('--beta1 and --beta2 must be in [0, 1)');
   if (cfg.grad_clip < 0 || cfg.weight_decay < 0) bad('--grad-clip and --weight-decay must be >= 0');
+  if (!(WIRE_DTYPES as readonly string[]).includes(cfg.wire_dtype)) bad(`wire_dtype must be one of ${WIRE_DTYPES.join(', ')}, got ${String(cfg.wire_dtype)}`);
 }
 
 /**

@@ -1,6 +1,6 @@
 // The command line of train / coordinator: one option table, one help text, typed parsing with "did you mean".
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend } from '../config.ts';
+import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, WIRE_DTYPES, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend, type WireDtype } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 
 /** The two commands that share the option table. */
@@ -33,6 +33,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
+  'wire-dtype': { type: 'string', arg: 'fp32|bf16', section: 'distributed', help: 'gradients on the wire: fp32 (exact, the one-process results) or bf16 (round to nearest even, half the bytes; weights stay fp32) [fp32]' },
   workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
   'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
@@ -60,6 +61,7 @@ export interface TrainArgs {
   smi?: SmiRunName;
   spectral?: SpectralMode;
   syncedBlend?: SyncedBlend;
+  wireDtype?: WireDtype;
   backend?: BackendChoice;
   overrides: Partial<Record<NumericField, number>>;
   data?: string;
@@ -93,6 +95,12 @@ function num(flag: string, v: string | undefined, integer: boolean): number | un
     throw new ConfigError('E_BAD_FLAG', `--${flag} takes ${integer ? 'an integer' : 'a number'}, got '${v}'`);
   }
   return n;
+}
+
+/** --wire-dtype's value: a bad one is a bad flag (exit 2), naming the closest valid one. */
+function wireDtype(v: string): WireDtype {
+  if ((WIRE_DTYPES as readonly string[]).includes(v)) return v as WireDtype;
+  throw new ConfigError('E_BAD_FLAG', `--wire-dtype takes ${WIRE_DTYPES.join(' or ')}, got '${v}': did you mean '${closest(v, WIRE_DTYPES)}'?`);
 }
 
 /** parseArgs over an option table; an unknown flag is a ConfigError naming the closest valid one. */
@@ -134,6 +142,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     smi: s('smi') === undefined ? undefined : oneOf('SMI run', s('smi')!, SMI_RUN_NAMES),
     spectral: s('spectral') === undefined ? undefined : oneOf('spectral mode', s('spectral')!, SPECTRAL_MODES),
     syncedBlend: s('synced-blend') === undefined ? undefined : oneOf('--synced-blend value', s('synced-blend')!, SYNCED_BLENDS),
+    wireDtype: s('wire-dtype') === undefined ? undefined : wireDtype(s('wire-dtype')!),
     backend: s('backend') === undefined ? undefined : oneOf('backend', s('backend')!, BACKENDS),
     overrides,
     data: s('data'),

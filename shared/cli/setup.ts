@@ -26,19 +26,19 @@ export function setupRun(args: TrainArgs): RunSetup {
     const cfgFile = join(outDir, 'config.json');
     if (!existsSync(cfgFile)) throw new ConfigError('E_RESUME', `--resume ${outDir}: no config.json there`);
     const given = Object.keys(args.overrides).filter((k) => k !== 'max_iters');
-    const other = [...given, args.preset && 'preset', args.smi && 'smi', args.spectral && 'spectral', args.initFrom && 'init-from'].filter(Boolean);
+    const other = [...given, args.preset && 'preset', args.smi && 'smi', args.spectral && 'spectral', args.wireDtype && 'wire-dtype', args.initFrom && 'init-from'].filter(Boolean);
     if (other.length > 0) throw new ConfigError('E_RESUME', `--resume takes the run's own config.json; only --max-iters may change (got ${other.join(', ')})`);
     const saved = JSON.parse(readFileSync(cfgFile, 'utf8')) as TrainConfig & { data?: unknown; vocab?: unknown };
     // config.json also records the data path and the vocabulary (shared/train/loop.ts): not config fields (a worker's
     // welcome guard refuses unknown fields, so a resumed distributed run would get no worker)
     delete saved.data;
     delete saved.vocab;
-    cfg = saved;
+    cfg = { ...saved, wire_dtype: saved.wire_dtype ?? 'fp32' }; // runs from before --wire-dtype sent fp32
     if (args.overrides.max_iters !== undefined) cfg.max_iters = args.overrides.max_iters;
     validateConfig(cfg);
   } else {
     const preset = args.preset ?? (listGpus().length > 0 ? 'paper' : 'cpu');
-    cfg = resolveConfig({ preset, smi: args.smi, spectral: args.spectral, backend: args.backend, overrides: args.overrides }, corpus.chars.length);
+    cfg = resolveConfig({ preset, smi: args.smi, spectral: args.spectral, backend: args.backend, wireDtype: args.wireDtype, overrides: args.overrides }, corpus.chars.length);
     outDir = args.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
     if (existsSync(join(outDir, 'config.json'))) {
       throw new ConfigError('E_OUT_EXISTS', `${outDir} already holds a run: use --resume ${outDir} to continue it, or another --out`);

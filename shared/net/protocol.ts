@@ -1,5 +1,5 @@
 // The coordinator–worker message set: one interface per kind, one union, and the guard every decoded frame passes.
-import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, type TrainConfig, validateConfig } from '../config.ts';
+import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, type TrainConfig, validateConfig } from '../config.ts';
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
@@ -203,7 +203,7 @@ function phases(o: Obj, kind: string, k: string): void {
   for (const p of Object.keys(v)) finite(v, `${kind}.${k}`, p);
 }
 
-const CONFIG_ENUMS = { preset: PRESET_NAMES, smi: SMI_RUN_NAMES, spectral: SPECTRAL_MODES, backend: BACKENDS } as const;
+const CONFIG_ENUMS = { preset: PRESET_NAMES, smi: SMI_RUN_NAMES, spectral: SPECTRAL_MODES, backend: BACKENDS, wire_dtype: WIRE_DTYPES } as const;
 const CONFIG_NUMBERS = [
   'n_layer', 'n_head', 'n_embd', 'block_size', 'batch_size', 'dropout', 'max_iters', 'learning_rate', 'min_lr',
   'warmup_iters', 'lr_decay_iters', 'weight_decay', 'beta1', 'beta2', 'grad_clip', 'eval_interval', 'eval_iters',
