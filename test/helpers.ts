@@ -50,8 +50,10 @@ export interface Started {
   exited: Promise<number | null>;
 }
 
-export function startScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Started {
-  const child = spawn(process.execPath, ['--import', 'tsx', scriptPath(script), ...args], {
+/** `opts.wrap` turns the node command line into another (e.g. `ip netns exec NS …`: test/e2e/two-hosts.test.ts). */
+export function startScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; wrap?: (argv: string[]) => string[] } = {}): Started {
+  const [cmd, ...argv] = (opts.wrap ?? ((a) => a))([process.execPath, '--import', 'tsx', scriptPath(script), ...args]);
+  const child = spawn(cmd!, argv, {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
