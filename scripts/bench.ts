@@ -1,4 +1,4 @@
-// `npm run bench -- SUBCOMMAND`: the benchmarks, one file each in scripts/bench/ (compute, scaling, transport, timing, contention, dropout, fft, kernels).
+// `npm run bench -- SUBCOMMAND`: the benchmarks, one file each in scripts/bench/ (compute, scaling, scale, transport, timing, contention, dropout, fft, kernels).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { runMain } from '../shared/cli/main.ts';
@@ -7,14 +7,17 @@ import { closest } from '../shared/config.ts';
 import { main as compute } from './bench/compute.ts';
 import { main as contention } from './bench/contention.ts';
 import { main as dropout } from './bench/dropout.ts';
+import { main as scale } from './bench/scale.ts';
 import { main as scaling } from './bench/scaling.ts';
 import { main as timing } from './bench/timing.ts';
 
-const BENCHES = ['compute', 'scaling', 'transport', 'timing', 'contention', 'dropout', 'fft', 'kernels'];
+const BENCHES = ['compute', 'scaling', 'scale', 'transport', 'timing', 'contention', 'dropout', 'fft', 'kernels'];
 const HELP = `Usage: npm run bench -- SUBCOMMAND [--help]
 
   compute     ms/step, tokens/s and the SMI overhead ratio, one process (scripts/bench/compute.ts)
   scaling     tokens/s with 1 and 2 workers, weak-scaling efficiency, time outside compute (scaling.ts)
+  scale       issue 14's figures: the paper-size probe, 1–4 workers, bytes per process, two emulated hosts;
+              --model: the E(N) model of docs/scaling/model.md (scale.ts, scale-model.ts)
   transport   GB/s of a paper-sized gradient-and-weights exchange over loopback (transport.ts)
   timing      what the per-phase timing costs (timing.ts)
   contention  forward+backward alone vs N processes side by side (contention.ts)
@@ -34,6 +37,8 @@ runMain(async () => {
       return compute(rest);
     case 'scaling':
       return scaling(rest);
+    case 'scale':
+      return scale(rest);
     case 'timing':
       return timing(rest);
     case 'contention':

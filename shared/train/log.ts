@@ -57,6 +57,7 @@ export interface StepRecord {
   workers: number; // processes that computed a share (1 for --local)
   grad_norm: number; // global gradient norm before clipping
   compute_ms?: number; // forward + backward (distributed: the slowest chunk's)
+  cpu_ms?: number; // CPU time (user + system, all threads) of the process running the loop during the step: the coordinator's, or --local's
   mask_checksum?: number; // synced mode: the shared mask's checksum
   mask_checksums?: number[]; // --synced-blend workers: the checksum each worker reported for the masks it applied
   phases?: StepPhaseRecord; // distributed runs with --timing on

@@ -105,9 +105,11 @@ export async function runTraining(o: RunOptions, makeEngine: (cfg: TrainConfig) 
       const next = step + 1;
       const offsets = trainOffsets(cfg.seed, next, cfg.batch_size, cfg.block_size, corpus.train.length);
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const { loss, gradNorm, alpha, workers, extra } = await engine.step(next, offsets);
       step = next;
       const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
       windowMs += ms;
       windowSteps += 1;
       trainMs += ms;
@@ -115,6 +117,7 @@ export async function runTraining(o: RunOptions, makeEngine: (cfg: TrainConfig) 
       const lr = lrAt(cfg, step - 1);
       log.write({
         kind: 'step', step, loss, lr, alpha, ms, tokens: tokensPerStep, workers, grad_norm: gradNorm,
+        cpu_ms: (cpu.user + cpu.system) / 1000,
         ...extra,
         ...(o.logBatches ? { offsets } : {}),
       });
