@@ -3,6 +3,8 @@
 // It is arithmetic, not a measurement: the per-unit costs below were measured on one loaded 2-core VM (per core,
 // CPU only; see docs/scaling/model.md for the commands), the sizes come from the preset's parameter shapes, and
 // the link is an ideal pipe of the given rate. What it leaves out is listed in the doc and in MODEL_LEAVES_OUT.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PRESETS, type TrainConfig } from '../../shared/config.ts';
 
 /** The parameter tensors of nanoGPT's GPT(bias=False, tied head), in shared/model/gpt.ts's order and shapes. */
@@ -52,67 +54,153 @@ export function exchangeBytes(n: number, params: number, o: { magnitudes?: numbe
   return { starWorker: worker, starCoordinator: n * worker, sharded: 2 * share * worker };
 }
 
-/** Per-unit costs the model multiplies out. CPU figures are per core. */
+/** Per-unit costs the model multiplies out: CPU figures, per core, measured on a loaded 2-core VM (MEASURED). */
 export interface UnitCosts {
-  /** AdamW on one parameter, ns (host arrays) */
+  /** AdamW on one parameter, ns */
   adamwNs: number;
   /** SMI on one parameter (FFT2, magnitude, history, quantile, mask, IFFT2, blend), ns */
   smiNs: number;
-  /** the global-norm clip and the weighted mean of N gradients, per parameter per gradient, ns */
+  /** the weighted mean (and the clip's sum of squares) per parameter per gradient, ns */
   reduceNs: number;
-  /** encode + decode of one byte (both ends together), ns */
+  /** encode + decode per byte, ns (zero-copy sections: almost nothing) */
   codecNsPerByte: number;
-  /** one WebSocket connection's throughput on loopback, bytes/s (the ceiling of one process's sends) */
+  /** bytes one process moves over WebSockets per second, sent + received (its one event-loop thread's ceiling) */
   wsBytesPerSec: number;
 }
 
-export interface ModelPoint {
-  n: number;
-  link: number; // Gbit/s
-  star: { stepMs: number; e: number };
-  sharded: { stepMs: number; e: number };
+/** The figures behind UnitCosts, each with the command that measured it (docs/scaling/model.md). */
+export const MEASURED = {
+  date: '2026-12-01, 2-core AMD EPYC VM, Node 20.20.2, tfjs wasm; load average 4.6–7.5 from other jobs (per-core CPU figures, pessimistic)',
+  smi: { ms: 215.9, params: 10_745_088, command: 'npm run bench -- fft --preset paper --reps 3', what: '"all parameters, SMI apply (host)", auto FFT library' },
+  adamw: { ms: 205.6, params: 10_649_856, command: 'npm run train -- --preset paper --block-size 8 --dropout 0 --eval-iters 1 --eval-interval 1000 --max-iters 10 --smi cosine --workers 2 --spectral global --batch-size 8', what: "the coordinator's optimizer phase, median of steps 4–10" },
+  reduce: { ms: 185.4, params: 10_649_856, gradients: 2, command: 'the same run', what: "the coordinator's reduce phase (weighted mean + clip norm of 2 gradients), median of steps 4–10" },
+  codec: { ms: 0.377 + 0.451, bytes: 2 * 42_980_352, command: 'npm run bench -- transport --rounds 5 --warmup 1 --only masked --json', what: 'encodeMs + decodeMs of 43 MB each' },
+  ws: { bytes: 85_962_664, ms: 167.3, command: 'the same bench', what: 'round trip of weights out and a gradient back: one process sends and receives 86 MB' },
+} as const;
+
+export const COSTS: UnitCosts = {
+  adamwNs: (MEASURED.adamw.ms * 1e6) / MEASURED.adamw.params,
+  smiNs: (MEASURED.smi.ms * 1e6) / MEASURED.smi.params,
+  reduceNs: (MEASURED.reduce.ms * 1e6) / (MEASURED.reduce.params * MEASURED.reduce.gradients),
+  codecNsPerByte: (MEASURED.codec.ms * 1e6) / MEASURED.codec.bytes,
+  wsBytesPerSec: MEASURED.ws.bytes / (MEASURED.ws.ms / 1000),
+};
+
+/** Where the owners' update runs: on the GPU (its cost left out of the model: never measured here) or on the host path. */
+export type UpdateAt = 'device' | 'host';
+
+export interface ModelInput {
+  computeMs: number; // one worker's forward + backward
+  params: number;
+  magnitudes: number; // synced mode's spectra values (0: global mode)
+  gradBytes?: number; // bytes per gradient value on the wire: 4 (fp32), 2 (--wire-dtype bf16) [4]
+  linkGbit: number; // each host's link, full duplex
+  update: UpdateAt;
+  reduce: UpdateAt; // where the owners' weighted mean runs (the star's coordinator: always the host)
+  costs: UnitCosts;
+  wsCap: boolean; // false: no per-process WebSocket ceiling (the links alone)
+}
+
+export interface ModelStep {
+  stepMs: number;
+  e: number; // t(1) / t(N): weak scaling
+  parts: { compute: number; wire: number; codec: number; reduce: number; update: number };
 }
 
 /**
- * Step time and E(N) = t(1 process) / t(N) for weak scaling (each worker its own batch, `computeMs` each): the
- * serial parts add up, nothing overlaps (the pessimistic reading of both designs).
- *
- * Star: the coordinator decodes and reduces N gradients, runs clip + SMI + AdamW on the whole model, and sends N
- * weight copies; its link carries N × (gradient + weights) and one connection's throughput caps each copy.
- * Sharded: every process sends and receives 2·(N−1)/N of the model each way, reduces N shares of its 1/N and runs
- * the update on its 1/N. With one process neither design has an exchange: t(1) = compute + the whole update.
+ * One step of N workers, weak scaling (each its own batch): compute + exchange + reduce + update, added with no
+ * overlap. The exchange takes max(bytes each way ÷ link, bytes both ways ÷ the process's WebSocket ceiling).
+ * Star: the coordinator moves N gradients in and N weight copies out, reduces N gradients and runs the whole
+ * update, all on its CPU (host costs, always). Sharded: every process moves 2·(N−1)/N of the model each way,
+ * reduces N shares of its 1/N (P values in all, whatever N) and updates its 1/N, each at host cost or left out
+ * ("device"). t(1) is one process alone: compute and its own update (host or device as the sharded owners'), no
+ * exchange and no reduce (one gradient is its own mean).
  */
-export function modelPoint(n: number, linkGbit: number, o: { computeMs: number; params: number; magnitudes?: number; costs: UnitCosts }): ModelPoint {
-  const { computeMs, params, costs } = o;
-  const link = (linkGbit * 1e9) / 8; // bytes/s
-  const update = (p: number) => (p * (costs.adamwNs + costs.smiNs)) / 1e6; // ms
-  const reduce = (p: number, k: number) => (p * k * costs.reduceNs) / 1e6;
-  const wire = (bytes: number, rate: number) => (bytes / rate) * 1000;
-  const codec = (bytes: number) => (bytes * costs.codecNsPerByte) / 1e6;
-  const one = computeMs + update(params) + reduce(params, 1);
-  const b = exchangeBytes(n, params, { magnitudes: o.magnitudes });
-  const starLink = Math.min(link, costs.wsBytesPerSec * n); // N connections, each at most one ws's throughput
-  const star = n === 1
-    ? computeMs + wire(b.starWorker, Math.min(link, costs.wsBytesPerSec)) + codec(b.starWorker) + reduce(params, 1) + update(params)
-    : computeMs + wire(b.starCoordinator, starLink) + codec(b.starCoordinator) + reduce(params, n) + update(params);
-  const sharded = n === 1 ? one : computeMs + wire(b.sharded, Math.min(link, costs.wsBytesPerSec * (n - 1))) + codec(b.sharded) + reduce(params / n, n) + update(params / n);
-  return { n, link: linkGbit, star: { stepMs: star, e: one / star }, sharded: { stepMs: sharded, e: one / sharded } };
+export function modelStep(design: 'star' | 'sharded', n: number, o: ModelInput): ModelStep {
+  const { costs } = o;
+  const link = (o.linkGbit * 1e9) / 8;
+  const ws = o.wsCap ? costs.wsBytesPerSec : Infinity;
+  const ms = (ns: number) => ns / 1e6;
+  const update = (p: number, at: UpdateAt) => (at === 'host' ? ms(p * (costs.adamwNs + costs.smiNs)) : 0);
+  const reduce = (values: number, at: UpdateAt) => (at === 'host' ? ms(values * costs.reduceNs) : 0);
+  const b = exchangeBytes(n, o.params, { magnitudes: o.magnitudes, gradBytes: o.gradBytes });
+  const exchange = (eachWay: number) => ({ wire: Math.max(eachWay / link, (2 * eachWay) / ws) * 1000, codec: ms(2 * eachWay * costs.codecNsPerByte) });
+  const one = o.computeMs + update(o.params, o.update);
+  let parts: ModelStep['parts'];
+  if (design === 'star') parts = { compute: o.computeMs, ...exchange(b.starCoordinator / 2), reduce: reduce(n * o.params, 'host'), update: update(o.params, 'host') };
+  else if (n === 1) parts = { compute: o.computeMs, wire: 0, codec: 0, reduce: 0, update: update(o.params, o.update) };
+  else parts = { compute: o.computeMs, ...exchange(b.sharded / 2), reduce: reduce(o.params, o.reduce), update: update(o.params / n, o.update) };
+  const stepMs = parts.compute + parts.wire + parts.codec + parts.reduce + parts.update;
+  return { stepMs, e: one / stepMs, parts };
 }
 
 export const MODEL_LEAVES_OUT = [
-  'GPU-side costs: SMI on tf.spectral, AdamW on the device, device↔host copies of gradients and weights',
-  'latency: every message is taken to cost its bytes ÷ rate, with no round-trip time, no slow start, no TCP windows',
-  'stragglers: every worker computes in exactly the compute time; the step waits for the slowest in reality',
-  'congestion and switch limits: every link runs at its full rate in both directions at once',
-  'overlap: compute, the exchange and the update are added, none hides another (both designs could overlap more)',
-  'evaluation, checkpoints, commits for fault recovery, and the control messages',
+  'GPU-side costs: SMI on tf.spectral and AdamW on the device (tables A, C, D, E count them as zero), and the device ↔ host copies of gradients and weights',
+  'latency: a message costs its bytes ÷ rate, with no round-trip time, no TCP slow start, no TCP window limits',
+  'stragglers: every worker computes in exactly the compute time, while a real step waits for the slowest',
+  'congestion: every link runs at its full rate in both directions at once, through a non-blocking switch',
+  'overlap: compute, exchange, reduce and update are added; neither design hides one behind another here, though both could (the owners\' forward FFTs as shares complete, the all-gather under the next forward)',
+  'evaluation, checkpoints, the commits that fault recovery needs, and the control messages',
+  'memory bandwidth shared by the processes of one host, and more than one worker per host',
+  'the CPUs of GPU hosts: the costs were measured per core on a loaded 2-core VM',
 ];
 
 /** The paper preset's sizes (10.7M parameters, fp32). */
 export const PAPER_SIZES = modelSizes(paramShapes({ ...PRESETS.paper, vocab_size: 65 }));
 
-/** `npm run bench -- scale --model`: prints the model's tables; with `out`, writes them there as model.json + model.md. */
+export const MODEL_NS = Array.from({ length: 64 }, (_, i) => i + 1);
+export const MODEL_LINKS = [10, 25, 100];
+
+export interface ModelTable {
+  title: string;
+  input: Omit<ModelInput, 'linkGbit'>;
+  rows: { n: number; star: ModelStep[]; sharded: ModelStep[] }[]; // one entry per link of MODEL_LINKS
+}
+
+/** The tables of docs/scaling/model.md (A–E): where the owners' update and reduce run, global or synced, with or without the WebSocket ceiling. */
+export function modelTables(costs: UnitCosts = COSTS, computeMs = 30): ModelTable[] {
+  const base = { computeMs, params: PAPER_SIZES.params, costs };
+  const variants: [string, Omit<ModelInput, 'linkGbit'>][] = [
+    ['A. global mode; the owners update on their GPU (cost left out), reduce on the host', { ...base, magnitudes: 0, update: 'device', reduce: 'host', wsCap: true }],
+    ['B. global mode; the owners update and reduce on the host path (measured per-core costs); t(1) on the host too', { ...base, magnitudes: 0, update: 'host', reduce: 'host', wsCap: true }],
+    ['C. synced mode (+ magnitude spectra each way); as A', { ...base, magnitudes: PAPER_SIZES.magnitudes, update: 'device', reduce: 'host', wsCap: true }],
+    ['D. the links alone: global mode, the owners reduce and update on their GPU, no per-process WebSocket ceiling', { ...base, magnitudes: 0, update: 'device', reduce: 'device', wsCap: false }],
+    ['E. as D, with --wire-dtype bf16 gradients (weights stay fp32)', { ...base, magnitudes: 0, gradBytes: 2, update: 'device', reduce: 'device', wsCap: false }],
+  ];
+  return variants.map(([title, input]) => ({
+    title, input,
+    rows: MODEL_NS.map((n) => ({
+      n,
+      star: MODEL_LINKS.map((l) => modelStep('star', n, { ...input, linkGbit: l })),
+      sharded: MODEL_LINKS.map((l) => modelStep('sharded', n, { ...input, linkGbit: l })),
+    })),
+  }));
+}
+
+const SHOWN = [1, 2, 3, 4, 8, 16, 32, 64];
+
+/** The tables as Markdown: E(N) and ms/step per link, star beside sharded, for N = 1, 2, 3, 4, 8, 16, 32, 64. */
+export function modelMarkdown(tables: ModelTable[] = modelTables()): string {
+  const out: string[] = [];
+  const cell = (s: ModelStep) => `${s.e.toFixed(2)} (${Math.round(s.stepMs)})`;
+  for (const t of tables) {
+    out.push(`#### ${t.title}`, '', `| N | ${MODEL_LINKS.map((l) => `star ${l} Gbit/s`).join(' | ')} | ${MODEL_LINKS.map((l) => `sharded ${l} Gbit/s`).join(' | ')} |`, `|---|${MODEL_LINKS.map(() => '---|').join('')}${MODEL_LINKS.map(() => '---|').join('')}`);
+    for (const r of t.rows.filter((x) => SHOWN.includes(x.n))) out.push(`| ${r.n} | ${r.star.map(cell).join(' | ')} | ${r.sharded.map(cell).join(' | ')} |`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+/** `npm run bench -- scale --model`: prints the model's tables; with `out`, writes model.json (every N) and model.md there. */
 export function modelMain(out?: string): number {
-  console.log('model: TODO');
-  return out ? 0 : 0;
+  const tables = modelTables();
+  const md = `E(N) = t(1)/t(N) for weak scaling, ms/step in brackets; a ${30} ms compute step, the paper preset's ${PAPER_SIZES.params.toLocaleString('en')} parameters (fp32).\nPer-unit costs (per core, measured on a loaded VM): ${Object.entries(COSTS).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(', ')}.\nA model, not a measurement (docs/scaling/model.md). It leaves out:\n${MODEL_LEAVES_OUT.map((l) => `- ${l}`).join('\n')}\n\n${modelMarkdown(tables)}`;
+  console.log(md);
+  if (out) {
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'model.json'), JSON.stringify({ measured: MEASURED, costs: COSTS, sizes: PAPER_SIZES, leavesOut: MODEL_LEAVES_OUT, tables }, null, 1) + '\n');
+    writeFileSync(join(out, 'model.md'), `# The E(N) model (npm run bench -- scale --model)\n\n${md}\n`);
+    console.log(`written: ${join(out, 'model.md')}, ${join(out, 'model.json')}`);
+  }
+  return 0;
 }

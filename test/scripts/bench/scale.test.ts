@@ -2,7 +2,10 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { combine, figures, scaleMarkdown, specsFor, type Figures, type Spec } from '../../../scripts/bench/scale.ts';
-import { exchangeBytes, modelSizes, paramShapes } from '../../../scripts/bench/scale-model.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MODEL_LEAVES_OUT, exchangeBytes, modelMarkdown, modelSizes, modelStep, modelTables, paramShapes } from '../../../scripts/bench/scale-model.ts';
+import { ROOT } from '../../helpers.ts';
 import { PRESETS, resolveConfig } from '../../../shared/config.ts';
 import { GPT } from '../../../shared/model/gpt.ts';
 
@@ -103,4 +106,28 @@ t.test('sizes: the shapes are the model\'s (10.7M parameters at the paper preset
   t.same(exchangeBytes(4, 1000), { starWorker: 8000, starCoordinator: 32000, sharded: 12000 }, 'N = 4: the star coordinator 4 × 8 kB, a sharded process 2 · 3/4 · 8 kB');
   t.same(exchangeBytes(2, 1000, { magnitudes: 100, gradBytes: 2 }), { starWorker: 2000 + 400 + 4000, starCoordinator: 12800, sharded: 6400 }, 'bf16 gradients, fp32 weights and magnitudes');
   t.equal(exchangeBytes(1, 1000).sharded, 0, 'one process exchanges nothing');
+});
+
+t.test('the E(N) model: its arithmetic on round numbers, and docs/scaling/model.md holds its tables verbatim', async (t) => {
+  const costs = { adamwNs: 10, smiNs: 10, reduceNs: 1, codecNsPerByte: 0, wsBytesPerSec: 1e9 };
+  const o = { computeMs: 30, params: 1e6, magnitudes: 0, linkGbit: 8, update: 'host' as const, reduce: 'host' as const, costs, wsCap: true };
+  // 1e6 parameters: 4 MB each way per worker; an 8 Gbit/s link is 1 GB/s; the update 20 ms, a reduce 1 ms per gradient
+  const star4 = modelStep('star', 4, o);
+  t.same(star4.parts, { compute: 30, wire: 32, codec: 0, reduce: 4, update: 20 }, 'star, N = 4: 32 MB both ways through one process at 1 GB/s; 4 reduces; the whole update');
+  t.equal(star4.e, 50 / 86, 't(1) = compute + update = 50 ms');
+  const sharded4 = modelStep('sharded', 4, o);
+  t.same(sharded4.parts, { compute: 30, wire: 12, codec: 0, reduce: 1, update: 5 }, 'sharded, N = 4: 2 · 3/4 · 8 MB; P values reduced; a quarter of the update');
+  t.same(modelStep('sharded', 1, o).parts, { compute: 30, wire: 0, codec: 0, reduce: 0, update: 20 }, 'one process: no exchange, no reduce');
+  t.equal(modelStep('sharded', 1, o).e, 1);
+  const linkBound = modelStep('sharded', 4, { ...o, wsCap: false, linkGbit: 0.8 });
+  t.equal(linkBound.parts.wire, 60, 'without the ceiling: 6 MB each way at 0.1 GB/s (full duplex)');
+  t.equal(modelStep('sharded', 4, { ...o, update: 'device', reduce: 'device' }).stepMs, 42, 'device: the update and reduce left out');
+  t.equal(modelStep('sharded', 4, { ...o, gradBytes: 2 }).parts.wire, 9, 'bf16 gradients: 6 of 8 bytes per parameter');
+  const tables = modelTables();
+  t.same(tables[0]!.rows.map((r) => r.n), Array.from({ length: 64 }, (_, i) => i + 1), 'every N from 1 to 64');
+  t.ok(tables.every((x) => x.rows.every((r) => r.sharded.every((s, i) => s.e >= r.star[i]!.e))), 'sharded is never below the star in any table');
+  const doc = readFileSync(join(ROOT, 'docs/scaling/model.md'), 'utf8');
+  t.ok(doc.includes(modelMarkdown(tables)), 'docs/scaling/model.md holds the tables of npm run bench -- scale --model verbatim (regenerate it after changing a cost)');
+  t.match(doc, /\*\*This is a model, not a measurement\.\*\*/);
+  for (const line of MODEL_LEAVES_OUT) t.ok(doc.includes(`- ${line}\n`), `it says what it leaves out: ${line.split(':')[0]}`);
 });
