@@ -33,7 +33,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
-  'wire-dtype': { type: 'string', arg: 'fp32|bf16', section: 'distributed', help: 'gradients on the wire: fp32 (exact, the one-process results) or bf16 (round to nearest even, half the bytes; weights stay fp32) [fp32]' },
+  'wire-dtype': { type: 'string', arg: 'fp32|bf16', section: 'distributed', help: 'gradients on the wire: fp32 (exact) or bf16 (round to nearest even, half the bytes; weights stay fp32) [fp32]' },
   workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
   'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
