@@ -27,6 +27,8 @@ t.test('the quick variant runs every probe once and writes scale.json and scale.
     const c = f.bytes.find((b) => b.process === 'coordinator')!;
     const ws = f.bytes.filter((b) => b.process !== 'coordinator');
     t.equal(ws.length, row.spec.workers, `${row.spec.id}: bytes of every worker`);
+    // today's star design; with issue 14's sharded step these two become exchangeBytes().sharded per process and a
+    // coordinator of control messages only
     t.equal(c.sent + c.received, ws.reduce((a, b) => a + b.sent + b.received, 0), `${row.spec.id}: the star: every worker byte is a coordinator byte`);
     // each worker moves its gradient (and magnitudes) and a weight copy per step: the formula, plus the token windows and framing
     const formula = 8 * f.params + (row.spec.mode === 'synced' ? 4 * row.spec.model.magnitudes : 0);
