@@ -33,6 +33,7 @@ export interface TwoHosts {
 }
 
 const PREFIX = 'smins';
+let made = 0; // namespaces made by this process so far: the k in smins-<pid>-<k>-a
 
 function run(argv: string[], check = true): { ok: boolean; out: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,15 +42,34 @@ function run(argv: string[], check = true): { ok: boolean; out: string } {
   return { ok, out: (r.stdout ?? '') + (r.stderr ?? '') };
 }
 
-/** Why two namespaces cannot be made here, or null when they can (root, `ip` and `tc` present). */
+let probed: string | null | undefined;
+
+/**
+ * Why two namespaces cannot be made here, or null when they can: root, `ip` and `tc` present, and a namespace with
+ * a tbf qdisc actually made and removed once (a container may run as root without CAP_NET_ADMIN, or lack sch_tbf).
+ */
 export function netnsUnavailable(): string | null {
-  if (process.platform !== 'linux') return `network namespaces are Linux only (this is ${process.platform})`;
-  if (process.getuid?.() !== 0) return 'creating network namespaces needs root (ip netns add)';
-  for (const tool of ['ip', 'tc']) {
-    const r = spawnSync(tool, ['-V'], { stdio: 'ignore' });
-    if (r.error || r.status !== 0) return `\`${tool}\` (iproute2) is not installed`;
-  }
-  return null;
+  if (probed !== undefined) return probed;
+  const why = (): string | null => {
+    if (process.platform !== 'linux') return `network namespaces are Linux only (this is ${process.platform})`;
+    if (process.getuid?.() !== 0) return 'creating network namespaces needs root (ip netns add)';
+    for (const tool of ['ip', 'tc']) {
+      const r = spawnSync(tool, ['-V'], { stdio: 'ignore' });
+      if (r.error || r.status !== 0) return `\`${tool}\` (iproute2) is not installed`;
+    }
+    const ns = `${PREFIX}-${process.pid}-${made++}-a`; // a name removeStale() knows, should this process die here
+    try {
+      const add = run(['ip', 'netns', 'add', ns], false);
+      if (!add.ok) return `ip netns add failed: ${add.out.trim().split('\n')[0]}`;
+      const tbf = run(['ip', 'netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'tbf', 'rate', '1gbit', 'burst', '1mb', 'latency', '50ms'], false);
+      if (!tbf.ok) return `tc qdisc … tbf failed: ${tbf.out.trim().split('\n')[0]}`;
+      return null;
+    } finally {
+      run(['ip', 'netns', 'del', ns], false);
+    }
+  };
+  probed = why();
+  return probed;
 }
 
 const alive = (pid: number) => {
@@ -75,7 +95,6 @@ export function removeStale(): string[] {
   return removed;
 }
 
-let made = 0;
 const open = new Set<TwoHosts>();
 let hooked = false;
 
