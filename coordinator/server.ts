@@ -33,6 +33,8 @@ export interface ServerOptions extends RoundOptions {
   token?: string; // workers must present it when set
   tls?: { cert: Buffer; key: Buffer }; // serve wss:// and https:// with this certificate chain and key (PEM)
   helloTimeoutMs?: number; // a connection without an accepted hello is closed after this [10 s]
+  /** before step 1: fail with `error(joined, wanted)` when the workers have not all joined after `ms` (a cluster launch's world size) */
+  joinTimeout?: { ms: number; error: (joined: number, wanted: number) => Error };
   log?: (line: string) => void;
 }
 
@@ -275,11 +277,22 @@ export class Server implements Membership {
     }
   }
 
-  /** Waits until `n` workers are live (before step 1). */
+  /** Waits until `n` workers are live (before step 1); throws joinTimeout's error when they are not by then. */
   async waitForWorkers(n: number): Promise<void> {
-    while (this.members.size < n) {
-      this.log(`waiting for workers: ${this.members.size}/${n}`);
-      await this.nextEvent();
+    const jt = this.o.joinTimeout;
+    let timedOut = false;
+    const timer = jt && setTimeout(() => {
+      timedOut = true;
+      this.wake();
+    }, jt.ms);
+    try {
+      while (this.members.size < n) {
+        if (timedOut) throw jt!.error(this.members.size, n);
+        this.log(`waiting for workers: ${this.members.size}/${n}`);
+        await this.nextEvent();
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import { LAUNCHERS, type Launcher } from './rendezvous.ts';
 
 /** The two commands that share the option table. */
 export type TrainCommand = 'train' | 'coordinator';
@@ -33,7 +34,9 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
-  workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]' },
+  workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]; under --launcher slurm|env: 1 task 0 computes too, 0 it only coordinates [1]' },
+  launcher: { type: 'string', arg: 'L', section: 'distributed', only: 'train', help: `${LAUNCHERS.join('|')}: slurm (srun) and env (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) make task 0 the coordinator and the others workers; token from SMI_TOKEN (docs/cluster.md) [auto]` },
+  'rendezvous-timeout': { type: 'string', arg: 'MS', section: 'distributed', only: 'train', help: 'slurm|env: how long a worker tries to reach the coordinator, and the coordinator waits for the world size [600000]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
   'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
   'first-step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's first result may take this long (GPU kernels compile on first use) [1800000]" },
@@ -73,6 +76,8 @@ export interface TrainArgs {
   workers?: number;
   gpus?: number[];
   coordinatorGpu?: number;
+  launcher?: Launcher;
+  rendezvousTimeout?: number;
   firstStepTimeout?: number;
   host?: string;
   port?: number;
@@ -147,6 +152,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     workers: num('workers', s('workers'), true),
     gpus,
     coordinatorGpu: num('coordinator-gpu', s('coordinator-gpu'), true),
+    launcher: s('launcher') === undefined ? undefined : oneOf('launcher', s('launcher')!, LAUNCHERS),
+    rendezvousTimeout: num('rendezvous-timeout', s('rendezvous-timeout'), true),
     firstStepTimeout: num('first-step-timeout', s('first-step-timeout'), true),
     host: s('host'),
     port: num('port', s('port'), true),
