@@ -29,7 +29,7 @@ runMain(async () => {
 
   const run = setupRun(args);
   const requested = args.backend ?? (run.resume ? 'auto' : run.cfg.backend);
-  const plan = args.local ? null : rv ? taskPlan(rv, rank0Computes) : launchPlan(args, (l) => console.log(l));
+  const plan = args.local ? null : rv ? taskPlan(rv, rank0Computes, args.coordinatorGpu === 0) : launchPlan(args, (l) => console.log(l));
   if (rv) console.log(`${describeRendezvous(rv)}; task 0 ${rank0Computes ? 'coordinates and computes (one worker of its own)' : 'only coordinates (--workers 0)'}`);
   if (rv) for (const n of plan!.notes) console.log(`device: ${n}`);
   // before tfjs-node can load in this process: the coordinator's own devices and TensorFlow variables
@@ -58,8 +58,9 @@ runMain(async () => {
         joinTimeout: rv ? { ms: joinMs, error: (joined, wanted) => worldSizeError(rv, rank0Computes, joined, wanted, joinMs) } : undefined,
       },
       onListening: (port) => {
-        const url = `ws://127.0.0.1:${port}`;
-        console.log(`coordinator on ${rv ? `${coordinatorUrl(rv)} (every interface)` : url}; live page and /metrics at http://${rv?.host ?? '127.0.0.1'}:${port}/; starting ${plan!.workers.length} local worker(s) (logs: ${run.outDir}/worker-*.log)`);
+        // task 0's own worker connects as the other tasks do: the address a worker listens on for its peers follows from this link
+        const url = rv ? coordinatorUrl(rv) : `ws://127.0.0.1:${port}`;
+        console.log(`coordinator on ${rv ? `${url} (every interface)` : url}; live page and /metrics at http://${rv?.host ?? '127.0.0.1'}:${port}/; starting ${plan!.workers.length} local worker(s) (logs: ${run.outDir}/worker-*.log)`);
         children = startWorkers(url, token, args, plan!, run.outDir);
       },
     });
@@ -77,8 +78,8 @@ runMain(async () => {
 
 /** Flags a cluster task does not take; returns whether task 0 computes too (--workers 1, the default) or only coordinates (--workers 0). */
 function checkTaskFlags(args: TrainArgs, rv: Rendezvous): boolean {
-  if (args.gpus || args.coordinatorGpu !== undefined) {
-    throw new ConfigError('E_RENDEZVOUS', `--launcher ${rv.launcher}: each task's device comes from its local rank or the scheduler's CUDA_VISIBLE_DEVICES; drop --gpus and --coordinator-gpu`);
+  if (args.gpus || (args.coordinatorGpu !== undefined && args.coordinatorGpu !== 0)) {
+    throw new ConfigError('E_RENDEZVOUS', `--launcher ${rv.launcher}: each task's device comes from its local rank or the scheduler's CUDA_VISIBLE_DEVICES; drop --gpus (--coordinator-gpu takes only 0: task 0's own device)`);
   }
   if (args.workers !== undefined && args.workers !== 0 && args.workers !== 1) {
     throw new ConfigError('E_RENDEZVOUS', `--launcher ${rv.launcher}: --workers is 1 (task 0 computes too) or 0 (it only coordinates), got ${args.workers}; more workers are more tasks`);

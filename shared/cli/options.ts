@@ -38,7 +38,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   launcher: { type: 'string', arg: 'L', section: 'distributed', only: 'train', help: `${LAUNCHERS.join('|')}: slurm (srun) and env (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) make task 0 the coordinator and the others workers; token from SMI_TOKEN (docs/cluster.md) [auto]` },
   'rendezvous-timeout': { type: 'string', arg: 'MS', section: 'distributed', only: 'train', help: 'slurm|env: how long a worker tries to reach the coordinator, and the coordinator waits for the world size [600000]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
-  'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
+  'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers; under --launcher slurm|env only 0, task 0's own device, shared with its worker [none: on the CPU, GPUs hidden from it]" },
   'first-step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's first result may take this long (GPU kernels compile on first use) [1800000]" },
   host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address', defaults: { train: '127.0.0.1: its workers are local', coordinator: '0.0.0.0: every interface' } },
   port: { type: 'string', arg: 'P', section: 'distributed', help: 'coordinator port [0: any free port]' },

@@ -213,15 +213,17 @@ export function describeRendezvous(rv: Rendezvous): string {
 
 /**
  * Task 0's launch plan (the shape coordinator/launcher.ts starts): its own worker, when it computes, on the task's
- * device; the coordinator kept off the GPUs when that worker has one, as npm run train's launcher does.
+ * device; the coordinator kept off the GPUs, as npm run train's launcher does, unless `coordinatorShares`
+ * (--coordinator-gpu 0: it evaluates on the task's GPU beside its worker).
  */
-export function taskPlan(rv: Rendezvous, rank0Computes: boolean): LaunchPlan {
+export function taskPlan(rv: Rendezvous, rank0Computes: boolean, coordinatorShares = false): LaunchPlan {
   const deviceEnv: Record<string, string> = rv.device === undefined ? {} : { CUDA_VISIBLE_DEVICES: rv.device };
   const device = rv.device === undefined ? null : { entry: rv.device, label: `device ${rv.device}` };
+  if (coordinatorShares && !device) throw new ConfigError('E_RENDEZVOUS', `--coordinator-gpu 0: task 0 has no GPU to share (${rv.from.device ?? 'no device'})`);
   return {
     visible: device ? [device] : [],
     workers: rank0Computes ? [{ device, env: deviceEnv }] : [],
-    coordinator: { device: null, env: device ? { CUDA_VISIBLE_DEVICES: '' } : {}, hidden: device !== null },
+    coordinator: coordinatorShares ? { device, env: deviceEnv, hidden: false } : { device: null, env: device ? { CUDA_VISIBLE_DEVICES: '' } : {}, hidden: device !== null },
     notes: rv.from.device ? [rv.from.device] : [],
   };
 }

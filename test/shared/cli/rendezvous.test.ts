@@ -102,6 +102,9 @@ t.test("the task's device: the local rank picks one when the scheduler did not",
   t.same(plan.workers.map((w) => w.env.CUDA_VISIBLE_DEVICES), ['0'], "task 0's own worker on its device");
   t.same(plan.coordinator.env, { CUDA_VISIBLE_DEVICES: '' }, 'the coordinator kept off it');
   t.same(taskPlan(rv, false).workers, [], '--workers 0: no worker of its own');
+  const shared = taskPlan(rv, true, true);
+  t.same([shared.coordinator.env, shared.coordinator.device?.entry, shared.coordinator.hidden], [{ CUDA_VISIBLE_DEVICES: '0' }, '0', false], '--coordinator-gpu 0: the coordinator shares the device');
+  throwsCode(t, () => taskPlan(rendezvousFromEnv('env', envTask(), { gpuCount: 0 }), true, true), 'E_RENDEZVOUS', /no GPU to share/, '--coordinator-gpu 0 without a GPU');
   t.equal(expectedWorkers(rv, true), 3);
   t.equal(expectedWorkers(rv, false), 2);
 });
