@@ -73,6 +73,8 @@ export class Server implements Membership {
     this.http.requestTimeout = 30_000;
     this.http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => this.badRequest(err, socket));
     this.wss = new WebSocketServer(serverOptions({ server: this.http }));
+    // ws re-emits the http server's errors; a listen error (a port in use) rejects `ready` below, instead of an uncaught 'error' event
+    this.wss.on('error', () => {});
     this.ready = new Promise((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(o.port ?? 0, o.host, () => resolve((this.http.address() as { port: number }).port));

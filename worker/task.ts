@@ -21,7 +21,7 @@ export async function runTaskWorker(rv: Rendezvous, o: { backend?: BackendChoice
   const exit = await runWorker({ url, token: rv.token, backend, retryForMs: o.retryForMs, log });
   if (exit.reason === 'unreachable') {
     throw new RendezvousError('E_UNREACHABLE', `rank ${rv.rank} of ${rv.worldSize} could not reach the coordinator at ${url} within ${Math.round(o.retryForMs / 1000)} s ` +
-      `(--rendezvous-timeout; ${exit.message}): address from ${rv.from.host}, port from ${rv.from.port}; read ${rv.read.join(' ')}. ` +
+      `(--rendezvous-timeout): address from ${rv.from.host}, port from ${rv.from.port}; read ${rv.read.join(' ')}. ` +
       `Check that task 0 started (its output), that ${rv.host} resolves to the node it runs on, and that port ${rv.port} is open between the nodes`);
   }
   log(`${exit.reason}: ${exit.message}`);

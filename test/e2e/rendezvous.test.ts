@@ -58,7 +58,7 @@ t.test('a worker that cannot reach the coordinator says which address, port and 
   const port = await freePort(); // nothing listens there
   const r = await runScript('train', [...small, '--rendezvous-timeout', '1000'], { env: rankEnv(1, 2, port) });
   t.equal(r.code, 1, r.stdout);
-  t.match(r.stderr, new RegExp(`error \\[E_UNREACHABLE\\]: rank 1 of 2 could not reach the coordinator at ws://127\\.0\\.0\\.1:${port} within 1 s`));
+  t.match(r.stderr, new RegExp(`error \\[E_UNREACHABLE\\]: rank 1 of 2 could not reach the coordinator at ws://127\\.0\\.0\\.1:${port} within 1 s \\(--rendezvous-timeout\\): `));
   t.match(r.stderr, new RegExp(`address from MASTER_ADDR=127\\.0\\.0\\.1, port from MASTER_PORT=${port}; read RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127\\.0\\.0\\.1 MASTER_PORT=${port} SMI_TOKEN=\\(set\\)`));
   t.notMatch(r.stderr, /\n\s+at /, 'no stack: the message is what to check');
 });
@@ -71,4 +71,14 @@ t.test('a world that does not fill up is reported by the coordinator (E_WORLD_SI
   t.equal(r.code, 1, r.stdout);
   t.match(r.stderr, /error \[E_WORLD_SIZE\]: 0 of 1 workers joined within 2 s \(--rendezvous-timeout\): WORLD_SIZE=2 means 1 worker task\(s\)\. A task did not start/);
   t.match(r.stderr, new RegExp(`cannot reach ws://127\\.0\\.0\\.1:${port} \\(address from MASTER_ADDR=127\\.0\\.0\\.1, port from MASTER_PORT=${port}\\)`));
+});
+
+t.test("a port already taken on task 0's node is exit 2 (E_RENDEZVOUS) naming where it came from", async (t) => {
+  const taken = createServer().listen(0, '0.0.0.0');
+  await new Promise((r) => taken.once('listening', r));
+  const port = (taken.address() as { port: number }).port;
+  t.teardown(() => taken.close());
+  const r = await runScript('train', [...small, '--workers', '0', '--out', join(tempDir('smi-rv-'), 'taken')], { env: rankEnv(0, 2, port) });
+  t.equal(r.code, 2, r.stdout);
+  t.match(r.stderr, new RegExp(`error \\[E_RENDEZVOUS\\]: port ${port} \\(from MASTER_PORT=${port}\\) is in use on this node: pass --port P`));
 });
