@@ -8,7 +8,7 @@
 set -euo pipefail
 dir=${1:?usage: slurm-up.sh DIR [--install]}
 if [ "${2:-}" = "--install" ] && ! command -v slurmctld >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
 fi
 for b in munged slurmctld slurmd sinfo srun; do
   command -v "$b" >/dev/null || { echo "slurm-up: $b is not installed (apt-get install slurmctld slurmd slurm-client munge, or pass --install)" >&2; exit 3; }
