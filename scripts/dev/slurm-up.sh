@@ -19,6 +19,8 @@ dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
 mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/log"
 chmod 700 "$dir/munge"
 host=$(hostname -s)
+# the tasks reach task 0 by this name (the node list), as on a real cluster
+getent hosts "$host" >/dev/null || { echo "slurm-up: this host's name '$host' does not resolve (add it to /etc/hosts)" >&2; exit 3; }
 cpus=$(nproc)
 
 # munge: a fresh key and its own socket, so that no system munged is needed or disturbed

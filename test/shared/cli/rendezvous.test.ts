@@ -1,6 +1,7 @@
 // The rendezvous as pure functions of the environment: which launcher, the rank, the coordinator's address, port and token, the task's device.
 import t from 'tap';
 import { RunError } from '../../../shared/errors.ts';
+import { parseTrainArgs } from '../../../shared/cli/options.ts';
 import { SLURM_PORT_BASE, coordinatorUrl, expandHostlist, expectedWorkers, portForJob, rendezvousFromEnv, resolveLauncher, taskDevice, taskPlan } from '../../../shared/cli/rendezvous.ts';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -107,4 +108,17 @@ t.test("the task's device: the local rank picks one when the scheduler did not",
   throwsCode(t, () => taskPlan(rendezvousFromEnv('env', envTask(), { gpuCount: 0 }), true, true), 'E_RENDEZVOUS', /no GPU to share/, '--coordinator-gpu 0 without a GPU');
   t.equal(expectedWorkers(rv, true), 3);
   t.equal(expectedWorkers(rv, false), 2);
+});
+
+t.test('--launcher and --rendezvous-timeout on the command line', async (t) => {
+  const a = parseTrainArgs(['--launcher', 'slurm', '--rendezvous-timeout', '5000']);
+  t.same([a.launcher, a.rendezvousTimeout], ['slurm', 5000]);
+  t.equal(parseTrainArgs([]).launcher, undefined, 'unset: auto');
+  try {
+    parseTrainArgs(['--launcher', 'slrum']);
+    t.fail('no error');
+  } catch (e) {
+    t.ok(e instanceof RunError && e.exitCode === 2, 'an unknown launcher: exit 2');
+    t.match((e as Error).message, /slurm/, 'naming the closest');
+  }
 });
