@@ -73,11 +73,15 @@ export class Server implements Membership {
     this.http.requestTimeout = 30_000;
     this.http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => this.badRequest(err, socket));
     this.wss = new WebSocketServer(serverOptions({ server: this.http }));
-    // ws re-emits the http server's errors; a listen error (a port in use) rejects `ready` below, instead of an uncaught 'error' event
-    this.wss.on('error', () => {});
+    // ws re-emits the http server's errors: a listen error (a port in use) rejects `ready` below, not an uncaught 'error' event; a later one is logged
+    let listening = false;
+    this.wss.on('error', (e) => listening && this.log(`server error: ${e.message}`));
     this.ready = new Promise((resolve, reject) => {
       this.http.once('error', reject);
-      this.http.listen(o.port ?? 0, o.host, () => resolve((this.http.address() as { port: number }).port));
+      this.http.listen(o.port ?? 0, o.host, () => {
+        listening = true;
+        resolve((this.http.address() as { port: number }).port);
+      });
     });
     this.wss.on('connection', (ws, req) => this.accept(ws, req));
   }
