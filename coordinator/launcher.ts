@@ -50,8 +50,9 @@ export function coordinatorBackend(requested: BackendChoice, plan: LaunchPlan, c
 export function startWorkers(url: string, token: string, args: TrainArgs, plan: LaunchPlan, outDir: string): ChildProcess[] {
   mkdirSync(outDir, { recursive: true });
   return plan.workers.map((w, i) => {
-    const env = { ...process.env, ...w.env };
-    const flags = ['--connect', url, `--token=${token}`, '--retry-for', '15000', ...(args.backend ? ['--backend', args.backend] : [])];
+    // the token in the environment: a command line is readable by every user of the host (ps)
+    const env = { ...process.env, ...w.env, SMI_TOKEN: token };
+    const flags = ['--connect', url, '--retry-for', '15000', ...(args.backend ? ['--backend', args.backend] : [])];
     // own process group: a Ctrl-C reaches the coordinator, which checkpoints and then ends the workers
     const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, '--import', 'tsx', join(ROOT, 'worker', 'main.ts'), ...flags], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const logFile = createWriteStream(join(outDir, `worker-${i}.log`));

@@ -15,8 +15,8 @@ runMain(async () => {
     console.log(trainHelp('coordinator'));
     return 0;
   }
-  if (args.local || args.workers !== undefined || args.gpus || args.coordinatorGpu !== undefined) {
-    throw new ConfigError('E_BAD_FLAG', '--local, --workers, --gpus and --coordinator-gpu belong to `npm run train`; a coordinator alone waits for workers started with `npm run worker` (choose its device with CUDA_VISIBLE_DEVICES)');
+  if (args.local || args.workers !== undefined || args.gpus || args.coordinatorGpu !== undefined || args.launcher !== undefined || args.rendezvousTimeout !== undefined) {
+    throw new ConfigError('E_BAD_FLAG', '--local, --workers, --gpus, --coordinator-gpu, --launcher and --rendezvous-timeout belong to `npm run train`; a coordinator alone waits for workers started with `npm run worker` (choose its device with CUDA_VISIBLE_DEVICES)');
   }
   const tls = readTls(args.tlsCert, args.tlsKey);
   const run = setupRun(args);

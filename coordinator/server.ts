@@ -33,6 +33,8 @@ export interface ServerOptions extends RoundOptions {
   token?: string; // workers must present it when set
   tls?: { cert: Buffer; key: Buffer }; // serve wss:// and https:// with this certificate chain and key (PEM)
   helloTimeoutMs?: number; // a connection without an accepted hello is closed after this [10 s]
+  /** before step 1: fail with `error(joined, wanted)` when the workers have not all joined after `ms` (a cluster launch's world size) */
+  joinTimeout?: { ms: number; error: (joined: number, wanted: number) => Error };
   log?: (line: string) => void;
 }
 
@@ -71,9 +73,15 @@ export class Server implements Membership {
     this.http.requestTimeout = 30_000;
     this.http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => this.badRequest(err, socket));
     this.wss = new WebSocketServer(serverOptions({ server: this.http }));
+    // ws re-emits the http server's errors: a listen error (a port in use) rejects `ready` below, not an uncaught 'error' event; a later one is logged
+    let listening = false;
+    this.wss.on('error', (e) => listening && this.log(`server error: ${e.message}`));
     this.ready = new Promise((resolve, reject) => {
       this.http.once('error', reject);
-      this.http.listen(o.port ?? 0, o.host, () => resolve((this.http.address() as { port: number }).port));
+      this.http.listen(o.port ?? 0, o.host, () => {
+        listening = true;
+        resolve((this.http.address() as { port: number }).port);
+      });
     });
     this.wss.on('connection', (ws, req) => this.accept(ws, req));
   }
@@ -275,11 +283,22 @@ export class Server implements Membership {
     }
   }
 
-  /** Waits until `n` workers are live (before step 1). */
+  /** Waits until `n` workers are live (before step 1); throws joinTimeout's error when they are not by then. */
   async waitForWorkers(n: number): Promise<void> {
-    while (this.members.size < n) {
-      this.log(`waiting for workers: ${this.members.size}/${n}`);
-      await this.nextEvent();
+    const jt = this.o.joinTimeout;
+    let timedOut = false;
+    const timer = jt && setTimeout(() => {
+      timedOut = true;
+      this.wake();
+    }, jt.ms);
+    try {
+      while (this.members.size < n) {
+        if (timedOut) throw jt!.error(this.members.size, n);
+        this.log(`waiting for workers: ${this.members.size}/${n}`);
+        await this.nextEvent();
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

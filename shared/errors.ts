@@ -80,6 +80,9 @@ export const RUN_ERROR_CODES = {
   E_DATA_CORRUPT: { exit: 2, meaning: 'the corpus has the wrong size or sha256' },
   E_DATA_VOCAB: { exit: 2, meaning: 'a character outside the vocabulary, or a vocabulary over 256 characters' },
   E_DATA_DOWNLOAD: { exit: 2, meaning: 'prepare-data could not download the corpus' },
+  E_RENDEZVOUS: { exit: 2, meaning: "--launcher slurm or env: a variable missing or unreadable (a rank that is not a number, a rank not below the world size, no SMI_TOKEN, a node list that cannot be read), flags the launcher does not take, or a derived port already in use (the message names every variable read)" },
+  E_UNREACHABLE: { exit: 1, meaning: 'a task could not reach the coordinator within --rendezvous-timeout (the message names the address, the port and the variables they came from)' },
+  E_WORLD_SIZE: { exit: 1, meaning: 'fewer workers joined the coordinator within --rendezvous-timeout than the world size promised (the message names the variables read)' },
   E_NONFINITE_LOSS: { exit: 1, meaning: 'the loss is NaN or Infinity: training diverged; the update is refused' },
   E_NONFINITE_GRAD: { exit: 1, meaning: 'the gradient norm is NaN or Infinity; the update is refused, the weights unchanged' },
 } as const satisfies Record<string, { exit: 1 | 2; meaning: string }>;
@@ -118,6 +121,9 @@ export class CheckpointError extends RunError {
     super('E_CHECKPOINT', message);
   }
 }
+
+/** A cluster launch that did not come together (E_UNREACHABLE, E_WORLD_SIZE): printed without a stack, as its message says what to check. */
+export class RendezvousError extends RunError {}
 
 /** A training step that cannot be applied (a non-finite loss or gradient norm); the weights are left as they were. */
 export class TrainingError extends RunError {}

@@ -11,7 +11,7 @@ const S = 'run' as const;
 const OPTIONS = {
   connect: { type: 'string' as const, arg: 'URL', section: S, help: 'the coordinator, ws://HOST:PORT or wss://HOST:PORT (TLS)' },
   ca: { type: 'string' as const, arg: 'FILE', section: S, help: "wss://: also trust the PEM certificate(s) in FILE (the coordinator's private CA or self-signed certificate)" },
-  token: { type: 'string' as const, arg: 'T', section: S, help: "the coordinator's token" },
+  token: { type: 'string' as const, arg: 'T', section: S, help: "the coordinator's token [SMI_TOKEN]" },
   backend: { type: 'string' as const, arg: 'B', section: S, help: `${BACKENDS.join('|')} [auto]` },
   'retry-for': { type: 'string' as const, arg: 'MS', section: S, help: 'give up after this long without a coordinator [60000]' },
   quiet: { type: 'boolean' as const, section: S, help: 'log only errors' },
@@ -46,7 +46,7 @@ runMain(async () => {
   const log = (l: string) => console.log(`[worker ${process.pid}] ${l}`);
   if (process.env.CUDA_VISIBLE_DEVICES !== undefined) log(`CUDA_VISIBLE_DEVICES=${process.env.CUDA_VISIBLE_DEVICES}`);
   const backend = await initBackend(v.backend === undefined ? 'auto' : oneOf('backend', v.backend as string, BACKENDS), v.quiet ? () => {} : log);
-  const exit = await runWorker({ url, token: v.token as string | undefined, ca, backend, retryForMs: retryFor, log: v.quiet ? () => {} : log });
+  const exit = await runWorker({ url, token: (v.token as string | undefined) ?? process.env.SMI_TOKEN, ca, backend, retryForMs: retryFor, log: v.quiet ? () => {} : log });
   log(`${exit.reason}: ${exit.message}`);
   return exit.reason === 'done' ? 0 : exit.reason === 'rejected' ? 2 : 1;
 });

@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, WIRE_DTYPES, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend, type WireDtype } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import { LAUNCHERS, type Launcher } from './rendezvous.ts';
 
 /** The two commands that share the option table. */
 export type TrainCommand = 'train' | 'coordinator';
@@ -34,13 +35,15 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
   'wire-dtype': { type: 'string', arg: 'fp32|bf16', section: 'distributed', help: 'gradients on the wire: fp32 (exact) or bf16 (round to nearest even, half the bytes; weights stay fp32) [fp32]' },
-  workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]' },
+  workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: "local worker processes [one per GPU, else one per core]; under --launcher slurm|env task 0's own: 1 (it computes too) or 0 (it only coordinates) [1]" },
+  launcher: { type: 'string', arg: 'L', section: 'distributed', only: 'train', help: `${LAUNCHERS.join('|')}: slurm (srun) and env (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) make task 0 the coordinator and the others workers; token from SMI_TOKEN (docs/cluster.md) [auto]` },
+  'rendezvous-timeout': { type: 'string', arg: 'MS', section: 'distributed', only: 'train', help: 'slurm|env: how long a worker tries to reach the coordinator, and the coordinator waits for the world size [600000]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
-  'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
+  'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers; under --launcher slurm|env only 0, task 0's own device, shared with its worker [none: on the CPU, GPUs hidden from it]" },
   'first-step-timeout': { type: 'string', arg: 'MS', section: 'distributed', help: "a worker's first result may take this long (GPU kernels compile on first use) [1800000]" },
-  host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address', defaults: { train: '127.0.0.1: its workers are local', coordinator: '0.0.0.0: every interface' } },
-  port: { type: 'string', arg: 'P', section: 'distributed', help: 'coordinator port [0: any free port]' },
-  token: { type: 'string', arg: 'T', section: 'distributed', help: 'shared secret workers must present' },
+  host: { type: 'string', arg: 'H', section: 'distributed', help: 'coordinator listen address', defaults: { train: '127.0.0.1: its workers are local; 0.0.0.0 under --launcher slurm|env', coordinator: '0.0.0.0: every interface' } },
+  port: { type: 'string', arg: 'P', section: 'distributed', help: 'coordinator port', defaults: { train: '0: any free port; --launcher slurm|env: MASTER_PORT, else from SLURM_JOB_ID', coordinator: '0: any free port' } },
+  token: { type: 'string', arg: 'T', section: 'distributed', help: 'shared secret workers must present', defaults: { train: 'a new one; --launcher slurm|env: SMI_TOKEN', coordinator: 'a new one, printed' } },
   'tls-cert': { type: 'string', arg: 'FILE', section: 'distributed', only: 'coordinator', help: 'serve wss:// and https:// with this PEM certificate (chain); needs --tls-key' },
   'tls-key': { type: 'string', arg: 'FILE', section: 'distributed', only: 'coordinator', help: "the certificate's PEM private key" },
   'min-workers': { type: 'string', arg: 'N', section: 'distributed', help: 'workers to wait for before step 1', defaults: { train: 'the workers it starts', coordinator: '1' } },
@@ -75,6 +78,8 @@ export interface TrainArgs {
   workers?: number;
   gpus?: number[];
   coordinatorGpu?: number;
+  launcher?: Launcher;
+  rendezvousTimeout?: number;
   firstStepTimeout?: number;
   host?: string;
   port?: number;
@@ -156,6 +161,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     workers: num('workers', s('workers'), true),
     gpus,
     coordinatorGpu: num('coordinator-gpu', s('coordinator-gpu'), true),
+    launcher: s('launcher') === undefined ? undefined : oneOf('launcher', s('launcher')!, LAUNCHERS),
+    rendezvousTimeout: num('rendezvous-timeout', s('rendezvous-timeout'), true),
     firstStepTimeout: num('first-step-timeout', s('first-step-timeout'), true),
     host: s('host'),
     port: num('port', s('port'), true),
