@@ -37,7 +37,7 @@ runMain(async () => {
   try {
     const result = await trainDistributed({
       ...common,
-      server: { host: args.host ?? '127.0.0.1', port: args.port ?? 0, token, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers ?? plan!.workers.length, stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
+      server: { host: args.host ?? '127.0.0.1', port: args.port ?? 0, token, syncedBlend: args.syncedBlend, update: args.update, commitInterval: args.commitInterval, minWorkers: args.minWorkers ?? plan!.workers.length, stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
       onListening: (port) => {
         const url = `ws://127.0.0.1:${port}`;
         console.log(`coordinator on ${url}; live page and /metrics at http://127.0.0.1:${port}/; starting ${plan!.workers.length} local worker(s) (logs: ${run.outDir}/worker-*.log)`);

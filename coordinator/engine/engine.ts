@@ -1,6 +1,7 @@
 // The coordinator's engine: the model in this process, each step computed by the workers in the run's spectral mode, the weights broadcast after it.
 import type { BackendInfo } from '../../shared/backend/backend.ts';
-import type { SyncedBlend, TrainConfig } from '../../shared/config.ts';
+import type { SyncedBlend, TrainConfig, UpdateAt } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import type { Corpus } from '../../shared/model/data.ts';
 import { SharedSpectralHistory } from '../../shared/parallel/spectral.ts';
 import { SMI_RUNS, view2d } from '../../shared/smi/runs.ts';
@@ -17,6 +18,7 @@ import { globalStep } from './global.ts';
 import { localStep } from './local.ts';
 import { syncedStep } from './synced.ts';
 import type { ModeContext, ModeStep } from './gather.ts';
+import { ownersEngine } from './owners.ts';
 
 export interface CoordinatorEngineOptions {
   backend: Pick<BackendInfo, 'spectral'>;
@@ -24,6 +26,20 @@ export interface CoordinatorEngineOptions {
   syncedBlend?: SyncedBlend; // synced mode: where the shared mask is applied ['coordinator']
   timing?: boolean; // per-phase timing in each step record [true]
   trace?: string; // write a Chrome trace-event file here
+  update?: UpdateAt; // who applies the update [updateAt(cfg)]
+  commitInterval?: number; // --update owners: steps between commits gathered from the owners [50]
+  stepTimeoutMs?: number;
+  firstStepTimeoutMs?: number;
+}
+
+/**
+ * Who applies the update: the owners in global mode and the baseline (the default), the coordinator in synced and
+ * local mode (their owners' forms are not built yet) or when asked (--update coordinator, the star).
+ */
+export function updateAt(cfg: TrainConfig, requested?: UpdateAt): UpdateAt {
+  const global = cfg.smi === 'baseline' || cfg.spectral === 'global';
+  if (requested === 'owners' && !global) throw new ConfigError('E_BAD_FLAG', `--update owners runs global spectral mode and the baseline so far; --spectral ${cfg.spectral} runs with --update coordinator`);
+  return requested ?? (global ? 'owners' : 'coordinator');
 }
 
 const MODES: Record<TrainConfig['spectral'], ModeStep> = { global: globalStep, synced: syncedStep, local: localStep };
@@ -34,6 +50,11 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
  * spectral history; a step gathers, reduces and runs the one update step in the mode's module, then broadcasts.
  */
 export function coordinatorEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o: CoordinatorEngineOptions): Engine {
+  if (updateAt(cfg, o.update) === 'owners') {
+    if (o.commitInterval !== undefined && !(o.commitInterval >= 1)) throw new ConfigError('E_BAD_FLAG', `--commit-interval takes a positive number of steps, got ${o.commitInterval}`);
+    server.log('update: the owners run clip → SMI → AdamW on their tensors; gradients and values go worker to worker (--update owners)');
+    return ownersEngine(server, cfg, corpus, o);
+  }
   const mode = cfg.smi === 'baseline' ? 'global' : cfg.spectral;
   const run = SMI_RUNS[cfg.smi];
   const state = createModelState(cfg, o.backend, { smi: mode === 'global' });

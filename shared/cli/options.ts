@@ -1,6 +1,6 @@
 // The command line of train / coordinator: one option table, one help text, typed parsing with "did you mean".
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend } from '../config.ts';
+import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, UPDATE_AT, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend, type UpdateAt } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 
 /** The two commands that share the option table. */
@@ -33,6 +33,8 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
+  update: { type: 'string', arg: 'AT', section: 'distributed', help: "who runs clip → SMI → AdamW: owners (each worker that listens owns whole tensors; gradients and values go worker to worker; global mode and the baseline) or coordinator (the star: every byte through it) [owners in global mode, coordinator in synced and local]" },
+  'commit-interval': { type: 'string', arg: 'K', section: 'distributed', help: "--update owners: gather the owners' weights and state every K steps; an owner's loss rolls back to it and replays ≤ K steps [50]" },
   workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
   'coordinator-gpu': { type: 'string', arg: 'I', section: 'distributed', only: 'train', help: "run the launcher's coordinator on this device (tensorflow-gpu), taken from the workers [none: on the CPU, GPUs hidden from it]" },
@@ -60,6 +62,8 @@ export interface TrainArgs {
   smi?: SmiRunName;
   spectral?: SpectralMode;
   syncedBlend?: SyncedBlend;
+  update?: UpdateAt;
+  commitInterval?: number;
   backend?: BackendChoice;
   overrides: Partial<Record<NumericField, number>>;
   data?: string;
@@ -134,6 +138,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     smi: s('smi') === undefined ? undefined : oneOf('SMI run', s('smi')!, SMI_RUN_NAMES),
     spectral: s('spectral') === undefined ? undefined : oneOf('spectral mode', s('spectral')!, SPECTRAL_MODES),
     syncedBlend: s('synced-blend') === undefined ? undefined : oneOf('--synced-blend value', s('synced-blend')!, SYNCED_BLENDS),
+    update: s('update') === undefined ? undefined : oneOf('--update value', s('update')!, UPDATE_AT),
+    commitInterval: num('commit-interval', s('commit-interval'), true),
     backend: s('backend') === undefined ? undefined : oneOf('backend', s('backend')!, BACKENDS),
     overrides,
     data: s('data'),

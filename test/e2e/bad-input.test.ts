@@ -12,7 +12,7 @@ import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitFo
 
 const run = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '150', '--eval-interval', '75', '--spectral', 'global'];
 const hello = (over: Partial<Hello> = {}): Hello => ({
-  type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'test', memoryBytes: 2 ** 30, host: 'test', pid: 1, ...over,
+  type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'test', memoryBytes: 2 ** 30, host: 'test', pid: 1, listen: null, ...over,
 });
 
 /** Sends raw bytes over a plain TCP socket; resolves the response's status line (or how the socket ended). */

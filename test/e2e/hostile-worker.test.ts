@@ -31,7 +31,7 @@ async function hostile(url: string, answer: (w: Work, shapes: Float32Array[]) =>
     if (m.type === 'work' && w) void peer.send(answer(m, w.tensors)).catch(() => {}); // the coordinator may close first
   });
   await new Promise((r) => ws.once('open', r));
-  await peer.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId, backend: 'wasm', device: 'hostile', memoryBytes: 2 ** 30, host: 'evil', pid: 666 });
+  await peer.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId, backend: 'wasm', device: 'hostile', memoryBytes: 2 ** 30, host: 'evil', pid: 666, listen: null });
   return { ...(await closed), id: id as string | null };
 }
 

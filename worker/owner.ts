@@ -1,0 +1,151 @@
+// An owner's tensors: their AdamW moments and SMI history, every chunk's share of a step reduced in chunk order, the one update step.
+import * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../shared/backend/backend.ts';
+import type { TrainConfig } from '../shared/config.ts';
+import { protocolError } from '../shared/errors.ts';
+import { AdamW } from '../shared/model/adamw.ts';
+import type { GPT } from '../shared/model/gpt.ts';
+import type { OwnedState } from '../shared/net/protocol.ts';
+import { weightedSum } from '../shared/parallel/reduce.ts';
+import { SMI_RUNS } from '../shared/smi/runs.ts';
+import { SpectralMomentum } from '../shared/smi/smi.ts';
+import { applyUpdate, type Shard } from '../shared/train/step.ts';
+import { readInto } from '../shared/wasm/heap.ts';
+
+/** A step's reduced gradient, kept from `reduced` to `commit`. */
+interface Reduction {
+  step: number;
+  round: number;
+  tensors: tf.Tensor[]; // ḡ of the owned tensors, for applyUpdate
+}
+
+/**
+ * The tensors this worker owns under the current plan. Their variables are the worker's own replica's (so the
+ * owner's copy is updated in place); AdamW's moments and SMI's history live here only. Shares are checked
+ * (count, lengths, finiteness) when they arrive, before they can reach a mean.
+ */
+export class OwnedTensors {
+  readonly shard: Shard;
+  readonly sizes: number[];
+  private readonly shares = new Map<string, Map<number, Float32Array[]>>(); // `step/round` → chunk → tensors
+  private readonly meanBuf: Float32Array[];
+  private readonly valuesBuf: Float32Array[];
+  private reduction: Reduction | null = null;
+
+  constructor(model: GPT, readonly tensors: readonly number[], cfg: TrainConfig, backend: Pick<BackendInfo, 'spectral'>, state?: OwnedState) {
+    const params = tensors.map((i) => model.params[i]!);
+    const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay });
+    const smi = cfg.smi === 'baseline' ? null : new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral, cfg.seed);
+    this.shard = { names: params.map((p) => p.name), shapes: params.map((p) => p.shape), params: params.map((p) => p.variable), opt, smi, shared: null };
+    this.sizes = params.map((p) => p.variable.size);
+    this.meanBuf = this.sizes.map((n) => new Float32Array(n));
+    this.valuesBuf = this.sizes.map((n) => new Float32Array(n));
+    if (state) {
+      const moments = state.m.flatMap((m, i) => [m, state.v[i]!]);
+      opt.setState([...this.shard.params], { step: state.adamStep, moments });
+      smi?.setState(state.smi);
+    }
+  }
+
+  /** Checks a chunk's share (tensor count, lengths, finiteness) and keeps it for its step and round. */
+  accept(step: number, round: number, chunk: number, tensors: Float32Array[]): void {
+    if (tensors.length !== this.sizes.length) throw protocolError('E_SHAPE', `share of chunk ${chunk}: ${tensors.length} tensors, this owner holds ${this.sizes.length}`);
+    tensors.forEach((t, i) => {
+      if (t.length !== this.sizes[i]) throw protocolError('E_SHAPE', `share of chunk ${chunk}: tensor ${this.tensors[i]} has ${t.length} values, expected ${this.sizes[i]}`);
+      for (let j = 0; j < t.length; j++) if (!Number.isFinite(t[j]!)) throw protocolError('E_NONFINITE', `share of chunk ${chunk}: tensor ${this.tensors[i]} holds NaN or Inf`);
+    });
+    const key = `${step}/${round}`;
+    let m = this.shares.get(key);
+    if (!m) this.shares.set(key, (m = new Map()));
+    if (m.has(chunk)) throw protocolError('E_UNEXPECTED', `a second share of chunk ${chunk} for step ${step} round ${round}`);
+    m.set(chunk, tensors);
+  }
+
+  /** Whether every chunk's share of (step, round) is in. */
+  complete(step: number, round: number, chunks: number): boolean {
+    return (this.shares.get(`${step}/${round}`)?.size ?? 0) === chunks;
+  }
+
+  /**
+   * The weighted mean ḡ = Σ (n_c / B) g_c in chunk-index order (the coordinator's reduce, to the bit), per owned
+   * tensor Σ ḡ² as tf.sum(tf.square(ḡ)) in float32 (--local's norm), and per chunk Σ g_c² in float64 (the outlier rule).
+   */
+  reduce(step: number, round: number, sequences: readonly number[]): { ss: number[]; chunkSS: number[] } {
+    const key = `${step}/${round}`;
+    const got = this.shares.get(key)!;
+    this.shares.delete(key);
+    const B = sequences.reduce((a, b) => a + b, 0);
+    const lists = sequences.map((_, c) => got.get(c)!);
+    const chunkSS = lists.map((l) => {
+      let s = 0;
+      for (const t of l) for (let i = 0; i < t.length; i++) s += t[i]! * t[i]!;
+      return s;
+    });
+    this.dropReduction();
+    if (this.sizes.length === 0) {
+      this.reduction = { step, round, tensors: [] };
+      return { ss: [], chunkSS };
+    }
+    const mean = weightedSum(lists, sequences.map((n) => n / B), this.meanBuf);
+    const tensors = mean.map((x, i) => tf.tensor(x, this.shard.shapes[i]!));
+    this.reduction = { step, round, tensors };
+    const ss = tensors.map((t) => {
+      const s = tf.tidy(() => tf.sum(tf.square(t)));
+      const v = s.dataSync()[0]!;
+      s.dispose();
+      return v;
+    });
+    return { ss, chunkSS };
+  }
+
+  /** The one clip → SMI → AdamW step on the reduced gradient of (step, round); returns the new values (buffers reused next step). */
+  update(step: number, round: number, o: { clip: number; lr: number; alpha: number }): Float32Array[] {
+    const r = this.reduction;
+    if (!r || r.step !== step || r.round !== round) throw protocolError('E_UNEXPECTED', `commit of step ${step} round ${round}, which this owner has not reduced`);
+    this.reduction = null;
+    if (this.sizes.length > 0) applyUpdate(this.shard, r.tensors, { clip: o.clip, step, lr: o.lr, alpha: o.alpha });
+    return this.values();
+  }
+
+  /** The owned tensors' current values. */
+  values(): Float32Array[] {
+    this.shard.params.forEach((v, i) => readInto(v, this.valuesBuf[i]!));
+    return this.valuesBuf;
+  }
+
+  /** AdamW's step and moments and SMI's histories of the owned tensors (copies). */
+  state(): OwnedState {
+    const { step, moments } = this.shard.opt.getState();
+    return {
+      adamStep: step,
+      m: moments.filter((_, i) => i % 2 === 0),
+      v: moments.filter((_, i) => i % 2 === 1),
+      smi: this.shard.smi?.getState() ?? [],
+    };
+  }
+
+  /** Forgets the shares of steps and rounds before (step, round): a step started again, or one that went by. */
+  forgetBefore(step: number, round: number): void {
+    for (const k of [...this.shares.keys()]) {
+      const [s, r] = k.split('/').map(Number) as [number, number];
+      if (s < step || (s === step && r < round)) this.shares.delete(k);
+    }
+  }
+
+  /** Forgets a step in progress (a new plan). */
+  reset(): void {
+    this.shares.clear();
+    this.dropReduction();
+  }
+
+  private dropReduction(): void {
+    if (this.reduction) tf.dispose(this.reduction.tensors);
+    this.reduction = null;
+  }
+
+  dispose(): void {
+    this.reset();
+    this.shard.opt.dispose();
+    this.shard.smi?.dispose();
+  }
+}

@@ -1,0 +1,194 @@
+// A worker's part of the owners' step: compute its chunks, send each owner its share, reduce and update what it owns, take in the others' values.
+import * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../shared/backend/backend.ts';
+import { protocolError } from '../shared/errors.ts';
+import type { Commit, Gather, Load, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import type { WorkerCompute } from './compute.ts';
+import type { Exchange } from './exchange.ts';
+import { OwnedTensors } from './owner.ts';
+
+type ToCoordinator = (msg: Message) => Promise<unknown>;
+
+const key = (step: number, round: number) => `${step}/${round}`;
+
+/**
+ * One worker's side of a step under a plan (docs/distributed.md, "The owners' step"): nothing reaches its weights
+ * but checked values, and nothing reaches an owned tensor's state before the coordinator's `commit`. A `load`
+ * resets everything: the plan, the weights, the owned state.
+ */
+export class OwnersStep {
+  private plan: { version: number; members: string[]; owners: PlanOwner[] } | null = null;
+  private owned: OwnedTensors | null = null;
+  private task: Task | null = null;
+  private reducedSent = false;
+  private ownUpdated = false;
+  private valuesFrom = new Set<string>();
+  private readonly early = new Map<string, { msg: Share | Values; from: string }[]>(); // data for a step/round whose task is not in yet
+  private readonly phases: Record<string, number> = {};
+  private bytesAt = { sent: 0, received: 0 };
+  selfId = '';
+
+  constructor(
+    private readonly compute: () => WorkerCompute,
+    private readonly exchange: Exchange,
+    private readonly backend: Pick<BackendInfo, 'spectral'>,
+    private readonly toCoordinator: ToCoordinator,
+    private readonly controlBytes: () => { sent: number; received: number },
+    private readonly log: (l: string) => void,
+  ) {}
+
+  async load(msg: Load): Promise<void> {
+    const c = this.compute();
+    this.reset();
+    c.setWeights(msg.step, msg.weights);
+    this.owned?.dispose();
+    this.owned = null;
+    const mine = msg.owners.find((o) => o.workerId === this.selfId);
+    if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state);
+    this.plan = { version: msg.planVersion, members: msg.members, owners: msg.owners };
+    await this.exchange.connect(msg.owners);
+    await this.toCoordinator({ type: 'loaded', planVersion: msg.planVersion });
+  }
+
+  private reset(): void {
+    this.task = null;
+    this.reducedSent = false;
+    this.ownUpdated = false;
+    this.valuesFrom = new Set();
+    this.early.clear();
+    this.owned?.reset();
+  }
+
+  /** The step's chunks this worker holds: forward+backward, each owner's share to it, `computed` to the coordinator. */
+  async runTask(t: Task): Promise<void> {
+    if (!this.plan || t.planVersion !== this.plan.version) throw protocolError('E_UNEXPECTED', `task for plan ${t.planVersion}, this worker has plan ${this.plan?.version ?? 'none'}`);
+    this.task = t;
+    this.reducedSent = false;
+    this.ownUpdated = false;
+    this.valuesFrom = new Set();
+    for (const k of Object.keys(this.phases)) delete this.phases[k];
+    const b = this.exchange.bytes();
+    const cb = this.controlBytes();
+    this.bytesAt = { sent: b.sent + cb.sent, received: b.received + cb.received };
+    this.owned?.forgetBefore(t.step, t.round);
+    const pending = this.early.get(key(t.step, t.round)) ?? [];
+    this.early.clear();
+    for (const p of pending) this.data(p.msg, p.from);
+    const c = this.compute();
+    for (const chunk of t.mine) {
+      const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: false });
+      this.phases.compute = (this.phases.compute ?? 0) + (r.phases.compute ?? 0);
+      const t0 = performance.now();
+      const sends: Promise<unknown>[] = [];
+      for (const o of this.plan.owners) {
+        const tensors = o.tensors.map((j) => r.grads[j]!);
+        if (o.workerId === this.selfId) {
+          // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
+          this.owned!.accept(t.step, t.round, chunk.index, t.mine.length > 1 ? tensors.map((x) => x.slice()) : tensors);
+          continue;
+        }
+        const link = this.exchange.to(o.workerId);
+        if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
+        sends.push(link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors }).catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
+      }
+      await Promise.all(sends);
+      this.phases.reduce_scatter = (this.phases.reduce_scatter ?? 0) + performance.now() - t0;
+      await this.toCoordinator({ type: 'computed', step: t.step, round: t.round, chunk: chunk.index, sequences: chunk.offsets.length, loss: r.loss, phases: r.phases });
+    }
+    await this.maybeReduce();
+    await this.maybeDone();
+  }
+
+  /** A message on a link: a share (to this owner) or values (from an owner). */
+  data(msg: Message, from: string): void {
+    if (msg.type !== 'share' && msg.type !== 'values') throw protocolError('E_UNEXPECTED', `${msg.type} on a data link`);
+    const t = this.task;
+    if (!t || msg.step > t.step || (msg.step === t.step && msg.round > t.round)) {
+      const k = key(msg.step, msg.round);
+      this.early.set(k, [...(this.early.get(k) ?? []), { msg, from }]);
+      return;
+    }
+    if (msg.step !== t.step || msg.round !== t.round) return; // a step or round that went by
+    if (msg.type === 'share') {
+      if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
+      if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
+      this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors);
+      void this.maybeReduce().catch((e: Error) => this.log(`reduce: ${e.message}`));
+      return;
+    }
+    this.takeValues(msg, from);
+    void this.maybeDone().catch((e: Error) => this.log(`done: ${e.message}`));
+  }
+
+  private takeValues(v: Values, from: string): void {
+    const owner = this.plan?.owners.find((o) => o.workerId === from);
+    if (!owner) throw protocolError('E_UNEXPECTED', `values from ${from}, which owns nothing in this plan`);
+    if (this.valuesFrom.has(from)) throw protocolError('E_UNEXPECTED', `second values from ${from} for step ${v.step}`);
+    const params = this.compute().model.params;
+    if (v.tensors.length !== owner.tensors.length) throw protocolError('E_SHAPE', `values from ${from}: ${v.tensors.length} tensors, it owns ${owner.tensors.length}`);
+    v.tensors.forEach((x, i) => {
+      const p = params[owner.tensors[i]!]!;
+      if (x.length !== p.variable.size) throw protocolError('E_SHAPE', `values of ${p.name}: ${x.length} values, expected ${p.variable.size}`);
+      for (let j = 0; j < x.length; j++) if (!Number.isFinite(x[j]!)) throw protocolError('E_NONFINITE', `values of ${p.name} hold NaN or Inf`);
+    });
+    // checked whole before any is assigned: a bad message leaves the replica as it was
+    v.tensors.forEach((x, i) => {
+      const p = params[owner.tensors[i]!]!;
+      tf.tidy(() => p.variable.assign(tf.tensor(x, p.shape)));
+    });
+    this.valuesFrom.add(from);
+  }
+
+  private async maybeReduce(): Promise<void> {
+    const t = this.task;
+    if (!t || !this.owned || this.reducedSent || !this.owned.complete(t.step, t.round, t.sequences.length)) return;
+    this.reducedSent = true;
+    const t0 = performance.now();
+    const { ss, chunkSS } = this.owned.reduce(t.step, t.round, t.sequences);
+    this.phases.reduce = performance.now() - t0;
+    await this.toCoordinator({ type: 'reduced', step: t.step, round: t.round, ss, chunkSS, phases: { reduce: this.phases.reduce } });
+  }
+
+  /** The coordinator's go: this owner's update, then its values to every other member of the plan. */
+  async commit(c: Commit): Promise<void> {
+    const t = this.task;
+    if (!t || !this.owned || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `commit of step ${c.step} round ${c.round}, not this owner's current step`);
+    const t0 = performance.now();
+    const values = this.owned.update(c.step, c.round, c);
+    const t1 = performance.now();
+    this.phases.update = t1 - t0;
+    const others = this.plan!.members.filter((m) => m !== this.selfId);
+    await Promise.all(others.map(async (id) => {
+      const link = await this.exchange.inboundFrom(id);
+      await link.send({ type: 'values', step: c.step, round: c.round, tensors: values }).catch((e: Error) => this.log(`values to ${id}: ${e.message}`));
+    }));
+    this.phases.all_gather_send = performance.now() - t1;
+    this.ownUpdated = true;
+    await this.maybeDone();
+  }
+
+  private async maybeDone(): Promise<void> {
+    const t = this.task;
+    if (!t || !this.plan) return;
+    if (this.owned && !this.ownUpdated) return;
+    if (!this.plan.owners.every((o) => o.workerId === this.selfId || this.valuesFrom.has(o.workerId))) return;
+    this.task = null;
+    const b = this.exchange.bytes();
+    const cb = this.controlBytes();
+    await this.toCoordinator({
+      type: 'done', step: t.step, round: t.round, phases: { ...this.phases },
+      bytesSent: Math.max(0, b.sent + cb.sent - this.bytesAt.sent), bytesReceived: Math.max(0, b.received + cb.received - this.bytesAt.received),
+    });
+  }
+
+  /** The owned tensors' weights and state, for a commit, a checkpoint or an evaluation. */
+  async gather(g: Gather): Promise<void> {
+    if (!this.owned) throw protocolError('E_UNEXPECTED', 'gather to a worker that owns nothing');
+    await this.toCoordinator({ type: 'state', step: g.step, tensors: [...this.owned.tensors], weights: this.owned.values().map((x) => x.slice()), state: this.owned.state() });
+  }
+
+  dispose(): void {
+    this.owned?.dispose();
+    this.owned = null;
+  }
+}
