@@ -48,6 +48,35 @@ t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 wo
   }
 });
 
+t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run', async (t) => {
+  const dir = tempDir('smi-owners-');
+  const local = join(dir, 'local');
+  const r = await runScript('train', ['--local', ...small, '--out', local]);
+  t.equal(r.code, 0, r.stderr);
+  const ref = weights(local);
+  const out = join(dir, 'compute-only');
+  const coord = startScript('coordinator/main', [...small, '--spectral', 'global', '--out', out, '--port', '0', '--token', 'tok', '--min-workers', '2']);
+  const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
+  const url = `ws://127.0.0.1:${port}`;
+  const owner = startScript('worker/main', ['--connect', url, '--token', 'tok', '--listen', '127.0.0.1:0']);
+  const computer = startScript('worker/main', ['--connect', url, '--token', 'tok', '--compute-only']);
+  t.equal(await coord.exited, 0, 'the coordinator finishes the run', { output: coord.output() });
+  t.equal(await owner.exited, 0, 'the owner ends cleanly');
+  t.equal(await computer.exited, 0, 'the compute-only worker ends cleanly');
+  t.match(coord.output(), /plan \d+ at step 0: \S+ owns 15 tensors .*; 1 compute-only/, 'one owner holds every tensor, one worker only computes');
+  t.ok(steps(out).every((s) => s.workers === 2), 'every step computed by both');
+  const diff = maxRelativeDiff(weights(out), ref);
+  t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
+  const star = join(dir, 'star');
+  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'global', '--update', 'coordinator', '--out', star]);
+  t.equal(d.code, 0, '--update coordinator exits 0', { output: d.stdout + d.stderr });
+  const sd = maxRelativeDiff(weights(star), weights(out));
+  t.ok(sd < 1e-5, `the star's final weights within 1e-5 relative of the owners' (${sd.toExponential(2)})`);
+  const bad = await runScript('train', [...small, '--workers', '1', '--spectral', 'synced', '--update', 'owners', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2, '--update owners in synced mode: exit 2 (not built yet)');
+  t.match(bad.stderr, /E_BAD_FLAG.*--update owners runs global spectral mode and the baseline so far/);
+});
+
 t.test('synced mode: every worker applies the identical mask at every step; applying it once at the coordinator is the same update', async (t) => {
   const dir = tempDir('smi-synced-');
   const out = join(dir, 'workers-blend');
