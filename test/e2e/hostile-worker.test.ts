@@ -1,4 +1,4 @@
-// A worker with the token that returns finite but impossible results: rejected (E_OUTLIER), its share redone, the run undisturbed.
+// A worker with the token that returns finite but impossible results: rejected (E_OUTLIER), its share redone, the run undisturbed. (the star, --update coordinator: the owners' checks are test/worker/owner.test.ts and exchange.test.ts)
 import t from 'tap';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -40,7 +40,7 @@ const grads = (w: Work, tensors: Float32Array[], magnitudes?: Float32Array[]): E
 });
 
 // the membership tests' model: heavy enough that the hostile worker takes part in the first steps
-const slow = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '120', '--eval-interval', '60', '--spectral', 'global'];
+const slow = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '120', '--eval-interval', '60', '--spectral', 'global', '--update', 'coordinator'];
 
 t.test('a worker that returns 1e30 gradients: rejected with E_OUTLIER, refused by id, its shares redone; the weights are the undisturbed ones', async (t) => {
   const dir = tempDir('smi-hostile-');
