@@ -7,7 +7,9 @@ import { AdamW } from '../shared/model/adamw.ts';
 import type { GPT } from '../shared/model/gpt.ts';
 import type { OwnedState } from '../shared/net/protocol.ts';
 import { weightedSum } from '../shared/parallel/reduce.ts';
-import { SMI_RUNS } from '../shared/smi/runs.ts';
+import { magnitudeBound } from '../shared/parallel/share-bounds.ts';
+import { SharedSpectralHistory } from '../shared/parallel/spectral.ts';
+import { SMI_RUNS, view2d } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
 import { applyUpdate, type Shard } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
@@ -16,7 +18,15 @@ import { readInto } from '../shared/wasm/heap.ts';
 interface Reduction {
   step: number;
   round: number;
-  tensors: tf.Tensor[]; // ḡ of the owned tensors, for applyUpdate
+  tensors: tf.Tensor[]; // global: ḡ of the owned tensors, for applyUpdate
+  mean?: Float32Array[]; // synced: ḡ on the host
+  magnitudes?: Float32Array[][]; // synced: each chunk's |FFT2(g_c)|, chunk order
+  weights?: number[]; // synced: n_c / B
+}
+
+interface Kept {
+  tensors: Float32Array[];
+  magnitudes?: Float32Array[];
 }
 
 /**
@@ -27,7 +37,10 @@ interface Reduction {
 export class OwnedTensors {
   readonly shard: Shard;
   readonly sizes: number[];
-  private readonly shares = new Map<string, Map<number, Float32Array[]>>(); // `step/round` → chunk → tensors
+  private readonly shares = new Map<string, Map<number, Kept>>(); // `step/round` → chunk → its share
+  readonly synced: boolean; // synced mode: shares carry magnitudes, one shared history, the mask applied once to κḡ
+  private readonly views: [number, number][];
+  private readonly halfSizes: number[];
   private readonly meanBuf: Float32Array[];
   private readonly valuesBuf: Float32Array[];
   private reduction: Reduction | null = null;
@@ -35,30 +48,54 @@ export class OwnedTensors {
   constructor(model: GPT, readonly tensors: readonly number[], cfg: TrainConfig, backend: Pick<BackendInfo, 'spectral'>, state?: OwnedState) {
     const params = tensors.map((i) => model.params[i]!);
     const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay });
-    const smi = cfg.smi === 'baseline' ? null : new SpectralMomentum(SMI_RUNS[cfg.smi], backend.spectral, cfg.seed);
-    this.shard = { names: params.map((p) => p.name), shapes: params.map((p) => p.shape), params: params.map((p) => p.variable), opt, smi, shared: null };
+    this.synced = cfg.smi !== 'baseline' && cfg.spectral === 'synced';
+    const run = SMI_RUNS[cfg.smi];
+    const smi = cfg.smi === 'baseline' || this.synced ? null : new SpectralMomentum(run, backend.spectral, cfg.seed);
+    const shared = this.synced ? new SharedSpectralHistory(run.beta, run.q) : null;
+    this.shard = { names: params.map((p) => p.name), shapes: params.map((p) => p.shape), params: params.map((p) => p.variable), opt, smi, shared };
     this.sizes = params.map((p) => p.variable.size);
+    this.views = params.map((p) => view2d(p.shape));
+    this.halfSizes = this.views.map(([rows, cols]) => rows * (Math.floor(cols / 2) + 1));
     this.meanBuf = this.sizes.map((n) => new Float32Array(n));
     this.valuesBuf = this.sizes.map((n) => new Float32Array(n));
     if (state) {
       const moments = state.m.flatMap((m, i) => [m, state.v[i]!]);
       opt.setState([...this.shard.params], { step: state.adamStep, moments });
       smi?.setState(state.smi);
+      shared?.setState(state.smi, new Map(params.map((p) => [p.name, p.shape])));
     }
   }
 
-  /** Checks a chunk's share (tensor count, lengths, finiteness) and keeps it for its step and round. */
-  accept(step: number, round: number, chunk: number, tensors: Float32Array[]): void {
-    if (tensors.length !== this.sizes.length) throw protocolError('E_SHAPE', `share of chunk ${chunk}: ${tensors.length} tensors, this owner holds ${this.sizes.length}`);
-    tensors.forEach((t, i) => {
-      if (t.length !== this.sizes[i]) throw protocolError('E_SHAPE', `share of chunk ${chunk}: tensor ${this.tensors[i]} has ${t.length} values, expected ${this.sizes[i]}`);
-      for (let j = 0; j < t.length; j++) if (!Number.isFinite(t[j]!)) throw protocolError('E_NONFINITE', `share of chunk ${chunk}: tensor ${this.tensors[i]} holds NaN or Inf`);
-    });
+  /**
+   * Checks a chunk's share (tensor count, lengths, finiteness; synced: its magnitudes likewise, each within the
+   * Parseval bound its gradient sets, E_OUTLIER) and keeps it for its step and round.
+   */
+  accept(step: number, round: number, chunk: number, tensors: Float32Array[], magnitudes?: Float32Array[]): void {
+    const sq = this.check(`share of chunk ${chunk}`, tensors, this.sizes);
+    if (this.synced) {
+      if (!magnitudes) throw protocolError('E_SHAPE', `share of chunk ${chunk}: synced mode needs magnitudes`);
+      this.check(`magnitudes of chunk ${chunk}`, magnitudes, this.halfSizes).forEach((msq, i) => {
+        const bound = magnitudeBound(sq[i]!, ...this.views[i]!);
+        if (!(Math.sqrt(msq) <= bound)) throw protocolError('E_OUTLIER', `magnitudes of tensor ${this.tensors[i]} (chunk ${chunk}): norm ${Math.sqrt(msq).toExponential(3)}, over the ${bound.toExponential(3)} its gradient allows (Parseval)`);
+      });
+    } else if (magnitudes) throw protocolError('E_UNEXPECTED', `share of chunk ${chunk}: magnitudes outside synced mode`);
     const key = `${step}/${round}`;
     let m = this.shares.get(key);
     if (!m) this.shares.set(key, (m = new Map()));
     if (m.has(chunk)) throw protocolError('E_UNEXPECTED', `a second share of chunk ${chunk} for step ${step} round ${round}`);
-    m.set(chunk, tensors);
+    m.set(chunk, { tensors, magnitudes });
+  }
+
+  /** Count, lengths and finiteness of a share's arrays; their squared norms in float64. */
+  private check(what: string, arrays: Float32Array[], sizes: number[]): number[] {
+    if (arrays.length !== sizes.length) throw protocolError('E_SHAPE', `${what}: ${arrays.length} tensors, this owner holds ${sizes.length}`);
+    return arrays.map((t, i) => {
+      if (t.length !== sizes[i]) throw protocolError('E_SHAPE', `${what}: tensor ${this.tensors[i]} has ${t.length} values, expected ${sizes[i]}`);
+      let s = 0;
+      for (let j = 0; j < t.length; j++) s += t[j]! * t[j]!;
+      if (!Number.isFinite(s)) throw protocolError('E_NONFINITE', `${what}: tensor ${this.tensors[i]} holds NaN or Inf`);
+      return s;
+    });
   }
 
   /** Whether every chunk's share of (step, round) is in. */
@@ -68,14 +105,16 @@ export class OwnedTensors {
 
   /**
    * The weighted mean ḡ = Σ (n_c / B) g_c in chunk-index order (the coordinator's reduce, to the bit), per owned
-   * tensor Σ ḡ² as tf.sum(tf.square(ḡ)) in float32 (--local's norm), and per chunk Σ g_c² in float64 (the outlier rule).
+   * tensor Σ ḡ² as tf.sum(tf.square(ḡ)) in float32 (--local's norm; synced: in float64 on the host, the star's
+   * synced norm), and per chunk Σ g_c² in float64 (the outlier rule).
    */
   reduce(step: number, round: number, sequences: readonly number[]): { ss: number[]; chunkSS: number[] } {
     const key = `${step}/${round}`;
     const got = this.shares.get(key)!;
     this.shares.delete(key);
     const B = sequences.reduce((a, b) => a + b, 0);
-    const lists = sequences.map((_, c) => got.get(c)!);
+    const kept = sequences.map((_, c) => got.get(c)!);
+    const lists = kept.map((k) => k.tensors);
     const chunkSS = lists.map((l) => {
       let s = 0;
       for (const t of l) for (let i = 0; i < t.length; i++) s += t[i]! * t[i]!;
@@ -86,7 +125,12 @@ export class OwnedTensors {
       this.reduction = { step, round, tensors: [] };
       return { ss: [], chunkSS };
     }
-    const mean = weightedSum(lists, sequences.map((n) => n / B), this.meanBuf);
+    const weights = sequences.map((n) => n / B);
+    const mean = weightedSum(lists, weights, this.meanBuf);
+    if (this.synced) {
+      this.reduction = { step, round, tensors: [], mean, magnitudes: kept.map((k) => k.magnitudes!), weights };
+      return { ss: mean.map((g) => g.reduce((a, x) => a + x * x, 0)), chunkSS };
+    }
     const tensors = mean.map((x, i) => tf.tensor(x, this.shard.shapes[i]!));
     this.reduction = { step, round, tensors };
     const ss = tensors.map((t) => {
@@ -98,13 +142,21 @@ export class OwnedTensors {
     return { ss, chunkSS };
   }
 
-  /** The one clip → SMI → AdamW step on the reduced gradient of (step, round); returns the new values (buffers reused next step). */
-  update(step: number, round: number, o: { clip: number; lr: number; alpha: number }): Float32Array[] {
+  /**
+   * The one clip → SMI → AdamW step on the reduced gradient of (step, round) (synced: the shared history's one mask
+   * applied to κḡ); returns the new values (buffers reused next step) and, synced, each tensor's mask checksum.
+   */
+  update(step: number, round: number, o: { clip: number; lr: number; alpha: number }): { values: Float32Array[]; maskChecksums?: number[] } {
     const r = this.reduction;
     if (!r || r.step !== step || r.round !== round) throw protocolError('E_UNEXPECTED', `commit of step ${step} round ${round}, which this owner has not reduced`);
     this.reduction = null;
-    if (this.sizes.length > 0) applyUpdate(this.shard, r.tensors, { clip: o.clip, step, lr: o.lr, alpha: o.alpha });
-    return this.values();
+    if (this.sizes.length === 0) return { values: this.values(), ...(this.synced ? { maskChecksums: [] } : {}) };
+    if (r.mean) {
+      const res = applyUpdate(this.shard, r.mean, { clip: o.clip, step, lr: o.lr, alpha: o.alpha, magnitudes: { spectra: r.magnitudes!, weights: r.weights!, perTensor: true } });
+      return { values: this.values(), maskChecksums: res.maskChecksums };
+    }
+    applyUpdate(this.shard, r.tensors, { clip: o.clip, step, lr: o.lr, alpha: o.alpha });
+    return { values: this.values() };
   }
 
   /** The owned tensors' current values. */
@@ -120,7 +172,7 @@ export class OwnedTensors {
       adamStep: step,
       m: moments.filter((_, i) => i % 2 === 0),
       v: moments.filter((_, i) => i % 2 === 1),
-      smi: this.shard.smi?.getState() ?? [],
+      smi: this.shard.smi?.getState() ?? this.shard.shared?.getState() ?? [],
     };
   }
 

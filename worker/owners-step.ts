@@ -25,6 +25,7 @@ export class OwnersStep {
   private valuesFrom = new Set<string>();
   private readonly early = new Map<string, { msg: Share | Values; from: string }[]>(); // data for a step/round whose task is not in yet
   private readonly phases: Record<string, number> = {};
+  private maskChecksums: number[] | undefined; // synced, an owner: this step's, for `done`
   private bytesAt = { sent: 0, received: 0 };
   selfId = '';
 
@@ -75,21 +76,26 @@ export class OwnersStep {
     this.early.clear();
     for (const p of pending) this.data(p.msg, p.from);
     const c = this.compute();
+    const synced = c.cfg.smi !== 'baseline' && c.cfg.spectral === 'synced';
+    this.maskChecksums = undefined;
     for (const chunk of t.mine) {
-      const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: false });
+      const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: synced });
       this.phases.compute = (this.phases.compute ?? 0) + (r.phases.compute ?? 0);
+      if (r.phases.spectral !== undefined) this.phases.spectral = (this.phases.spectral ?? 0) + r.phases.spectral;
       const t0 = performance.now();
       const sends: Promise<unknown>[] = [];
       for (const o of this.plan.owners) {
         const tensors = o.tensors.map((j) => r.grads[j]!);
+        const magnitudes = r.magnitudes && o.tensors.map((j) => r.magnitudes![j]!);
         if (o.workerId === this.selfId) {
           // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
-          this.owned!.accept(t.step, t.round, chunk.index, t.mine.length > 1 ? tensors.map((x) => x.slice()) : tensors);
+          const copy = t.mine.length > 1;
+          this.owned!.accept(t.step, t.round, chunk.index, copy ? tensors.map((x) => x.slice()) : tensors, copy ? magnitudes?.map((x) => x.slice()) : magnitudes);
           continue;
         }
         const link = this.exchange.to(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
-        sends.push(link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors }).catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
+        sends.push(link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors, ...(magnitudes ? { magnitudes } : {}) }).catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
       }
       await Promise.all(sends);
       this.phases.reduce_scatter = (this.phases.reduce_scatter ?? 0) + performance.now() - t0;
@@ -112,7 +118,7 @@ export class OwnersStep {
     if (msg.type === 'share') {
       if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
       if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
-      this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors);
+      this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors, msg.magnitudes);
       void this.maybeReduce().catch((e: Error) => this.log(`reduce: ${e.message}`));
       return;
     }
@@ -154,7 +160,8 @@ export class OwnersStep {
     const t = this.task;
     if (!t || !this.owned || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `commit of step ${c.step} round ${c.round}, not this owner's current step`);
     const t0 = performance.now();
-    const values = this.owned.update(c.step, c.round, c);
+    const { values, maskChecksums } = this.owned.update(c.step, c.round, c);
+    this.maskChecksums = maskChecksums;
     const t1 = performance.now();
     this.phases.update = t1 - t0;
     const others = this.plan!.members.filter((m) => m !== this.selfId);
@@ -178,6 +185,7 @@ export class OwnersStep {
     await this.toCoordinator({
       type: 'done', step: t.step, round: t.round, phases: { ...this.phases },
       bytesSent: Math.max(0, b.sent + cb.sent - this.bytesAt.sent), bytesReceived: Math.max(0, b.received + cb.received - this.bytesAt.received),
+      ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
     });
   }
 

@@ -12,7 +12,7 @@ import { readInto } from '../../shared/wasm/heap.ts';
 import { NullPhases, StepPhases, TraceWriter, summarizePhases } from '../phases.ts';
 import { RestartStep } from '../rounds.ts';
 import type { Server } from '../server.ts';
-import { ShareNorms } from '../share-bounds.ts';
+import { ShareNorms } from '../../shared/parallel/share-bounds.ts';
 import type { ModelShape } from '../shares.ts';
 import { globalStep } from './global.ts';
 import { localStep } from './local.ts';
@@ -33,13 +33,15 @@ export interface CoordinatorEngineOptions {
 }
 
 /**
- * Who applies the update: the owners in global mode and the baseline (the default), the coordinator in synced and
- * local mode (their owners' forms are not built yet) or when asked (--update coordinator, the star).
+ * Who applies the update: the owners in global mode, the baseline and synced mode's one-round form (the default),
+ * the coordinator in local mode and --synced-blend workers (their owners' two-round forms are not built yet) or
+ * when asked (--update coordinator, the star).
  */
-export function updateAt(cfg: TrainConfig, requested?: UpdateAt): UpdateAt {
-  const global = cfg.smi === 'baseline' || cfg.spectral === 'global';
-  if (requested === 'owners' && !global) throw new ConfigError('E_BAD_FLAG', `--update owners runs global spectral mode and the baseline so far; --spectral ${cfg.spectral} runs with --update coordinator`);
-  return requested ?? (global ? 'owners' : 'coordinator');
+export function updateAt(cfg: TrainConfig, requested?: UpdateAt, syncedBlend?: SyncedBlend): UpdateAt {
+  const owned = cfg.smi === 'baseline' || cfg.spectral === 'global' || (cfg.spectral === 'synced' && syncedBlend !== 'workers');
+  const what = cfg.spectral === 'synced' ? '--synced-blend workers' : `--spectral ${cfg.spectral}`;
+  if (requested === 'owners' && !owned) throw new ConfigError('E_BAD_FLAG', `--update owners runs global mode, the baseline and synced mode's one-round form so far; ${what} runs with --update coordinator`);
+  return requested ?? (owned ? 'owners' : 'coordinator');
 }
 
 const MODES: Record<TrainConfig['spectral'], ModeStep> = { global: globalStep, synced: syncedStep, local: localStep };
@@ -50,7 +52,7 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
  * spectral history; a step gathers, reduces and runs the one update step in the mode's module, then broadcasts.
  */
 export function coordinatorEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o: CoordinatorEngineOptions): Engine {
-  if (updateAt(cfg, o.update) === 'owners') {
+  if (updateAt(cfg, o.update, o.syncedBlend) === 'owners') {
     if (o.commitInterval !== undefined && !(o.commitInterval >= 1)) throw new ConfigError('E_BAD_FLAG', `--commit-interval takes a positive number of steps, got ${o.commitInterval}`);
     server.log('update: the owners run clip → SMI → AdamW on their tensors; gradients and values go worker to worker (--update owners)');
     return ownersEngine(server, cfg, corpus, o);

@@ -7,13 +7,14 @@ import { trainOffsets, type Corpus } from '../../shared/model/data.ts';
 import type { Computed, Done, Loaded, OwnedState, PlanOwner, Reduced, State } from '../../shared/net/protocol.ts';
 import { splitBatch, tokenWindows } from '../../shared/parallel/batch.ts';
 import { planOwners } from '../../shared/parallel/plan.ts';
+import { SharedSpectralHistory, combineChecksums } from '../../shared/parallel/spectral.ts';
 import { SMI_RUNS, alphaAt } from '../../shared/smi/runs.ts';
 import { inProcess, type Engine, type StepOutcome } from '../../shared/train/engine.ts';
 import { globalClip } from '../../shared/train/step.ts';
 import { createModelState, evaluate } from '../../shared/train/state.ts';
 import { RestartStep, type Member } from '../rounds.ts';
 import type { Server } from '../server.ts';
-import { NORM_FLOOR, OUTLIER_FACTOR, ShareNorms } from '../share-bounds.ts';
+import { NORM_FLOOR, OUTLIER_FACTOR, ShareNorms } from '../../shared/parallel/share-bounds.ts';
 
 export interface OwnersEngineOptions {
   backend: Pick<BackendInfo, 'spectral'>;
@@ -41,12 +42,17 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
  * worker's `done`: it handles no per-parameter data. Its own copy of the model is the last commit (gathered from
  * the owners every `commitInterval` steps and whenever the loop reads the state: evaluation, checkpoints, the final
  * model); a `load` from it starts every plan, and an owner's loss rolls back to it and replays (batches are a pure
- * function of (seed, step)). Global spectral mode (and the baseline) only.
+ * function of (seed, step)). Global spectral mode, the baseline, and synced mode with the mask applied once (by the
+ * owners, to κḡ: the one-round form).
  */
 export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o: OwnersEngineOptions): Engine {
   const run = SMI_RUNS[cfg.smi];
-  const store = createModelState(cfg, o.backend); // the commit: weights, moments, histories after storeStep
+  const synced = cfg.smi !== 'baseline' && cfg.spectral === 'synced';
+  // the commit: weights, moments, histories after storeStep (synced: the one shared history)
+  const store = createModelState(cfg, o.backend, { smi: !synced });
+  const shared = synced ? new SharedSpectralHistory(run.beta, run.q) : null;
   const params = store.model.params;
+  const shapesByName = new Map(params.map((p) => [p.name, p.shape]));
   const sizes = params.map((p) => p.variable.size);
   const commitInterval = o.commitInterval ?? 50;
   // the largest message a worker sends here: an owner's state of (at most) every tensor, weights + m + v + history
@@ -176,7 +182,8 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     }
     const full = moments.length === 2 * params.length && moments.every((x) => x !== undefined);
     store.opt.setState(params.map((x) => x.variable), { step: Math.max(0, adamStep), moments: full ? moments : [] });
-    store.smi?.setState(smi);
+    if (shared) shared.setState(smi, shapesByName);
+    else store.smi?.setState(smi);
     inbox.states.clear();
     storeStep = doneStep;
   }
@@ -192,7 +199,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     plan = { version, members: ids, owners, ownerIds: new Set(op.owners) };
     const weights = params.map((x) => (x.variable.dataSync() as Float32Array).slice());
     const adam = store.opt.getState();
-    const hist = store.smi?.getState() ?? [];
+    const hist = shared?.getState() ?? store.smi?.getState() ?? [];
     inbox.loaded.clear();
     for (const id of ids) {
       const ow = owners.find((x) => x.workerId === id);
@@ -260,10 +267,11 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
       () => [...holders.filter((_, c) => !inbox.computed.has(c)), ...owners.filter((id) => !inbox.reduced.has(id))],
     );
     // the global norm: the owners' float32 sums per tensor, added in parameter order as tf.addN adds them in --local
+    // (synced: float64 sums, added in float64, the star's synced norm)
     const perTensor = new Array<number>(sizes.length).fill(0);
     for (const ow of p.owners) inbox.reduced.get(ow.workerId)!.ss.forEach((s, i) => (perTensor[ow.tensors[i]!] = s));
     let total = 0;
-    for (const s of perTensor) total = Math.fround(total + s);
+    for (const s of perTensor) total = synced ? total + s : Math.fround(total + s);
     // the outlier rule on each chunk's norm, over the whole gradient (Σ over the owners)
     const ns = sequences.map((_, c) => Math.sqrt(owners.reduce((a, id) => a + inbox.reduced.get(id)!.chunkSS[c]!, 0)));
     const out = norms.check(ns);
@@ -274,7 +282,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
       throw new RestartStep(`chunk(s) ${out.map((x) => x.index).join(', ')} rejected`);
     }
     norms.accept(ns);
-    const clip = globalClip([total], cfg.grad_clip, k, true);
+    const clip = globalClip([total], cfg.grad_clip, k, !synced);
     const alpha = alphaAt(run, k, cfg.max_iters);
     for (const id of owners) send(id, { type: 'commit', step: k, round, clip: clip.coef, lr: lrAt(cfg, k - 1), alpha });
     await until(() => ids.every((id) => !live(id) || inbox.done.has(id)), () => ids.filter((id) => !inbox.done.has(id)), true);
@@ -284,7 +292,18 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const loss = sequences.reduce((a, n, c) => a + (n / B) * inbox.computed.get(c)!.loss, 0);
     const computeMs = Math.max(...[...inbox.computed.values()].map((c) => c.phases.compute ?? 0));
     const bytes = Object.fromEntries([...inbox.done].map(([id, d]) => [id, { sent: d.bytesSent, received: d.bytesReceived }]));
-    return { loss, gradNorm: clip.norm, alpha, workers: parts, extra: { compute_ms: computeMs, bytes } };
+    const extra: Record<string, unknown> = { compute_ms: computeMs, bytes };
+    if (synced) {
+      // each owner's per-tensor mask checksums, combined in parameter order
+      const sums = new Array<number>(sizes.length);
+      for (const ow of p.owners) {
+        const d = inbox.done.get(ow.workerId);
+        if (!d?.maskChecksums || d.maskChecksums.length !== ow.tensors.length) throw protocolError('E_SHAPE', `done of owner ${ow.workerId}: ${d?.maskChecksums?.length ?? 'no'} mask checksums for ${ow.tensors.length} tensors`);
+        ow.tensors.forEach((j, i) => (sums[j] = d.maskChecksums![i]!));
+      }
+      extra.mask_checksum = combineChecksums(sums);
+    }
+    return { loss, gradNorm: clip.norm, alpha, workers: parts, extra };
   }
 
   const offsetsOf = (k: number) => trainOffsets(cfg.seed, k, cfg.batch_size, cfg.block_size, corpus.train.length);
@@ -316,7 +335,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     }
   }
 
-  const base = inProcess(store, corpus, cfg);
+  const base = inProcess(store, corpus, cfg, shared ? { get: () => shared.getState(), set: (e) => shared.setState(e, shapesByName) } : undefined);
   return {
     ...base,
     initFrom: (weights, opts) => {

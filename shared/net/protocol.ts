@@ -173,6 +173,7 @@ export interface Share {
   round: number;
   chunk: number;
   tensors: Float32Array[];
+  magnitudes?: Float32Array[]; // synced: |FFT2(g_c)| of the same tensors
 }
 
 /** owner → coordinator: every chunk's share is in and reduced; the sums of squares for the global norm and the outlier rule. */
@@ -211,6 +212,7 @@ export interface Done {
   phases: Record<string, number>;
   bytesSent: number; // on every connection of this worker, this step
   bytesReceived: number;
+  maskChecksums?: number[]; // synced, an owner: each owned tensor's mask checksum (its order)
 }
 
 /** coordinator → owner: send your tensors' weights and state (a commit, a checkpoint, the final model, an evaluation). */
@@ -552,11 +554,12 @@ export function parseMessage(value: unknown): Message {
       workerId(o, kind, 'workerId');
       break;
     case 'share':
-      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors']);
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['magnitudes']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       count(o, kind, 'chunk');
       f32s(o, kind, 'tensors');
+      opt(o, 'magnitudes', () => f32s(o, kind, 'magnitudes'));
       break;
     case 'reduced':
       fields(o, kind, ['type', 'step', 'round', 'ss', 'chunkSS', 'phases']);
@@ -581,12 +584,13 @@ export function parseMessage(value: unknown): Message {
       f32s(o, kind, 'tensors');
       break;
     case 'done':
-      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived']);
+      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       phases(o, kind, 'phases');
       count(o, kind, 'bytesSent');
       count(o, kind, 'bytesReceived');
+      opt(o, 'maskChecksums', () => list(o, kind, 'maskChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
       break;
     case 'gather':
       fields(o, kind, ['type', 'step']);

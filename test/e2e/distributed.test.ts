@@ -48,7 +48,7 @@ t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 wo
   }
 });
 
-t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run', async (t) => {
+t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run; local mode is refused', async (t) => {
   const dir = tempDir('smi-owners-');
   const local = join(dir, 'local');
   const r = await runScript('train', ['--local', ...small, '--out', local]);
@@ -72,9 +72,9 @@ t.test('--update owners: a compute-only worker (--compute-only) takes part; the 
   t.equal(d.code, 0, '--update coordinator exits 0', { output: d.stdout + d.stderr });
   const sd = maxRelativeDiff(weights(star), weights(out));
   t.ok(sd < 1e-5, `the star's final weights within 1e-5 relative of the owners' (${sd.toExponential(2)})`);
-  const bad = await runScript('train', [...small, '--workers', '1', '--spectral', 'synced', '--update', 'owners', '--out', join(dir, 'bad')]);
-  t.equal(bad.code, 2, '--update owners in synced mode: exit 2 (not built yet)');
-  t.match(bad.stderr, /E_BAD_FLAG.*--update owners runs global spectral mode and the baseline so far/);
+  const bad = await runScript('train', [...small, '--workers', '1', '--spectral', 'local', '--update', 'owners', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2, '--update owners in local mode: exit 2 (not built yet)');
+  t.match(bad.stderr, /E_BAD_FLAG.*--update owners runs global mode, the baseline and synced mode's one-round form so far; --spectral local runs with --update coordinator/);
 });
 
 t.test('synced mode: every worker applies the identical mask at every step; applying it once at the coordinator is the same update', async (t) => {
@@ -91,9 +91,9 @@ t.test('synced mode: every worker applies the identical mask at every step; appl
   }
   t.ok(new Set(s.map((r) => r.mask_checksum)).size > 1, 'the mask changes over steps');
 
-  // the default: one round trip, the shared mask applied once to the mean gradient (linear for a fixed mask)
+  // the star's one round trip: the shared mask applied once to the mean gradient (linear for a fixed mask)
   const one = join(dir, 'coordinator-blend');
-  const c = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--out', one]);
+  const c = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--update', 'coordinator', '--out', one]);
   t.equal(c.code, 0, c.stderr);
   const s1 = steps(one);
   t.equal(s1.length, 20);
@@ -102,6 +102,19 @@ t.test('synced mode: every worker applies the identical mask at every step; appl
   const diff = maxRelativeDiff(weights(one), weights(out));
   t.ok(diff < 1e-5, `final weights within 1e-5 relative of the two-round run (${diff.toExponential(2)})`);
   t.ok(s1.every((r, i) => Math.abs((r.loss as number) - (s[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
+
+  // the default (--update owners): each owner keeps its tensors' share of the one history and applies their masks once
+  const owned = join(dir, 'owners');
+  const o = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--out', owned]);
+  t.equal(o.code, 0, o.stderr);
+  t.match(o.stdout, /plan 1 at step 0: \S+ owns \d+ tensors .*, \S+ owns \d+ tensors/, 'two owners');
+  const s2 = steps(owned);
+  t.equal(s2.length, 20);
+  t.ok(s2.every((r) => r.workers === 2 && typeof r.mask_checksum === 'number'), 'every step on 2 workers, with the owners\' combined mask checksum');
+  t.ok(new Set(s2.map((r) => r.mask_checksum)).size > 1, 'the mask changes over steps');
+  const od = maxRelativeDiff(weights(owned), weights(one));
+  t.ok(od < 1e-5, `the owners' final weights within 1e-5 relative of the star's one-round run (${od.toExponential(2)})`);
+  t.ok(s2.every((r, i) => Math.abs((r.loss as number) - (s1[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
 });
 
 t.test('local mode (each worker its own history) trains; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES (stand-in nvidia-smi, no real GPU)', async (t) => {

@@ -30,10 +30,12 @@ export const SAMPLES: Message[] = [
   { type: 'computed', step: 4, round: 1, chunk: 1, sequences: 1, loss: 3.5, phases: { compute: 2 } },
   { type: 'link', protocol: PROTOCOL_VERSION, token: 'secret', workerId: 'b' },
   { type: 'share', step: 4, round: 1, chunk: 1, tensors: [f32(4), f32(2)] },
+  { type: 'share', step: 4, round: 1, chunk: 0, tensors: [f32(4)], magnitudes: [f32(3)] },
   { type: 'reduced', step: 4, round: 1, ss: [0.5, 2], chunkSS: [1.25, 0.75], phases: { reduce: 1 } },
   { type: 'commit', step: 4, round: 1, clip: 0.75, lr: 1e-3, alpha: 0.5 },
   { type: 'values', step: 4, round: 1, tensors: [f32(4, 5), f32(2, 5)] },
   { type: 'done', step: 4, round: 1, phases: { all_gather: 3 }, bytesSent: 1000, bytesReceived: 2000 },
+  { type: 'done', step: 4, round: 1, phases: {}, bytesSent: 0, bytesReceived: 0, maskChecksums: [0, 0xffffffff] },
   { type: 'gather', step: 4 },
   { type: 'state', step: 4, tensors: [0, 2], weights: [f32(4), f32(2)], state: { adamStep: 4, m: [], v: [], smi: [] } },
 ];
