@@ -5,6 +5,7 @@ import { protocolError } from '../shared/errors.ts';
 import type { Commit, Gather, Load, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
 import type { WorkerCompute } from './compute.ts';
 import type { Exchange } from './exchange.ts';
+import { fault, faultArmed } from './fault.ts';
 import { OwnedTensors } from './owner.ts';
 
 type ToCoordinator = (msg: Message) => Promise<unknown>;
@@ -84,6 +85,7 @@ export class OwnersStep {
       if (r.phases.spectral !== undefined) this.phases.spectral = (this.phases.spectral ?? 0) + r.phases.spectral;
       const t0 = performance.now();
       const sends: Promise<unknown>[] = [];
+      fault('before-shares', t.step);
       for (const o of this.plan.owners) {
         const tensors = o.tensors.map((j) => r.grads[j]!);
         const magnitudes = r.magnitudes && o.tensors.map((j) => r.magnitudes![j]!);
@@ -95,7 +97,9 @@ export class OwnersStep {
         }
         const link = this.exchange.to(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
-        sends.push(link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors, ...(magnitudes ? { magnitudes } : {}) }).catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
+        const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors, ...(magnitudes ? { magnitudes } : {}) });
+        sends.push(sent.catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
+        if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
       }
       await Promise.all(sends);
       this.phases.reduce_scatter = (this.phases.reduce_scatter ?? 0) + performance.now() - t0;
@@ -149,6 +153,7 @@ export class OwnersStep {
     const t = this.task;
     if (!t || !this.owned || this.reducedSent || !this.owned.complete(t.step, t.round, t.sequences.length)) return;
     this.reducedSent = true;
+    fault('after-reduce', t.step);
     const t0 = performance.now();
     const { ss, chunkSS } = this.owned.reduce(t.step, t.round, t.sequences);
     this.phases.reduce = performance.now() - t0;
@@ -165,9 +170,11 @@ export class OwnersStep {
     const t1 = performance.now();
     this.phases.update = t1 - t0;
     const others = this.plan!.members.filter((m) => m !== this.selfId);
+    let sentTo = 0;
     await Promise.all(others.map(async (id) => {
       const link = await this.exchange.inboundFrom(id);
       await link.send({ type: 'values', step: c.step, round: c.round, tensors: values }).catch((e: Error) => this.log(`values to ${id}: ${e.message}`));
+      if (++sentTo === 1) fault('mid-values', c.step);
     }));
     this.phases.all_gather_send = performance.now() - t1;
     this.ownUpdated = true;
@@ -192,6 +199,7 @@ export class OwnersStep {
   /** The owned tensors' weights and state, for a commit, a checkpoint or an evaluation. */
   async gather(g: Gather): Promise<void> {
     if (!this.owned) throw protocolError('E_UNEXPECTED', 'gather to a worker that owns nothing');
+    fault('gather', g.step);
     await this.toCoordinator({ type: 'state', step: g.step, tensors: [...this.owned.tensors], weights: this.owned.values().map((x) => x.slice()), state: this.owned.state() });
   }
 
