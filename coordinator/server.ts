@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TrainConfig } from '../shared/config.ts';
 import { protocolError, ProtocolError } from '../shared/errors.ts';
-import { PROTOCOL_VERSION, wireConfig, type Computed, type Done, type Hello, type Loaded, type Message, type Reduced, type State } from '../shared/net/protocol.ts';
+import { PROTOCOL_VERSION, wireConfig, type Computed, type Done, type Hello, type Loaded, type Message, type Reduced, type Rejected, type State } from '../shared/net/protocol.ts';
 import { MAX_MESSAGE_BYTES } from '../shared/net/frames.ts';
 import { Peer, serverOptions, type ReceiveInfo } from '../shared/net/peer.ts';
 import { Monitor } from './monitor.ts';
@@ -59,7 +59,7 @@ export class Server implements Membership {
   private workerMessageBytes = MAX_MESSAGE_BYTES; // the largest result a worker can send, once the model is known
   private readonly onClose: (() => void)[] = [];
   /** The owners' engine's messages from workers (loaded, computed, reduced, done, state); throws ProtocolError on a bad one. */
-  ownersHandler: ((m: Member, msg: Loaded | Computed | Reduced | Done | State, info: ReceiveInfo) => void) | null = null;
+  ownersHandler: ((m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State, info: ReceiveInfo) => void) | null = null;
 
   constructor(private readonly o: ServerOptions) {
     this.log = o.log ?? (() => {});
@@ -264,6 +264,7 @@ export class Server implements Membership {
       case 'loaded':
       case 'computed':
       case 'reduced':
+      case 'rejected':
       case 'done':
       case 'state':
         if (!this.ownersHandler) throw protocolError('E_UNEXPECTED', `${msg.type} in a run whose coordinator applies the update (--update coordinator)`);

@@ -18,7 +18,7 @@ export interface ExchangeOptions {
   ca?: Buffer; // trust these certificates on wss:// links to owners
   log: (line: string) => void;
   /** A message on a link: from a worker to this owner (`from` its id, inbound), or from an owner to this worker (outbound). */
-  onMessage: (msg: Message, from: string, inbound: boolean) => void;
+  onMessage: (msg: Message, from: string, inbound: boolean, link: Peer) => void;
   /** A message handler's ProtocolError, or a link closed with one: the link is closed; a bad share is the sender's fault. */
   onError?: (err: ProtocolError, from: string) => void;
 }
@@ -86,7 +86,7 @@ export class Exchange {
     });
     peer.onError((err) => this.o.onError?.(err, id ?? from));
     peer.onMessage((msg) => {
-      if (id !== null) return this.o.onMessage(msg, id, true);
+      if (id !== null) return this.o.onMessage(msg, id, true, peer);
       try {
         if (msg.type !== 'link') throw protocolError('E_UNEXPECTED', `expected link, got ${msg.type}`);
         if (msg.protocol !== PROTOCOL_VERSION) throw protocolError('E_VERSION', `protocol ${msg.protocol}, this owner speaks ${PROTOCOL_VERSION}`);
@@ -132,7 +132,7 @@ export class Exchange {
       const ws = new WebSocket(url, clientOptions(this.o.ca ? { ca: this.o.ca } : {}));
       const peer = new Peer(ws, { maxMessageBytes: this.maxMessageBytes });
       this.outbound.set(id, peer);
-      peer.onMessage((msg) => this.o.onMessage(msg, id, false));
+      peer.onMessage((msg) => this.o.onMessage(msg, id, false, peer));
       peer.onError((err) => this.o.onError?.(err, id));
       peer.onClose((code, reason) => {
         if (this.outbound.get(id) === peer) this.outbound.delete(id);

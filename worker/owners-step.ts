@@ -1,8 +1,9 @@
 // A worker's part of the owners' step: compute its chunks, send each owner its share, reduce and update what it owns, take in the others' values.
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../shared/backend/backend.ts';
-import { protocolError } from '../shared/errors.ts';
+import { ProtocolError, protocolError } from '../shared/errors.ts';
 import type { Commit, Gather, Load, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import type { Peer } from '../shared/net/peer.ts';
 import type { WorkerCompute } from './compute.ts';
 import type { Exchange } from './exchange.ts';
 import { fault, faultArmed } from './fault.ts';
@@ -24,7 +25,7 @@ export class OwnersStep {
   private reducedSent = false;
   private ownUpdated = false;
   private valuesFrom = new Set<string>();
-  private readonly early = new Map<string, { msg: Share | Values; from: string }[]>(); // data for a step/round whose task is not in yet
+  private readonly early = new Map<string, { msg: Share | Values; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
   private readonly phases: Record<string, number> = {};
   private maskChecksums: number[] | undefined; // synced, an owner: this step's, for `done`
   private bytesAt = { sent: 0, received: 0 };
@@ -75,7 +76,16 @@ export class OwnersStep {
     this.owned?.forgetBefore(t.step, t.round);
     const pending = this.early.get(key(t.step, t.round)) ?? [];
     this.early.clear();
-    for (const p of pending) this.data(p.msg, p.from);
+    for (const p of pending) {
+      try {
+        this.data(p.msg, p.from, p.link);
+      } catch (e) {
+        // as if it had failed on arrival: that link is closed with the code, the control connection is not
+        const err = e instanceof ProtocolError ? e : protocolError('E_INTERNAL', (e as Error).message);
+        this.log(`link ${p.from}: ${err.code} ${err.message}`);
+        p.link?.close(err);
+      }
+    }
     const c = this.compute();
     const synced = c.cfg.smi !== 'baseline' && c.cfg.spectral === 'synced';
     this.maskChecksums = undefined;
@@ -110,19 +120,25 @@ export class OwnersStep {
   }
 
   /** A message on a link: a share (to this owner) or values (from an owner). */
-  data(msg: Message, from: string): void {
+  data(msg: Message, from: string, link?: Peer): void {
     if (msg.type !== 'share' && msg.type !== 'values') throw protocolError('E_UNEXPECTED', `${msg.type} on a data link`);
     const t = this.task;
     if (!t || msg.step > t.step || (msg.step === t.step && msg.round > t.round)) {
       const k = key(msg.step, msg.round);
-      this.early.set(k, [...(this.early.get(k) ?? []), { msg, from }]);
+      this.early.set(k, [...(this.early.get(k) ?? []), { msg, from, link }]);
       return;
     }
     if (msg.step !== t.step || msg.round !== t.round) return; // a step or round that went by
     if (msg.type === 'share') {
       if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
       if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
-      this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors, msg.magnitudes);
+      try {
+        this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors, msg.magnitudes);
+      } catch (e) {
+        // the link is closed with the code (the throw); the coordinator is told whose chunk it was, to drop its holder
+        if (e instanceof ProtocolError) void this.toCoordinator({ type: 'rejected', step: msg.step, round: msg.round, chunk: msg.chunk, code: e.code, message: e.message }).catch(() => {});
+        throw e;
+      }
       void this.maybeReduce().catch((e: Error) => this.log(`reduce: ${e.message}`));
       return;
     }

@@ -49,7 +49,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   let control: Peer | null = null; // the current connection to the coordinator
   const exchange = new Exchange({
     token: o.token ?? null, ca: o.ca, log,
-    onMessage: (msg, from) => owners.data(msg, from),
+    onMessage: (msg, from, _inbound, link) => owners.data(msg, from, link),
     onError: (err, from) => log(`link ${from}: ${err.code} ${err.message}`),
   });
   const owners = new OwnersStep(
@@ -184,6 +184,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
       case 'link':
       case 'share':
       case 'reduced':
+      case 'rejected':
       case 'values':
       case 'done':
       case 'state':

@@ -4,7 +4,7 @@ import type { BackendInfo } from '../../shared/backend/backend.ts';
 import { lrAt, type TrainConfig } from '../../shared/config.ts';
 import { protocolError } from '../../shared/errors.ts';
 import { trainOffsets, type Corpus } from '../../shared/model/data.ts';
-import type { Computed, Done, Loaded, OwnedState, PlanOwner, Reduced, State } from '../../shared/net/protocol.ts';
+import type { Computed, Done, Loaded, OwnedState, PlanOwner, Reduced, Rejected, State } from '../../shared/net/protocol.ts';
 import { splitBatch, tokenWindows } from '../../shared/parallel/batch.ts';
 import { planOwners } from '../../shared/parallel/plan.ts';
 import { SharedSpectralHistory, combineChecksums } from '../../shared/parallel/spectral.ts';
@@ -77,7 +77,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   let current: { step: number; round: number; holders: string[]; sequences: number[] } | null = null;
   let gatherStep = -1;
 
-  server.ownersHandler = (m: Member, msg: Loaded | Computed | Reduced | Done | State) => {
+  server.ownersHandler = (m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State) => {
     const cur = current;
     const stale = (s: number, r: number) => !cur || s < cur.step || (s === cur.step && r < cur.round);
     switch (msg.type) {
@@ -100,6 +100,24 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
         if (msg.ss.length !== owner.tensors.length || msg.chunkSS.length !== cur!.sequences.length) throw protocolError('E_SHAPE', `reduced: ${msg.ss.length} sums for ${owner.tensors.length} tensors, ${msg.chunkSS.length} for ${cur!.sequences.length} chunks`);
         if (![...msg.ss, ...msg.chunkSS].every((x) => x >= 0)) throw protocolError('E_NONFINITE', 'reduced: a sum of squares that is negative or not a number');
         inbox.reduced.set(m.id, msg);
+        break;
+      }
+      case 'rejected': {
+        if (stale(msg.step, msg.round)) return;
+        if (msg.step !== cur!.step || msg.round !== cur!.round || !plan?.ownerIds.has(m.id)) throw protocolError('E_UNEXPECTED', `rejected for step ${msg.step} round ${msg.round} from a worker that owns nothing then`);
+        const holder = cur!.holders[msg.chunk];
+        if (holder === undefined) throw protocolError('E_UNEXPECTED', `rejected names chunk ${msg.chunk}, the step has ${cur!.holders.length}`);
+        // the holder sent a share its owner refused: dropped (its id refused for a while after E_NONFINITE and E_OUTLIER), the step redone
+        server.log(`owner ${m.id} refused chunk ${msg.chunk}'s share from ${holder}: ${msg.code} ${msg.message}`);
+        if (msg.code === 'E_NONFINITE' || msg.code === 'E_OUTLIER') server.reject(holder, protocolError(msg.code, msg.message));
+        else {
+          const h = server.members.get(holder);
+          if (h) {
+            server.countError(msg.code);
+            server.drop(h, msg.code);
+            h.peer.close(protocolError(msg.code, `your share of chunk ${msg.chunk} was refused by its owner: ${msg.message}`));
+          }
+        }
         break;
       }
       case 'done':

@@ -186,6 +186,16 @@ export interface Reduced {
   phases: Record<string, number>;
 }
 
+/** owner → coordinator: a chunk's share failed its checks (the owner closed that link with the code); its holder is to blame. */
+export interface Rejected {
+  type: 'rejected';
+  step: number;
+  round: number;
+  chunk: number;
+  code: ErrorCode;
+  message: string;
+}
+
 /** coordinator → owner: apply the step with clip coefficient κ, the learning rate and α. */
 export interface Commit {
   type: 'commit';
@@ -231,11 +241,11 @@ export interface State {
 }
 
 export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | ErrorMsg | Bye
-  | Load | Loaded | Task | Computed | Link | Share | Reduced | Commit | Values | Done | Gather | State;
+  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Commit | Values | Done | Gather | State;
 export type MessageType = Message['type'];
 export const MESSAGE_TYPES = [
   'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'error', 'bye',
-  'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'commit', 'values', 'done', 'gather', 'state',
+  'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'rejected', 'commit', 'values', 'done', 'gather', 'state',
 ] as const satisfies readonly MessageType[];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -568,6 +578,14 @@ export function parseMessage(value: unknown): Message {
       list(o, kind, 'ss', (v, w) => (typeof v === 'number' ? undefined : bad(w, `expected a number, got ${describe(v)}`)));
       list(o, kind, 'chunkSS', (v, w) => (typeof v === 'number' ? undefined : bad(w, `expected a number, got ${describe(v)}`)));
       phases(o, kind, 'phases');
+      break;
+    case 'rejected':
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'code', 'message']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      count(o, kind, 'chunk');
+      if (!isErrorCode(str(o, kind, 'code'))) bad(`${kind}.code`, `unknown error code '${o.code}'`);
+      str(o, kind, 'message');
       break;
     case 'commit':
       fields(o, kind, ['type', 'step', 'round', 'clip', 'lr', 'alpha']);
