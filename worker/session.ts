@@ -20,6 +20,7 @@ export interface WorkerOptions {
   /** The exchange server (this worker can own tensors): host [the local address of the control connection] and port [0]; null: compute-only */
   listen?: { host?: string; port?: number } | null;
   advertise?: string; // the URL the other workers are told for the exchange [ws://HOST:PORT as bound]
+  tls?: { cert: Buffer; key: Buffer }; // serve the exchange as wss:// (links to other owners trust `ca` besides the system's)
 }
 
 /** Node's codes for a server certificate that fails verification (not a network failure). */
@@ -48,7 +49,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   let delay = 250;
   let control: Peer | null = null; // the current connection to the coordinator
   const exchange = new Exchange({
-    token: o.token ?? null, ca: o.ca, log,
+    token: o.token ?? null, ca: o.ca, tls: o.tls, log,
     onMessage: (msg, from, _inbound, link) => owners.data(msg, from, link),
     onError: (err, from) => log(`link ${from}: ${err.code} ${err.message}`),
   });
