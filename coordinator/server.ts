@@ -281,6 +281,7 @@ export class Server implements Membership {
       case 'load':
       case 'task':
       case 'commit':
+      case 'clip':
       case 'gather':
       case 'link':
       case 'share':

@@ -7,7 +7,7 @@ import { AdamW } from '../shared/model/adamw.ts';
 import type { GPT } from '../shared/model/gpt.ts';
 import type { OwnedState } from '../shared/net/protocol.ts';
 import { weightedSum } from '../shared/parallel/reduce.ts';
-import { magnitudeBound } from '../shared/parallel/share-bounds.ts';
+import { blendedBound, magnitudeBound } from '../shared/parallel/share-bounds.ts';
 import { SharedSpectralHistory } from '../shared/parallel/spectral.ts';
 import { SMI_RUNS, view2d } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
@@ -39,6 +39,9 @@ export class OwnedTensors {
   readonly sizes: number[];
   private readonly shares = new Map<string, Map<number, Kept>>(); // `step/round` → chunk → its share
   readonly synced: boolean; // synced mode: shares carry magnitudes, one shared history, the mask applied once to κḡ
+  readonly local: boolean; // local mode: a second round of shares, each holder's own clip → SMI of its chunk; AdamW alone here
+  private readonly blends = new Map<string, Map<number, Float32Array[]>>(); // local: `step/round` → chunk → b_c
+  private chunkSS: number[] = []; // local: the reduced step's Σ g_c² over the owned tensors, per chunk (the blends' bound)
   private readonly views: [number, number][];
   private readonly halfSizes: number[];
   private readonly meanBuf: Float32Array[];
@@ -49,8 +52,9 @@ export class OwnedTensors {
     const params = tensors.map((i) => model.params[i]!);
     const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay });
     this.synced = cfg.smi !== 'baseline' && cfg.spectral === 'synced';
+    this.local = cfg.smi !== 'baseline' && cfg.spectral === 'local';
     const run = SMI_RUNS[cfg.smi];
-    const smi = cfg.smi === 'baseline' || this.synced ? null : new SpectralMomentum(run, backend.spectral, cfg.seed);
+    const smi = cfg.smi === 'baseline' || this.synced || this.local ? null : new SpectralMomentum(run, backend.spectral, cfg.seed);
     const shared = this.synced ? new SharedSpectralHistory(run.beta, run.q) : null;
     this.shard = { names: params.map((p) => p.name), shapes: params.map((p) => p.shape), params: params.map((p) => p.variable), opt, smi, shared };
     this.sizes = params.map((p) => p.variable.size);
@@ -98,6 +102,22 @@ export class OwnedTensors {
     });
   }
 
+  /** Local mode: a chunk's blend b_c (count, lengths, finiteness now; its bound at the update, once κ is known). */
+  acceptBlend(step: number, round: number, chunk: number, tensors: Float32Array[]): void {
+    if (!this.local) throw protocolError('E_UNEXPECTED', `a blended share of chunk ${chunk} outside local mode`);
+    this.check(`blend of chunk ${chunk}`, tensors, this.sizes);
+    const key = `${step}/${round}`;
+    let m = this.blends.get(key);
+    if (!m) this.blends.set(key, (m = new Map()));
+    if (m.has(chunk)) throw protocolError('E_UNEXPECTED', `a second blend of chunk ${chunk} for step ${step} round ${round}`);
+    m.set(chunk, tensors);
+  }
+
+  /** Local mode: whether every chunk's blend of (step, round) is in. */
+  blendsComplete(step: number, round: number, chunks: number): boolean {
+    return (this.blends.get(`${step}/${round}`)?.size ?? 0) === chunks;
+  }
+
   /** Whether every chunk's share of (step, round) is in. */
   complete(step: number, round: number, chunks: number): boolean {
     return (this.shares.get(`${step}/${round}`)?.size ?? 0) === chunks;
@@ -127,6 +147,12 @@ export class OwnedTensors {
     }
     const weights = sequences.map((n) => n / B);
     const mean = weightedSum(lists, weights, this.meanBuf);
+    if (this.local) {
+      // the norm of ḡ for κ; the update waits for the holders' blends
+      this.chunkSS = chunkSS;
+      this.reduction = { step, round, tensors: [], weights };
+      return { ss: mean.map((g) => g.reduce((a, x) => a + x * x, 0)), chunkSS };
+    }
     if (this.synced) {
       this.reduction = { step, round, tensors: [], mean, magnitudes: kept.map((k) => k.magnitudes!), weights };
       return { ss: mean.map((g) => g.reduce((a, x) => a + x * x, 0)), chunkSS };
@@ -151,6 +177,20 @@ export class OwnedTensors {
     if (!r || r.step !== step || r.round !== round) throw protocolError('E_UNEXPECTED', `commit of step ${step} round ${round}, which this owner has not reduced`);
     this.reduction = null;
     if (this.sizes.length === 0) return { values: this.values(), ...(this.synced ? { maskChecksums: [] } : {}) };
+    if (this.local) {
+      const key = `${step}/${round}`;
+      const got = this.blends.get(key)!;
+      this.blends.delete(key);
+      const lists = r.weights!.map((_, c) => got.get(c)!);
+      // each blend within κ‖g_c‖ of its own chunk's gradient (masking is a projection), checked before any is averaged
+      lists.forEach((l, c) => {
+        const bn = Math.sqrt(l.reduce((a, t) => a + t.reduce((b, x) => b + x * x, 0), 0));
+        const bound = blendedBound(Math.sqrt(this.chunkSS[c]!), o.clip);
+        if (!(bn <= bound)) throw protocolError('E_OUTLIER', `blend of chunk ${c}: norm ${bn.toExponential(3)} over the ${bound.toExponential(3)} its clipped gradient allows`);
+      });
+      applyUpdate(this.shard, weightedSum(lists, r.weights!, this.meanBuf), { clip: o.clip, step, lr: o.lr, alpha: o.alpha, blended: true });
+      return { values: this.values() };
+    }
     if (r.mean) {
       const res = applyUpdate(this.shard, r.mean, { clip: o.clip, step, lr: o.lr, alpha: o.alpha, magnitudes: { spectra: r.magnitudes!, weights: r.weights!, perTensor: true } });
       return { values: this.values(), maskChecksums: res.maskChecksums };
@@ -178,15 +218,18 @@ export class OwnedTensors {
 
   /** Forgets the shares of steps and rounds before (step, round): a step started again, or one that went by. */
   forgetBefore(step: number, round: number): void {
-    for (const k of [...this.shares.keys()]) {
-      const [s, r] = k.split('/').map(Number) as [number, number];
-      if (s < step || (s === step && r < round)) this.shares.delete(k);
+    for (const map of [this.shares, this.blends] as Map<string, unknown>[]) {
+      for (const k of [...map.keys()]) {
+        const [s, r] = k.split('/').map(Number) as [number, number];
+        if (s < step || (s === step && r < round)) map.delete(k);
+      }
     }
   }
 
   /** Forgets a step in progress (a new plan). */
   reset(): void {
     this.shares.clear();
+    this.blends.clear();
     this.dropReduction();
   }
 

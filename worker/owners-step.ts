@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { ProtocolError, protocolError } from '../shared/errors.ts';
-import type { Commit, Gather, Load, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import type { Clip, Commit, Gather, Load, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
 import type { Peer } from '../shared/net/peer.ts';
 import type { WorkerCompute } from './compute.ts';
 import type { Exchange } from './exchange.ts';
@@ -28,6 +28,7 @@ export class OwnersStep {
   private readonly early = new Map<string, { msg: Share | Values; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
   private readonly phases: Record<string, number> = {};
   private maskChecksums: number[] | undefined; // synced, an owner: this step's, for `done`
+  private pendingCommit: Commit | null = null; // local mode: a commit waiting for the holders' blends
   private bytesAt = { sent: 0, received: 0 };
   selfId = '';
 
@@ -55,6 +56,7 @@ export class OwnersStep {
 
   private reset(): void {
     this.task = null;
+    this.pendingCommit = null;
     this.reducedSent = false;
     this.ownUpdated = false;
     this.valuesFrom = new Set();
@@ -66,6 +68,7 @@ export class OwnersStep {
   async runTask(t: Task): Promise<void> {
     if (!this.plan || t.planVersion !== this.plan.version) throw protocolError('E_UNEXPECTED', `task for plan ${t.planVersion}, this worker has plan ${this.plan?.version ?? 'none'}`);
     this.task = t;
+    this.pendingCommit = null;
     this.reducedSent = false;
     this.ownUpdated = false;
     this.valuesFrom = new Set();
@@ -133,13 +136,15 @@ export class OwnersStep {
       if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
       if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
       try {
-        this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors, msg.magnitudes);
+        if (msg.blended) this.owned.acceptBlend(msg.step, msg.round, msg.chunk, msg.tensors);
+        else this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors, msg.magnitudes);
       } catch (e) {
         // the link is closed with the code (the throw); the coordinator is told whose chunk it was, to drop its holder
         if (e instanceof ProtocolError) void this.toCoordinator({ type: 'rejected', step: msg.step, round: msg.round, chunk: msg.chunk, code: e.code, message: e.message }).catch(() => {});
         throw e;
       }
-      void this.maybeReduce().catch((e: Error) => this.log(`reduce: ${e.message}`));
+      if (msg.blended) void this.apply().catch((e: Error) => this.log(`update: ${e.message}`));
+      else void this.maybeReduce().catch((e: Error) => this.log(`reduce: ${e.message}`));
       return;
     }
     this.takeValues(msg, from);
@@ -176,10 +181,46 @@ export class OwnersStep {
     await this.toCoordinator({ type: 'reduced', step: t.step, round: t.round, ss, chunkSS, phases: { reduce: this.phases.reduce } });
   }
 
-  /** The coordinator's go: this owner's update, then its values to every other member of the plan. */
+  /**
+   * Local mode's second round, at a chunk's holder: its own clip → SMI (its own history; a higher round of the same
+   * step starts again from the history before the step) of each chunk it computed, b_c to each owner.
+   */
+  async clip(c: Clip): Promise<void> {
+    const t = this.task;
+    if (!t || !this.plan || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `clip of step ${c.step} round ${c.round}, not this worker's current step`);
+    const comp = this.compute();
+    for (const chunk of t.mine) {
+      const b = comp.blend({ type: 'blend', step: c.step, round: c.round, attempt: 0, source: chunk.index, clip: c.clip, alpha: c.alpha });
+      this.phases.spectral = (this.phases.spectral ?? 0) + (b.phases.spectral ?? 0);
+      const sends: Promise<unknown>[] = [];
+      for (const o of this.plan.owners) {
+        const tensors = o.tensors.map((j) => b.tensors[j]!);
+        if (o.workerId === this.selfId) {
+          this.owned!.acceptBlend(c.step, c.round, chunk.index, tensors);
+          continue;
+        }
+        const link = this.exchange.to(o.workerId);
+        if (link) sends.push(link.send({ type: 'share', step: c.step, round: c.round, chunk: chunk.index, tensors, blended: true }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
+      }
+      await Promise.all(sends);
+    }
+    await this.apply();
+  }
+
+  /** The coordinator's go: this owner's update (local mode: once every blend is in), then its values to every other member of the plan. */
   async commit(c: Commit): Promise<void> {
     const t = this.task;
     if (!t || !this.owned || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `commit of step ${c.step} round ${c.round}, not this owner's current step`);
+    this.pendingCommit = c;
+    await this.apply();
+  }
+
+  private async apply(): Promise<void> {
+    const t = this.task;
+    const c = this.pendingCommit;
+    if (!t || !c || !this.owned) return;
+    if (this.owned.local && !this.owned.blendsComplete(t.step, t.round, t.sequences.length)) return;
+    this.pendingCommit = null;
     const t0 = performance.now();
     const { values, maskChecksums } = this.owned.update(c.step, c.round, c);
     this.maskChecksums = maskChecksums;

@@ -168,6 +168,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         // not awaited: sending values waits for links, and a `load` (the coordinator giving up on this step) must get through
         void owners.commit(msg).catch((e: Error) => log(`commit of step ${msg.step}: ${e.message}`));
         return;
+      case 'clip':
+        return owners.clip(msg);
       case 'gather':
         return owners.gather(msg);
       case 'bye':

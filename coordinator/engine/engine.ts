@@ -33,14 +33,12 @@ export interface CoordinatorEngineOptions {
 }
 
 /**
- * Who applies the update: the owners in global mode, the baseline and synced mode's one-round form (the default),
- * the coordinator in local mode and --synced-blend workers (their owners' two-round forms are not built yet) or
- * when asked (--update coordinator, the star).
+ * Who applies the update: the owners (the default) in every mode but --synced-blend workers (its owners' form is
+ * not built yet), where the coordinator does; the coordinator too when asked (--update coordinator, the star).
  */
 export function updateAt(cfg: TrainConfig, requested?: UpdateAt, syncedBlend?: SyncedBlend): UpdateAt {
-  const owned = cfg.smi === 'baseline' || cfg.spectral === 'global' || (cfg.spectral === 'synced' && syncedBlend !== 'workers');
-  const what = cfg.spectral === 'synced' ? '--synced-blend workers' : `--spectral ${cfg.spectral}`;
-  if (requested === 'owners' && !owned) throw new ConfigError('E_BAD_FLAG', `--update owners runs global mode, the baseline and synced mode's one-round form so far; ${what} runs with --update coordinator`);
+  const owned = cfg.smi === 'baseline' || cfg.spectral !== 'synced' || syncedBlend !== 'workers';
+  if (requested === 'owners' && !owned) throw new ConfigError('E_BAD_FLAG', "--update owners runs every mode but synced mode's two-round form so far; --synced-blend workers runs with --update coordinator");
   return requested ?? (owned ? 'owners' : 'coordinator');
 }
 

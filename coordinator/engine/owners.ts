@@ -42,14 +42,15 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
  * worker's `done`: it handles no per-parameter data. Its own copy of the model is the last commit (gathered from
  * the owners every `commitInterval` steps and whenever the loop reads the state: evaluation, checkpoints, the final
  * model); a `load` from it starts every plan, and an owner's loss rolls back to it and replays (batches are a pure
- * function of (seed, step)). Global spectral mode, the baseline, and synced mode with the mask applied once (by the
- * owners, to κḡ: the one-round form).
+ * function of (seed, step)). Global spectral mode, the baseline, synced mode with the mask applied once (by the
+ * owners, to κḡ: the one-round form), and local mode (two rounds: κ back to the holders, their blends to the owners).
  */
 export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o: OwnersEngineOptions): Engine {
   const run = SMI_RUNS[cfg.smi];
   const synced = cfg.smi !== 'baseline' && cfg.spectral === 'synced';
-  // the commit: weights, moments, histories after storeStep (synced: the one shared history)
-  const store = createModelState(cfg, o.backend, { smi: !synced });
+  const local = cfg.smi !== 'baseline' && cfg.spectral === 'local'; // two rounds: κ to the holders, their own SMI, blends to the owners
+  // the commit: weights, moments, histories after storeStep (synced: the one shared history; local: none here)
+  const store = createModelState(cfg, o.backend, { smi: !synced && !local });
   const shared = synced ? new SharedSpectralHistory(run.beta, run.q) : null;
   const params = store.model.params;
   const shapesByName = new Map(params.map((p) => [p.name, p.shape]));
@@ -137,7 +138,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
    * Waits until `ready()`; `awaited()` names who is still to answer (dropped with E_TIMEOUT after the step timeout).
    * A member of the plan lost: an owner → Rollback; another → RestartStep, unless `lateLossOk` (after the commit).
    */
-  async function until(ready: () => boolean, awaited: () => string[], lateLossOk = false): Promise<void> {
+  async function until(ready: () => boolean, awaited: () => string[], lateLossOk = false, critical: ReadonlySet<string> = new Set()): Promise<void> {
     const p = plan!;
     const first = awaited().some((id) => !answered.has(id));
     const ms = first ? (o.firstStepTimeoutMs ?? 1_800_000) : (o.stepTimeoutMs ?? 60_000);
@@ -156,6 +157,8 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
         const lost = p.members.filter((id) => !server.members.has(id));
         const ownerLost = lost.find((id) => p.ownerIds.has(id));
         if (ownerLost) throw new Rollback(`owner ${ownerLost} left`);
+        const holderLost = lost.find((id) => critical.has(id));
+        if (holderLost) throw new Rollback(`worker ${holderLost} left holding a chunk it must blend after the commit`);
         if (lost.length > 0 && !lateLossOk) throw new RestartStep(`worker ${lost[0]} left`);
         if (ready()) return;
         await server.nextEvent();
@@ -289,7 +292,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const perTensor = new Array<number>(sizes.length).fill(0);
     for (const ow of p.owners) inbox.reduced.get(ow.workerId)!.ss.forEach((s, i) => (perTensor[ow.tensors[i]!] = s));
     let total = 0;
-    for (const s of perTensor) total = synced ? total + s : Math.fround(total + s);
+    for (const s of perTensor) total = synced || local ? total + s : Math.fround(total + s);
     // the outlier rule on each chunk's norm, over the whole gradient (Σ over the owners)
     const ns = sequences.map((_, c) => Math.sqrt(owners.reduce((a, id) => a + inbox.reduced.get(id)!.chunkSS[c]!, 0)));
     const out = norms.check(ns);
@@ -300,10 +303,13 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
       throw new RestartStep(`chunk(s) ${out.map((x) => x.index).join(', ')} rejected`);
     }
     norms.accept(ns);
-    const clip = globalClip([total], cfg.grad_clip, k, !synced);
+    const clip = globalClip([total], cfg.grad_clip, k, !synced && !local);
     const alpha = alphaAt(run, k, cfg.max_iters);
+    // local: each holder filters its own chunks with κ and its own history and sends the owners b_c; an owner applies
+    // AdamW to their mean once every blend is in, so a holder lost from here on rolls the step back
+    if (local) for (const id of new Set(holders)) send(id, { type: 'clip', step: k, round, clip: clip.coef, alpha });
     for (const id of owners) send(id, { type: 'commit', step: k, round, clip: clip.coef, lr: lrAt(cfg, k - 1), alpha });
-    await until(() => ids.every((id) => !live(id) || inbox.done.has(id)), () => ids.filter((id) => !inbox.done.has(id)), true);
+    await until(() => ids.every((id) => !live(id) || inbox.done.has(id)), () => ids.filter((id) => !inbox.done.has(id)), true, local ? new Set(holders) : undefined);
     doneStep = k;
     current = null;
     const B = offsets.length;

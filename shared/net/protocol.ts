@@ -174,6 +174,16 @@ export interface Share {
   chunk: number;
   tensors: Float32Array[];
   magnitudes?: Float32Array[]; // synced: |FFT2(g_c)| of the same tensors
+  blended?: boolean; // local mode's second round: the holder's own clip → SMI of its chunk, b_c, not g_c
+}
+
+/** coordinator → a chunk's holder (local mode's second round): filter your chunks with κ and α and send the owners b_c. */
+export interface Clip {
+  type: 'clip';
+  step: number;
+  round: number;
+  clip: number;
+  alpha: number;
 }
 
 /** owner → coordinator: every chunk's share is in and reduced; the sums of squares for the global norm and the outlier rule. */
@@ -241,11 +251,11 @@ export interface State {
 }
 
 export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | ErrorMsg | Bye
-  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Commit | Values | Done | Gather | State;
+  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Clip | Commit | Values | Done | Gather | State;
 export type MessageType = Message['type'];
 export const MESSAGE_TYPES = [
   'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'error', 'bye',
-  'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'rejected', 'commit', 'values', 'done', 'gather', 'state',
+  'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'rejected', 'clip', 'commit', 'values', 'done', 'gather', 'state',
 ] as const satisfies readonly MessageType[];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -564,12 +574,20 @@ export function parseMessage(value: unknown): Message {
       workerId(o, kind, 'workerId');
       break;
     case 'share':
-      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['magnitudes']);
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['magnitudes', 'blended']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       count(o, kind, 'chunk');
       f32s(o, kind, 'tensors');
       opt(o, 'magnitudes', () => f32s(o, kind, 'magnitudes'));
+      opt(o, 'blended', () => bool(o, kind, 'blended'));
+      break;
+    case 'clip':
+      fields(o, kind, ['type', 'step', 'round', 'clip', 'alpha']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      finite(o, kind, 'clip');
+      finite(o, kind, 'alpha');
       break;
     case 'reduced':
       fields(o, kind, ['type', 'step', 'round', 'ss', 'chunkSS', 'phases']);

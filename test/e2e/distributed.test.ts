@@ -48,7 +48,7 @@ t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 wo
   }
 });
 
-t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run; local mode is refused', async (t) => {
+t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run; --synced-blend workers is refused', async (t) => {
   const dir = tempDir('smi-owners-');
   const local = join(dir, 'local');
   const r = await runScript('train', ['--local', ...small, '--out', local]);
@@ -72,9 +72,9 @@ t.test('--update owners: a compute-only worker (--compute-only) takes part; the 
   t.equal(d.code, 0, '--update coordinator exits 0', { output: d.stdout + d.stderr });
   const sd = maxRelativeDiff(weights(star), weights(out));
   t.ok(sd < 1e-5, `the star's final weights within 1e-5 relative of the owners' (${sd.toExponential(2)})`);
-  const bad = await runScript('train', [...small, '--workers', '1', '--spectral', 'local', '--update', 'owners', '--out', join(dir, 'bad')]);
-  t.equal(bad.code, 2, '--update owners in local mode: exit 2 (not built yet)');
-  t.match(bad.stderr, /E_BAD_FLAG.*--update owners runs global mode, the baseline and synced mode's one-round form so far; --spectral local runs with --update coordinator/);
+  const bad = await runScript('train', [...small, '--workers', '1', '--spectral', 'synced', '--synced-blend', 'workers', '--update', 'owners', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2, '--update owners with --synced-blend workers: exit 2 (not built yet)');
+  t.match(bad.stderr, /E_BAD_FLAG.*--update owners runs every mode but synced mode's two-round form so far; --synced-blend workers runs with --update coordinator/);
 });
 
 t.test('synced mode: every worker applies the identical mask at every step; applying it once at the coordinator is the same update', async (t) => {
@@ -117,13 +117,19 @@ t.test('synced mode: every worker applies the identical mask at every step; appl
   t.ok(s2.every((r, i) => Math.abs((r.loss as number) - (s1[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
 });
 
-t.test('local mode (each worker its own history) trains; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES (stand-in nvidia-smi, no real GPU)', async (t) => {
+t.test('local mode (each worker its own history) trains, through the owners as on the star; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES (stand-in nvidia-smi, no real GPU)', async (t) => {
   const dir = tempDir('smi-local-');
   const out = join(dir, 'local-mode');
   const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'local', '--out', out]);
   t.equal(d.code, 0, 'local mode exits 0', { output: d.stdout + d.stderr });
   const e = readLog(out).filter((r) => r.kind === 'eval');
   t.ok((e.at(-1)!.val_loss as number) < (e[0]!.val_loss as number) - 0.3, 'the loss falls');
+  // the default (--update owners): κ back to each holder, its own SMI, the blends to the owners; the star's arithmetic
+  const star = join(dir, 'local-mode-star');
+  const st = await runScript('train', [...small, '--workers', '2', '--spectral', 'local', '--update', 'coordinator', '--out', star]);
+  t.equal(st.code, 0, 'local mode on the star exits 0', { output: st.stdout + st.stderr });
+  const ld = maxRelativeDiff(weights(out), weights(star));
+  t.ok(ld < 1e-5, `local mode: the owners' final weights within 1e-5 relative of the star's (${ld.toExponential(2)})`);
   // The stand-in nvidia-smi lists four H100s; no tfjs-node is installed, so the workers fall back to wasm.
   const g = join(dir, 'gpus');
   const r = await runScript('train', [...small, '--gpus', '0,2', '--max-iters', '2', '--out', g], { env: { ...standInEnv({ packages: '' }) } });

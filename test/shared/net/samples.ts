@@ -33,6 +33,8 @@ export const SAMPLES: Message[] = [
   { type: 'share', step: 4, round: 1, chunk: 0, tensors: [f32(4)], magnitudes: [f32(3)] },
   { type: 'reduced', step: 4, round: 1, ss: [0.5, 2], chunkSS: [1.25, 0.75], phases: { reduce: 1 } },
   { type: 'rejected', step: 4, round: 1, chunk: 0, code: 'E_NONFINITE', message: 'share of chunk 0: tensor 3 holds NaN or Inf' },
+  { type: 'clip', step: 4, round: 1, clip: 0.5, alpha: 0.25 },
+  { type: 'share', step: 4, round: 1, chunk: 2, tensors: [f32(2)], blended: true },
   { type: 'commit', step: 4, round: 1, clip: 0.75, lr: 1e-3, alpha: 0.5 },
   { type: 'values', step: 4, round: 1, tensors: [f32(4, 5), f32(2, 5)] },
   { type: 'done', step: 4, round: 1, phases: { all_gather: 3 }, bytesSent: 1000, bytesReceived: 2000 },
