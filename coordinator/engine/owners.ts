@@ -138,9 +138,10 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
    * Waits until `ready()`; `awaited()` names who is still to answer (dropped with E_TIMEOUT after the step timeout).
    * A member of the plan lost: an owner → Rollback; another → RestartStep, unless `lateLossOk` (after the commit).
    */
-  async function until(ready: () => boolean, awaited: () => string[], lateLossOk = false, critical: ReadonlySet<string> = new Set()): Promise<void> {
+  async function until(ready: () => boolean, awaited: () => string[], lateLossOk = false, critical: ReadonlySet<string> = new Set(), compiles = true): Promise<void> {
     const p = plan!;
-    const first = awaited().some((id) => !answered.has(id));
+    // a worker's first step may compile kernels for minutes; a load or a gather compiles nothing
+    const first = compiles && awaited().some((id) => !answered.has(id));
     const ms = first ? (o.firstStepTimeoutMs ?? 1_800_000) : (o.stepTimeoutMs ?? 60_000);
     const timer = setTimeout(() => {
       for (const id of awaited()) {
@@ -181,7 +182,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     inbox.states.clear();
     gatherStep = doneStep;
     for (const ow of p.owners) send(ow.workerId, { type: 'gather', step: doneStep });
-    await until(() => p.owners.every((ow) => inbox.states.has(ow.workerId)), () => p.owners.map((ow) => ow.workerId).filter((id) => !inbox.states.has(id)), true);
+    await until(() => p.owners.every((ow) => inbox.states.has(ow.workerId)), () => p.owners.map((ow) => ow.workerId).filter((id) => !inbox.states.has(id)), true, undefined, false);
     const moments: Float32Array[] = [];
     const smi: OwnedState['smi'] = [];
     let adamStep = -1;
@@ -235,7 +236,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     }
     server.log(`plan ${version} at step ${storeStep}: ${owners.map((x) => `${x.workerId} owns ${x.tensors.length} tensors (${(op.load[op.owners.indexOf(x.workerId)]! / 1e6).toFixed(2)}M values)`).join(', ')}; ${ids.length - owners.length} compute-only`);
     doneStep = storeStep;
-    await until(() => ids.every((id) => inbox.loaded.has(id)), () => ids.filter((id) => !inbox.loaded.has(id)));
+    await until(() => ids.every((id) => inbox.loaded.has(id)), () => ids.filter((id) => !inbox.loaded.has(id)), false, undefined, false);
   }
 
   /** The plan matches the live workers, and the store is where the owners are (gathered, or rolled back to). */
@@ -315,8 +316,8 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const B = offsets.length;
     const loss = sequences.reduce((a, n, c) => a + (n / B) * inbox.computed.get(c)!.loss, 0);
     const computeMs = Math.max(...[...inbox.computed.values()].map((c) => c.phases.compute ?? 0));
-    const bytes = Object.fromEntries([...inbox.done].map(([id, d]) => [id, { sent: d.bytesSent, received: d.bytesReceived }]));
-    const extra: Record<string, unknown> = { compute_ms: computeMs, bytes };
+    const ownersStep = Object.fromEntries([...inbox.done].map(([id, d]) => [id, { phases: d.phases, sent: d.bytesSent, received: d.bytesReceived }]));
+    const extra: Record<string, unknown> = { compute_ms: computeMs, owners_step: ownersStep };
     if (synced) {
       // each owner's per-tensor mask checksums, combined in parameter order
       const sums = new Array<number>(sizes.length);
@@ -379,7 +380,10 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     sync,
     start: () => server.waitForWorkers(o.minWorkers ?? 1),
     step: async (k, offsets) => {
+      const cpu0 = process.cpuUsage();
       const out = (await advance(k, offsets))!;
+      const cpu = process.cpuUsage(cpu0);
+      out.extra = { ...out.extra, coordinator_cpu_ms: (cpu.user + cpu.system) / 1000 };
       loopStep = k;
       if (k % commitInterval === 0) await sync();
       return out;
