@@ -14,7 +14,7 @@ export interface DistributedRunOptions extends RunOptions {
 /** Serves workers, trains with them, and tells them the run is over. */
 export async function trainDistributed(o: DistributedRunOptions & { backend: BackendInfo }): Promise<RunResult> {
   checkDistributedConfig(o.cfg);
-  const update = updateAt(o.cfg, o.server.update, o.server.syncedBlend);
+  const update = updateAt(o.server.update);
   const server = new Server({ ...o.server, update, cfg: o.cfg });
   try {
     const port = await server.ready;

@@ -282,6 +282,7 @@ export class Server implements Membership {
       case 'task':
       case 'commit':
       case 'clip':
+      case 'masks':
       case 'gather':
       case 'link':
       case 'share':

@@ -41,7 +41,8 @@ export class OwnedTensors {
   readonly synced: boolean; // synced mode: shares carry magnitudes, one shared history, the mask applied once to κḡ
   readonly local: boolean; // local mode: a second round of shares, each holder's own clip → SMI of its chunk; AdamW alone here
   private readonly blends = new Map<string, Map<number, Float32Array[]>>(); // local: `step/round` → chunk → b_c
-  private chunkSS: number[] = []; // local: the reduced step's Σ g_c² over the owned tensors, per chunk (the blends' bound)
+  private chunkSS: number[] = []; // the reduced step's Σ g_c² over the owned tensors, per chunk (the blends' bound)
+  private blending = false; // this step's update takes the holders' blends: local mode, or synced after masks()
   private readonly views: [number, number][];
   private readonly halfSizes: number[];
   private readonly meanBuf: Float32Array[];
@@ -104,13 +105,31 @@ export class OwnedTensors {
 
   /** Local mode: a chunk's blend b_c (count, lengths, finiteness now; its bound at the update, once κ is known). */
   acceptBlend(step: number, round: number, chunk: number, tensors: Float32Array[]): void {
-    if (!this.local) throw protocolError('E_UNEXPECTED', `a blended share of chunk ${chunk} outside local mode`);
+    if (!this.local && !this.synced) throw protocolError('E_UNEXPECTED', `a blended share of chunk ${chunk} in global mode`);
     this.check(`blend of chunk ${chunk}`, tensors, this.sizes);
     const key = `${step}/${round}`;
     let m = this.blends.get(key);
     if (!m) this.blends.set(key, (m = new Map()));
     if (m.has(chunk)) throw protocolError('E_UNEXPECTED', `a second blend of chunk ${chunk} for step ${step} round ${round}`);
     m.set(chunk, tensors);
+  }
+
+  /**
+   * Synced, --synced-blend workers: the step's shared history from the chunks' magnitudes and κ, and its masks
+   * (committed with AdamW), for the holders to blend their own spectra with; the update then takes their blends.
+   */
+  masks(step: number, round: number, clip: number): { masks: Uint8Array[]; checksums: number[] } {
+    const r = this.reduction;
+    if (!this.synced || !r || r.step !== step || r.round !== round) throw protocolError('E_UNEXPECTED', `masks of step ${step} round ${round}, which this owner has not reduced`);
+    this.blending = true;
+    if (this.sizes.length === 0) return { masks: [], checksums: [] };
+    const { masks, checksums } = this.shard.shared!.prepare(this.shard.names, this.shard.shapes, r.magnitudes!, r.weights!, clip, { perTensor: true });
+    return { masks, checksums: checksums! };
+  }
+
+  /** Whether this step's update waits for the holders' blends. */
+  get awaitsBlends(): boolean {
+    return this.blending;
   }
 
   /** Local mode: whether every chunk's blend of (step, round) is in. */
@@ -142,14 +161,16 @@ export class OwnedTensors {
     });
     this.dropReduction();
     if (this.sizes.length === 0) {
+      this.blending = this.local;
       this.reduction = { step, round, tensors: [] };
       return { ss: [], chunkSS };
     }
     const weights = sequences.map((n) => n / B);
     const mean = weightedSum(lists, weights, this.meanBuf);
+    this.chunkSS = chunkSS;
+    this.blending = this.local;
     if (this.local) {
       // the norm of ḡ for κ; the update waits for the holders' blends
-      this.chunkSS = chunkSS;
       this.reduction = { step, round, tensors: [], weights };
       return { ss: mean.map((g) => g.reduce((a, x) => a + x * x, 0)), chunkSS };
     }
@@ -177,7 +198,8 @@ export class OwnedTensors {
     if (!r || r.step !== step || r.round !== round) throw protocolError('E_UNEXPECTED', `commit of step ${step} round ${round}, which this owner has not reduced`);
     this.reduction = null;
     if (this.sizes.length === 0) return { values: this.values(), ...(this.synced ? { maskChecksums: [] } : {}) };
-    if (this.local) {
+    if (this.blending) {
+      this.blending = false;
       const key = `${step}/${round}`;
       const got = this.blends.get(key)!;
       this.blends.delete(key);

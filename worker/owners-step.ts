@@ -2,7 +2,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { ProtocolError, protocolError } from '../shared/errors.ts';
-import type { Clip, Commit, Gather, Load, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import type { Clip, Commit, Gather, Load, Masks, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import { combineChecksums, packedMaskChecksum } from '../shared/parallel/spectral.ts';
+import { view2d } from '../shared/smi/runs.ts';
 import type { Peer } from '../shared/net/peer.ts';
 import type { WorkerCompute } from './compute.ts';
 import type { Exchange } from './exchange.ts';
@@ -25,10 +27,12 @@ export class OwnersStep {
   private reducedSent = false;
   private ownUpdated = false;
   private valuesFrom = new Set<string>();
-  private readonly early = new Map<string, { msg: Share | Values; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
+  private readonly early = new Map<string, { msg: Share | Values | Masks; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
   private readonly phases: Record<string, number> = {};
   private maskChecksums: number[] | undefined; // synced, an owner: this step's, for `done`
-  private pendingCommit: Commit | null = null; // local mode: a commit waiting for the holders' blends
+  private pendingCommit: Commit | null = null; // local mode, --synced-blend workers: a commit waiting for the holders' blends
+  private masksFrom = new Map<string, Masks>(); // --synced-blend workers, a holder: this step's masks, by owner
+  private applied: number[] = []; // --synced-blend workers, a holder: the checksums of the masks it applied, per chunk
   private bytesAt = { sent: 0, received: 0 };
   selfId = '';
 
@@ -69,6 +73,8 @@ export class OwnersStep {
     if (!this.plan || t.planVersion !== this.plan.version) throw protocolError('E_UNEXPECTED', `task for plan ${t.planVersion}, this worker has plan ${this.plan?.version ?? 'none'}`);
     this.task = t;
     this.pendingCommit = null;
+    this.masksFrom = new Map();
+    this.applied = [];
     this.reducedSent = false;
     this.ownUpdated = false;
     this.valuesFrom = new Set();
@@ -124,7 +130,7 @@ export class OwnersStep {
 
   /** A message on a link: a share (to this owner) or values (from an owner). */
   data(msg: Message, from: string, link?: Peer): void {
-    if (msg.type !== 'share' && msg.type !== 'values') throw protocolError('E_UNEXPECTED', `${msg.type} on a data link`);
+    if (msg.type !== 'share' && msg.type !== 'values' && msg.type !== 'masks') throw protocolError('E_UNEXPECTED', `${msg.type} on a data link`);
     const t = this.task;
     if (!t || msg.step > t.step || (msg.step === t.step && msg.round > t.round)) {
       const k = key(msg.step, msg.round);
@@ -147,8 +153,66 @@ export class OwnersStep {
       else void this.maybeReduce().catch((e: Error) => this.log(`reduce: ${e.message}`));
       return;
     }
+    if (msg.type === 'masks') {
+      this.takeMasks(msg, from);
+      void this.blendWithMasks().catch((e: Error) => this.log(`blend: ${e.message}`));
+      return;
+    }
     this.takeValues(msg, from);
     void this.maybeDone().catch((e: Error) => this.log(`done: ${e.message}`));
+  }
+
+  private takeMasks(m: Masks, from: string): void {
+    const owner = this.plan?.owners.find((o) => o.workerId === from);
+    if (!owner) throw protocolError('E_UNEXPECTED', `masks from ${from}, which owns nothing in this plan`);
+    if (this.masksFrom.has(from)) throw protocolError('E_UNEXPECTED', `second masks from ${from} for step ${m.step}`);
+    const params = this.compute().model.params;
+    if (m.masks.length !== owner.tensors.length || m.checksums.length !== owner.tensors.length) throw protocolError('E_SHAPE', `masks from ${from}: ${m.masks.length} masks, it owns ${owner.tensors.length} tensors`);
+    m.masks.forEach((bits, i) => {
+      const [rows, cols] = view2d(params[owner.tensors[i]!]!.shape);
+      const n = rows * (Math.floor(cols / 2) + 1);
+      if (bits.length !== Math.ceil(n / 8)) throw protocolError('E_SHAPE', `mask of ${params[owner.tensors[i]!]!.name}: ${bits.length} bytes, expected ${Math.ceil(n / 8)}`);
+    });
+    this.masksFrom.set(from, m);
+  }
+
+  /** --synced-blend workers, at a holder: once every owner's masks are in, its own spectrum of each chunk blended with them, b_c to the owners. */
+  private async blendWithMasks(): Promise<void> {
+    const t = this.task;
+    const p = this.plan;
+    if (!t || !p || this.applied.length > 0 || !p.owners.every((o) => this.masksFrom.has(o.workerId))) return;
+    const params = this.compute().model.params;
+    const full: Uint8Array[] = new Array(params.length);
+    for (const o of p.owners) o.tensors.forEach((j, i) => (full[j] = this.masksFrom.get(o.workerId)!.masks[i]!));
+    const first = this.masksFrom.get(p.owners[0]!.workerId)!;
+    const sizes = params.map((x) => {
+      const [rows, cols] = view2d(x.shape);
+      return rows * (Math.floor(cols / 2) + 1);
+    });
+    // the checksum of the masks this worker applies, as the owners made it: per tensor, combined in parameter order
+    const applied = combineChecksums(full.map((m, j) => packedMaskChecksum([m], [sizes[j]!])));
+    for (const chunk of t.mine) {
+      const b = this.compute().blend({ type: 'blend', step: t.step, round: t.round, attempt: 0, source: chunk.index, clip: first.clip, alpha: first.alpha, masks: full, maskChecksum: applied });
+      this.phases.spectral = (this.phases.spectral ?? 0) + (b.phases.spectral ?? 0);
+      this.applied.push(applied);
+      await this.sendBlends(t.step, t.round, chunk.index, b.tensors);
+    }
+    await this.apply();
+  }
+
+  /** A chunk's blend b_c, each owner its tensors' part. */
+  private async sendBlends(step: number, round: number, chunk: number, all: Float32Array[]): Promise<void> {
+    const sends: Promise<unknown>[] = [];
+    for (const o of this.plan!.owners) {
+      const tensors = o.tensors.map((j) => all[j]!);
+      if (o.workerId === this.selfId) {
+        this.owned!.acceptBlend(step, round, chunk, tensors);
+        continue;
+      }
+      const link = this.exchange.to(o.workerId);
+      if (link) sends.push(link.send({ type: 'share', step, round, chunk, tensors, blended: true }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
+    }
+    await Promise.all(sends);
   }
 
   private takeValues(v: Values, from: string): void {
@@ -192,17 +256,7 @@ export class OwnersStep {
     for (const chunk of t.mine) {
       const b = comp.blend({ type: 'blend', step: c.step, round: c.round, attempt: 0, source: chunk.index, clip: c.clip, alpha: c.alpha });
       this.phases.spectral = (this.phases.spectral ?? 0) + (b.phases.spectral ?? 0);
-      const sends: Promise<unknown>[] = [];
-      for (const o of this.plan.owners) {
-        const tensors = o.tensors.map((j) => b.tensors[j]!);
-        if (o.workerId === this.selfId) {
-          this.owned!.acceptBlend(c.step, c.round, chunk.index, tensors);
-          continue;
-        }
-        const link = this.exchange.to(o.workerId);
-        if (link) sends.push(link.send({ type: 'share', step: c.step, round: c.round, chunk: chunk.index, tensors, blended: true }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
-      }
-      await Promise.all(sends);
+      await this.sendBlends(c.step, c.round, chunk.index, b.tensors);
     }
     await this.apply();
   }
@@ -211,6 +265,22 @@ export class OwnersStep {
   async commit(c: Commit): Promise<void> {
     const t = this.task;
     if (!t || !this.owned || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `commit of step ${c.step} round ${c.round}, not this owner's current step`);
+    if (c.masks) {
+      // the shared masks of this owner's tensors to every holder (itself included), whose blends the update then waits for
+      const { masks, checksums } = this.owned.masks(c.step, c.round, c.clip);
+      this.maskChecksums = checksums;
+      const msg: Masks = { type: 'masks', step: c.step, round: c.round, clip: c.clip, alpha: c.alpha, masks, checksums };
+      this.pendingCommit = c;
+      await Promise.all([...new Set(t.holders)].map(async (id) => {
+        if (id === this.selfId) {
+          this.takeMasks(msg, id);
+          return this.blendWithMasks();
+        }
+        const link = await this.exchange.inboundFrom(id);
+        await link.send(msg).catch((e: Error) => this.log(`masks to ${id}: ${e.message}`));
+      }));
+      return this.apply();
+    }
     this.pendingCommit = c;
     await this.apply();
   }
@@ -219,11 +289,11 @@ export class OwnersStep {
     const t = this.task;
     const c = this.pendingCommit;
     if (!t || !c || !this.owned) return;
-    if (this.owned.local && !this.owned.blendsComplete(t.step, t.round, t.sequences.length)) return;
+    if (this.owned.awaitsBlends && !this.owned.blendsComplete(t.step, t.round, t.sequences.length)) return;
     this.pendingCommit = null;
     const t0 = performance.now();
     const { values, maskChecksums } = this.owned.update(c.step, c.round, c);
-    this.maskChecksums = maskChecksums;
+    if (maskChecksums) this.maskChecksums = maskChecksums;
     const t1 = performance.now();
     this.phases.update = t1 - t0;
     const others = this.plan!.members.filter((m) => m !== this.selfId);
@@ -250,6 +320,7 @@ export class OwnersStep {
       type: 'done', step: t.step, round: t.round, phases: { ...this.phases },
       bytesSent: Math.max(0, b.sent + cb.sent - this.bytesAt.sent), bytesReceived: Math.max(0, b.received + cb.received - this.bytesAt.received),
       ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
+      ...(this.applied.length ? { appliedChecksums: this.applied } : {}),
     });
   }
 

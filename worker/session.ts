@@ -188,6 +188,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
       case 'share':
       case 'reduced':
       case 'rejected':
+      case 'masks':
       case 'values':
       case 'done':
       case 'state':

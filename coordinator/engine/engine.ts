@@ -33,13 +33,11 @@ export interface CoordinatorEngineOptions {
 }
 
 /**
- * Who applies the update: the owners (the default) in every mode but --synced-blend workers (its owners' form is
- * not built yet), where the coordinator does; the coordinator too when asked (--update coordinator, the star).
+ * Who applies the update: the owners (the default) in every mode, or the coordinator when asked (--update
+ * coordinator, the star; kept to compare against).
  */
-export function updateAt(cfg: TrainConfig, requested?: UpdateAt, syncedBlend?: SyncedBlend): UpdateAt {
-  const owned = cfg.smi === 'baseline' || cfg.spectral !== 'synced' || syncedBlend !== 'workers';
-  if (requested === 'owners' && !owned) throw new ConfigError('E_BAD_FLAG', "--update owners runs every mode but synced mode's two-round form so far; --synced-blend workers runs with --update coordinator");
-  return requested ?? (owned ? 'owners' : 'coordinator');
+export function updateAt(requested?: UpdateAt): UpdateAt {
+  return requested ?? 'owners';
 }
 
 const MODES: Record<TrainConfig['spectral'], ModeStep> = { global: globalStep, synced: syncedStep, local: localStep };
@@ -50,7 +48,7 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
  * spectral history; a step gathers, reduces and runs the one update step in the mode's module, then broadcasts.
  */
 export function coordinatorEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o: CoordinatorEngineOptions): Engine {
-  if (updateAt(cfg, o.update, o.syncedBlend) === 'owners') {
+  if (updateAt(o.update) === 'owners') {
     if (o.commitInterval !== undefined && !(o.commitInterval >= 1)) throw new ConfigError('E_BAD_FLAG', `--commit-interval takes a positive number of steps, got ${o.commitInterval}`);
     server.log('update: the owners run clip → SMI → AdamW on their tensors; gradients and values go worker to worker (--update owners)');
     return ownersEngine(server, cfg, corpus, o);

@@ -1,7 +1,7 @@
 // The owners' engine (--update owners): the coordinator is the control plane; workers own the tensors, exchange gradients and values among themselves.
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../../shared/backend/backend.ts';
-import { lrAt, type TrainConfig } from '../../shared/config.ts';
+import { lrAt, type SyncedBlend, type TrainConfig } from '../../shared/config.ts';
 import { protocolError } from '../../shared/errors.ts';
 import { trainOffsets, type Corpus } from '../../shared/model/data.ts';
 import type { Computed, Done, Loaded, OwnedState, PlanOwner, Reduced, Rejected, State } from '../../shared/net/protocol.ts';
@@ -18,6 +18,7 @@ import { NORM_FLOOR, OUTLIER_FACTOR, ShareNorms } from '../../shared/parallel/sh
 
 export interface OwnersEngineOptions {
   backend: Pick<BackendInfo, 'spectral'>;
+  syncedBlend?: SyncedBlend; // synced: 'workers' sends the owners' masks to the holders, who blend their own spectra (two rounds)
   minWorkers?: number;
   commitInterval?: number; // gather a commit from the owners every K steps [50]; an owner's loss replays at most K steps
   stepTimeoutMs?: number;
@@ -49,6 +50,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   const run = SMI_RUNS[cfg.smi];
   const synced = cfg.smi !== 'baseline' && cfg.spectral === 'synced';
   const local = cfg.smi !== 'baseline' && cfg.spectral === 'local'; // two rounds: κ to the holders, their own SMI, blends to the owners
+  const twoRound = synced && o.syncedBlend === 'workers'; // two rounds: the owners' masks to the holders, their blends to the owners
   // the commit: weights, moments, histories after storeStep (synced: the one shared history; local: none here)
   const store = createModelState(cfg, o.backend, { smi: !synced && !local });
   const shared = synced ? new SharedSpectralHistory(run.beta, run.q) : null;
@@ -309,8 +311,8 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     // local: each holder filters its own chunks with κ and its own history and sends the owners b_c; an owner applies
     // AdamW to their mean once every blend is in, so a holder lost from here on rolls the step back
     if (local) for (const id of new Set(holders)) send(id, { type: 'clip', step: k, round, clip: clip.coef, alpha });
-    for (const id of owners) send(id, { type: 'commit', step: k, round, clip: clip.coef, lr: lrAt(cfg, k - 1), alpha });
-    await until(() => ids.every((id) => !live(id) || inbox.done.has(id)), () => ids.filter((id) => !inbox.done.has(id)), true, local ? new Set(holders) : undefined);
+    for (const id of owners) send(id, { type: 'commit', step: k, round, clip: clip.coef, lr: lrAt(cfg, k - 1), alpha, ...(twoRound ? { masks: true } : {}) });
+    await until(() => ids.every((id) => !live(id) || inbox.done.has(id)), () => ids.filter((id) => !inbox.done.has(id)), true, local || twoRound ? new Set(holders) : undefined);
     doneStep = k;
     current = null;
     const B = offsets.length;
@@ -327,6 +329,12 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
         ow.tensors.forEach((j, i) => (sums[j] = d.maskChecksums![i]!));
       }
       extra.mask_checksum = combineChecksums(sums);
+      if (twoRound) {
+        // what each holder reports it applied, per chunk in chunk order: every one must be the owners' masks
+        const applied = holders.flatMap((id, c) => (holders.indexOf(id) === c ? inbox.done.get(id)?.appliedChecksums ?? [] : []));
+        extra.mask_checksums = applied;
+        if (applied.length !== parts || applied.some((x) => x !== extra.mask_checksum)) server.log(`step ${k}: the holders applied masks with checksums [${applied}], the owners made ${String(extra.mask_checksum)}`);
+      }
     }
     return { loss, gradNorm: clip.norm, alpha, workers: parts, extra };
   }

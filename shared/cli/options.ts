@@ -33,7 +33,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'checkpoint-interval': { type: 'string', arg: 'N', section: 'output', help: 'write checkpoint/ every N steps [eval interval]' },
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
-  update: { type: 'string', arg: 'AT', section: 'distributed', help: "who runs clip → SMI → AdamW: owners (each worker that listens owns whole tensors; gradients and values go worker to worker: global mode, the baseline, synced with the mask applied once) or coordinator (the star: every byte through it) [owners; coordinator for local mode and --synced-blend workers]" },
+  update: { type: 'string', arg: 'AT', section: 'distributed', help: "who runs clip → SMI → AdamW: owners (each worker that listens owns whole tensors; gradients and values go worker to worker: global mode, the baseline, synced with the mask applied once) or coordinator (the star: every byte through it) [owners]" },
   'commit-interval': { type: 'string', arg: 'K', section: 'distributed', help: "--update owners: gather the owners' weights and state every K steps; an owner's loss rolls back to it and replays ≤ K steps [50]" },
   workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: 'local worker processes [one per GPU, else one per core]' },
   gpus: { type: 'string', arg: '0,1,…', section: 'distributed', only: 'train', help: 'one worker per listed device, numbered as this process sees them (with CUDA_VISIBLE_DEVICES=2,3, 0 is GPU 2)' },
@@ -131,6 +131,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     if (n !== undefined) overrides[k] = n;
   }
   const gpus = s('gpus')?.split(',').map((g) => num('gpus', g.trim(), true)!);
+  const commitInterval = num('commit-interval', s('commit-interval'), true);
+  if (commitInterval !== undefined && commitInterval < 1) throw new ConfigError('E_BAD_FLAG', `--commit-interval takes a positive number of steps, got ${commitInterval}`);
   if (v['init-from-drop-extra'] === true && s('init-from') === undefined) throw new ConfigError('E_BAD_FLAG', '--init-from-drop-extra goes with --init-from FILE');
   return {
     local: v.local === true,
@@ -139,7 +141,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     spectral: s('spectral') === undefined ? undefined : oneOf('spectral mode', s('spectral')!, SPECTRAL_MODES),
     syncedBlend: s('synced-blend') === undefined ? undefined : oneOf('--synced-blend value', s('synced-blend')!, SYNCED_BLENDS),
     update: s('update') === undefined ? undefined : oneOf('--update value', s('update')!, UPDATE_AT),
-    commitInterval: num('commit-interval', s('commit-interval'), true),
+    commitInterval,
     backend: s('backend') === undefined ? undefined : oneOf('backend', s('backend')!, BACKENDS),
     overrides,
     data: s('data'),

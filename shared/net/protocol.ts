@@ -214,6 +214,18 @@ export interface Commit {
   clip: number;
   lr: number;
   alpha: number;
+  masks?: boolean; // synced, --synced-blend workers: send the holders the masks, then AdamW on the mean of their blends
+}
+
+/** owner → a chunk's holder (synced, --synced-blend workers): the owner's tensors' shared masks, to blend its own spectrum with. */
+export interface Masks {
+  type: 'masks';
+  step: number;
+  round: number;
+  clip: number;
+  alpha: number;
+  masks: Uint8Array[]; // per owned tensor, the bitset [H ≥ τ] (bit j of byte b is element 8b + j)
+  checksums: number[]; // per owned tensor, its mask's checksum
 }
 
 /** owner → worker: the owner's tensors after the step (the owner's order). */
@@ -233,6 +245,7 @@ export interface Done {
   bytesSent: number; // on every connection of this worker, this step
   bytesReceived: number;
   maskChecksums?: number[]; // synced, an owner: each owned tensor's mask checksum (its order)
+  appliedChecksums?: number[]; // --synced-blend workers, a holder: per chunk it blended, combineChecksums of the masks it applied
 }
 
 /** coordinator → owner: send your tensors' weights and state (a commit, a checkpoint, the final model, an evaluation). */
@@ -251,11 +264,11 @@ export interface State {
 }
 
 export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | ErrorMsg | Bye
-  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Clip | Commit | Values | Done | Gather | State;
+  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Clip | Commit | Masks | Values | Done | Gather | State;
 export type MessageType = Message['type'];
 export const MESSAGE_TYPES = [
   'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'error', 'bye',
-  'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'rejected', 'clip', 'commit', 'values', 'done', 'gather', 'state',
+  'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'rejected', 'clip', 'commit', 'masks', 'values', 'done', 'gather', 'state',
 ] as const satisfies readonly MessageType[];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -606,12 +619,22 @@ export function parseMessage(value: unknown): Message {
       str(o, kind, 'message');
       break;
     case 'commit':
-      fields(o, kind, ['type', 'step', 'round', 'clip', 'lr', 'alpha']);
+      fields(o, kind, ['type', 'step', 'round', 'clip', 'lr', 'alpha'], ['masks']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       finite(o, kind, 'clip');
       finite(o, kind, 'lr');
       finite(o, kind, 'alpha');
+      opt(o, 'masks', () => bool(o, kind, 'masks'));
+      break;
+    case 'masks':
+      fields(o, kind, ['type', 'step', 'round', 'clip', 'alpha', 'masks', 'checksums']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      finite(o, kind, 'clip');
+      finite(o, kind, 'alpha');
+      u8s(o, kind, 'masks');
+      list(o, kind, 'checksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`)));
       break;
     case 'values':
       fields(o, kind, ['type', 'step', 'round', 'tensors']);
@@ -620,12 +643,13 @@ export function parseMessage(value: unknown): Message {
       f32s(o, kind, 'tensors');
       break;
     case 'done':
-      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums']);
+      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums', 'appliedChecksums']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       phases(o, kind, 'phases');
       count(o, kind, 'bytesSent');
       count(o, kind, 'bytesReceived');
+      opt(o, 'appliedChecksums', () => list(o, kind, 'appliedChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
       opt(o, 'maskChecksums', () => list(o, kind, 'maskChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
       break;
     case 'gather':

@@ -140,10 +140,11 @@ export class SharedSpectralHistory {
   constructor(readonly beta: number, readonly q: number) {}
 
   /** M̄ = κ·Σ_c w_c M_c per parameter → H (EMA) → τ → packed masks and their chained checksum. */
-  prepare(names: readonly string[], shapes: readonly number[][], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number): { masks: Uint8Array[]; checksum: number } {
+  prepare(names: readonly string[], shapes: readonly number[][], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, o: { perTensor?: boolean } = {}): { masks: Uint8Array[]; checksum: number; checksums?: number[] } {
     const mean = weightedSum(magnitudes, weights.map((w) => w * coef));
     this.pending = new Map();
     const masks: Uint8Array[] = [];
+    const checksums: number[] = [];
     let checksum = MASK_CHECKSUM_SEED;
     names.forEach((name, p) => {
       const [rows, cols] = view2d(shapes[p]!);
@@ -151,10 +152,11 @@ export class SharedSpectralHistory {
       const H = updateHistory(prev ? prev.H.slice() : null, mean[p]!, this.beta);
       const tau = threshold(H, rows, cols, this.q);
       masks.push(packMask(H, tau));
-      checksum = maskChecksum(H, tau, checksum);
+      checksum = maskChecksum(H, tau, o.perTensor ? MASK_CHECKSUM_SEED : checksum);
+      checksums.push(checksum);
       this.pending!.set(name, { rows, cols, H });
     });
-    return { masks, checksum };
+    return o.perTensor ? { masks, checksum: combineChecksums(checksums), checksums } : { masks, checksum };
   }
 
   /**

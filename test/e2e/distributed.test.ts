@@ -48,7 +48,7 @@ t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 wo
   }
 });
 
-t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run; --synced-blend workers is refused', async (t) => {
+t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run; a bad --commit-interval is refused', async (t) => {
   const dir = tempDir('smi-owners-');
   const local = join(dir, 'local');
   const r = await runScript('train', ['--local', ...small, '--out', local]);
@@ -72,15 +72,15 @@ t.test('--update owners: a compute-only worker (--compute-only) takes part; the 
   t.equal(d.code, 0, '--update coordinator exits 0', { output: d.stdout + d.stderr });
   const sd = maxRelativeDiff(weights(star), weights(out));
   t.ok(sd < 1e-5, `the star's final weights within 1e-5 relative of the owners' (${sd.toExponential(2)})`);
-  const bad = await runScript('train', [...small, '--workers', '1', '--spectral', 'synced', '--synced-blend', 'workers', '--update', 'owners', '--out', join(dir, 'bad')]);
-  t.equal(bad.code, 2, '--update owners with --synced-blend workers: exit 2 (not built yet)');
-  t.match(bad.stderr, /E_BAD_FLAG.*--update owners runs every mode but synced mode's two-round form so far; --synced-blend workers runs with --update coordinator/);
+  const bad = await runScript('train', [...small, '--workers', '1', '--commit-interval', '0', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2, '--commit-interval 0: exit 2');
+  t.match(bad.stderr, /E_BAD_FLAG.*--commit-interval takes a positive number of steps, got 0/);
 });
 
 t.test('synced mode: every worker applies the identical mask at every step; applying it once at the coordinator is the same update', async (t) => {
   const dir = tempDir('smi-synced-');
   const out = join(dir, 'workers-blend');
-  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--synced-blend', 'workers', '--out', out]);
+  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--synced-blend', 'workers', '--update', 'coordinator', '--out', out]);
   t.equal(d.code, 0, d.stderr);
   const s = steps(out);
   t.equal(s.length, 20);
@@ -115,6 +115,22 @@ t.test('synced mode: every worker applies the identical mask at every step; appl
   const od = maxRelativeDiff(weights(owned), weights(one));
   t.ok(od < 1e-5, `the owners' final weights within 1e-5 relative of the star's one-round run (${od.toExponential(2)})`);
   t.ok(s2.every((r, i) => Math.abs((r.loss as number) - (s1[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
+
+  // the owners' two-round form: each owner sends its tensors' masks to every holder, which blends its own spectrum
+  const owned2 = join(dir, 'owners-workers-blend');
+  const w2 = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--synced-blend', 'workers', '--out', owned2]);
+  t.equal(w2.code, 0, w2.stderr);
+  const s3 = steps(owned2);
+  t.equal(s3.length, 20);
+  for (const rec of s3) {
+    const sums = rec.mask_checksums as number[];
+    t.ok(sums.length === 2 && sums.every((c) => c === rec.mask_checksum), `step ${rec.step}: both holders applied the owners' masks (${rec.mask_checksum})`);
+  }
+  t.equal(s3[0]!.mask_checksum, s2[0]!.mask_checksum, 'step 1: the same masks as the owners\' one-round form');
+  const wd = maxRelativeDiff(weights(owned2), weights(owned));
+  t.ok(wd < 1e-5, `the owners' two-round final weights within 1e-5 relative of their one-round form (${wd.toExponential(2)})`);
+  const sd = maxRelativeDiff(weights(owned2), weights(out));
+  t.ok(sd < 1e-5, `and of the star's two-round run (${sd.toExponential(2)})`);
 });
 
 t.test('local mode (each worker its own history) trains, through the owners as on the star; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES (stand-in nvidia-smi, no real GPU)', async (t) => {
