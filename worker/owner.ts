@@ -132,6 +132,20 @@ export class OwnedTensors {
     return this.blending;
   }
 
+  /**
+   * The first blend of (step, round) over the bound its chunk's clipped gradient sets (‖b_c‖ ≤ 2κ‖g_c‖ over the owned
+   * tensors: masking is a projection), or null when all stand; checked before any is averaged.
+   */
+  badBlend(step: number, round: number, clip: number): { chunk: number; message: string } | null {
+    const got = this.blends.get(`${step}/${round}`);
+    for (const [c, l] of [...(got ?? new Map<number, Float32Array[]>())].sort((a, b) => a[0] - b[0])) {
+      const bn = Math.sqrt(l.reduce((a, t) => a + t.reduce((b, x) => b + x * x, 0), 0));
+      const bound = blendedBound(Math.sqrt(this.chunkSS[c] ?? 0), clip);
+      if (!(bn <= bound)) return { chunk: c, message: `blend of chunk ${c}: norm ${bn.toExponential(3)} over the ${bound.toExponential(3)} its clipped gradient allows` };
+    }
+    return null;
+  }
+
   /** Local mode: whether every chunk's blend of (step, round) is in. */
   blendsComplete(step: number, round: number, chunks: number): boolean {
     return (this.blends.get(`${step}/${round}`)?.size ?? 0) === chunks;
@@ -204,12 +218,6 @@ export class OwnedTensors {
       const got = this.blends.get(key)!;
       this.blends.delete(key);
       const lists = r.weights!.map((_, c) => got.get(c)!);
-      // each blend within κ‖g_c‖ of its own chunk's gradient (masking is a projection), checked before any is averaged
-      lists.forEach((l, c) => {
-        const bn = Math.sqrt(l.reduce((a, t) => a + t.reduce((b, x) => b + x * x, 0), 0));
-        const bound = blendedBound(Math.sqrt(this.chunkSS[c]!), o.clip);
-        if (!(bn <= bound)) throw protocolError('E_OUTLIER', `blend of chunk ${c}: norm ${bn.toExponential(3)} over the ${bound.toExponential(3)} its clipped gradient allows`);
-      });
       applyUpdate(this.shard, weightedSum(lists, r.weights!, this.meanBuf), { clip: o.clip, step, lr: o.lr, alpha: o.alpha, blended: true });
       return { values: this.values() };
     }

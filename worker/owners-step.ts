@@ -43,6 +43,8 @@ export class OwnersStep {
     private readonly toCoordinator: ToCoordinator,
     private readonly controlBytes: () => { sent: number; received: number },
     private readonly log: (l: string) => void,
+    /** This worker's own failure in a step (not a peer's bad data): the session closes its control link, so the coordinator drops it and replans. */
+    private readonly fail: (what: string, e: unknown) => void = (what, e) => log(`${what}: ${(e as Error).message}`),
   ) {}
 
   async load(msg: Load): Promise<void> {
@@ -149,17 +151,17 @@ export class OwnersStep {
         if (e instanceof ProtocolError) void this.toCoordinator({ type: 'rejected', step: msg.step, round: msg.round, chunk: msg.chunk, code: e.code, message: e.message }).catch(() => {});
         throw e;
       }
-      if (msg.blended) void this.apply().catch((e: Error) => this.log(`update: ${e.message}`));
-      else void this.maybeReduce().catch((e: Error) => this.log(`reduce: ${e.message}`));
+      if (msg.blended) void this.apply().catch((e: unknown) => this.fail('update', e));
+      else void this.maybeReduce().catch((e: unknown) => this.fail('reduce', e));
       return;
     }
     if (msg.type === 'masks') {
       this.takeMasks(msg, from);
-      void this.blendWithMasks().catch((e: Error) => this.log(`blend: ${e.message}`));
+      void this.blendWithMasks().catch((e: unknown) => this.fail('blend', e));
       return;
     }
     this.takeValues(msg, from);
-    void this.maybeDone().catch((e: Error) => this.log(`done: ${e.message}`));
+    void this.maybeDone().catch((e: unknown) => this.fail('done', e));
   }
 
   private takeMasks(m: Masks, from: string): void {
@@ -291,6 +293,13 @@ export class OwnersStep {
     if (!t || !c || !this.owned) return;
     if (this.owned.awaitsBlends && !this.owned.blendsComplete(t.step, t.round, t.sequences.length)) return;
     this.pendingCommit = null;
+    const bad = this.owned.awaitsBlends ? this.owned.badBlend(t.step, t.round, c.clip) : null;
+    if (bad) {
+      // nothing applied: the coordinator drops the blend's holder and rolls the step back
+      this.log(`refusing ${t.holders[bad.chunk]}'s ${bad.message}`);
+      await this.toCoordinator({ type: 'rejected', step: t.step, round: t.round, chunk: bad.chunk, code: 'E_OUTLIER', message: bad.message });
+      return;
+    }
     const t0 = performance.now();
     const { values, maskChecksums } = this.owned.update(c.step, c.round, c);
     if (maskChecksums) this.maskChecksums = maskChecksums;
@@ -322,6 +331,11 @@ export class OwnersStep {
       ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
       ...(this.applied.length ? { appliedChecksums: this.applied } : {}),
     });
+  }
+
+  /** Reports this worker's own failure in a step (the session's handler). */
+  failed(what: string, e: unknown): void {
+    this.fail(what, e);
   }
 
   /** The owned tensors' weights and state, for a commit, a checkpoint or an evaluation. */

@@ -5,7 +5,7 @@ import type { BackendInfo } from '../shared/backend/backend.ts';
 import { PROTOCOL_VERSION, type Message } from '../shared/net/protocol.ts';
 import { WorkerCompute } from './compute.ts';
 import { Peer, clientOptions } from '../shared/net/peer.ts';
-import { codeForClose } from '../shared/errors.ts';
+import { ProtocolError, codeForClose, protocolError } from '../shared/errors.ts';
 import { warmUp } from './warmup.ts';
 import { Exchange } from './exchange.ts';
 import { OwnersStep } from './owners-step.ts';
@@ -58,6 +58,11 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
     (msg) => (control ? control.send(msg) : Promise.reject(new Error(`no coordinator link; ${msg.type} not sent`))),
     () => ({ sent: control?.bytesSent ?? 0, received: control?.bytesReceived ?? 0 }),
     log,
+    (what, e) => {
+      const err = e instanceof ProtocolError ? e : protocolError('E_INTERNAL', `${what}: ${(e as Error).message}`);
+      log(`${what} failed: ${err.code} ${err.message}; leaving the coordinator, which replans without this worker until it rejoins`);
+      control?.close(err);
+    },
   );
   const listen = o.listen === undefined ? {} : o.listen;
   try {
@@ -166,7 +171,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         return owners.runTask(msg);
       case 'commit':
         // not awaited: sending values waits for links, and a `load` (the coordinator giving up on this step) must get through
-        void owners.commit(msg).catch((e: Error) => log(`commit of step ${msg.step}: ${e.message}`));
+        void owners.commit(msg).catch((e: unknown) => owners.failed(`commit of step ${msg.step}`, e));
         return;
       case 'clip':
         return owners.clip(msg);
