@@ -74,7 +74,7 @@ t.test('a worker that returns 1e30 gradients: rejected with E_OUTLIER, refused b
 t.test('synced mode: small gradients with 1e30 spectra break Parseval → E_OUTLIER on arrival; the run finishes', async (t) => {
   const dir = tempDir('smi-hostile-synced-');
   const out = join(dir, 'run');
-  const small = ['--preset', 'test', '--data', DATA, '--max-iters', '30', '--eval-interval', '15', '--spectral', 'synced'];
+  const small = ['--preset', 'test', '--data', DATA, '--max-iters', '30', '--eval-interval', '15', '--spectral', 'synced', '--update', 'coordinator'];
   const coord = startScript('coordinator/main', [...small, '--out', out, '--port', '0', '--token', 'tok', '--min-workers', '2']);
   const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
   const url = `ws://127.0.0.1:${port}`;
