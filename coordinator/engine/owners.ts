@@ -69,7 +69,11 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   let plan: Plan | null = null;
   let planVersion = 0;
   let round = 0; // unique per attempt at a step in this run
-  const answered = new Set<string>(); // members that have finished a step: later waits get stepTimeoutMs
+  // Steps each member has finished under its current tensors: its first two get --first-step-timeout, as kernels
+  // compile on first use and an owner's SMI runs its first-step form (no history yet) in one and its update form
+  // from the next. A member whose owned tensors change in a new plan starts again (new shapes to compile).
+  const answered = new Map<string, number>();
+  const warm = (id: string) => (answered.get(id) ?? 0) >= 2;
   const inbox = {
     loaded: new Set<string>(),
     computed: new Map<number, Computed>(),
@@ -126,7 +130,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
       case 'done':
         if (stale(msg.step, msg.round)) return;
         inbox.done.set(m.id, msg);
-        answered.add(m.id);
+        answered.set(m.id, (answered.get(m.id) ?? 0) + 1);
         break;
       case 'state':
         if (msg.step !== gatherStep || !plan?.ownerIds.has(m.id)) throw protocolError('E_UNEXPECTED', `state for step ${msg.step}, not gathered from this worker`);
@@ -143,14 +147,14 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   async function until(ready: () => boolean, awaited: () => string[], lateLossOk = false, critical: ReadonlySet<string> = new Set(), compiles = true): Promise<void> {
     const p = plan!;
     // a worker's first step may compile kernels for minutes; a load or a gather compiles nothing
-    const first = compiles && awaited().some((id) => !answered.has(id));
+    const first = compiles && awaited().some((id) => !warm(id));
     const ms = first ? (o.firstStepTimeoutMs ?? 1_800_000) : (o.stepTimeoutMs ?? 60_000);
     const timer = setTimeout(() => {
       for (const id of awaited()) {
         const m = server.members.get(id);
         if (!m) continue;
         server.countError('E_TIMEOUT');
-        server.log(`worker ${id} missed the ${first ? 'first-step' : 'step'} timeout (${ms} ms)`);
+        server.log(`worker ${id} missed the ${first ? 'first-step' : 'step'} timeout (${ms} ms)${current ? ` on step ${current.step}` : ''}`);
         server.drop(m, 'E_TIMEOUT');
         m.peer.close(protocolError('E_TIMEOUT', `no answer within ${ms} ms`));
       }
@@ -220,6 +224,10 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const version = ++planVersion;
     const op = planOwners(sizes, listening.map((m) => m.id), version);
     const owners: PlanOwner[] = op.owners.map((id, i) => ({ workerId: id, url: server.members.get(id)!.hello.listen!, tensors: op.tensorsOf[i]! }));
+    for (const ow of owners) {
+      const before = plan?.owners.find((x) => x.workerId === ow.workerId)?.tensors.join();
+      if (before !== ow.tensors.join()) answered.delete(ow.workerId);
+    }
     plan = { version, members: ids, owners, ownerIds: new Set(op.owners) };
     const weights = params.map((x) => (x.variable.dataSync() as Float32Array).slice());
     const adam = store.opt.getState();
