@@ -7,7 +7,7 @@ import { ProtocolError } from '../../shared/errors.ts';
 import { GPT } from '../../shared/model/gpt.ts';
 import { weightedSum } from '../../shared/parallel/reduce.ts';
 import { disposeFft } from '../../shared/smi/fft.ts';
-import { alphaAt, SMI_RUNS } from '../../shared/smi/runs.ts';
+import { alphaAt, SMI_RUNS, view2d } from '../../shared/smi/runs.ts';
 import { applyUpdate, globalClip, sumOfSquares } from '../../shared/train/step.ts';
 import { createModelState, wholeModel } from '../../shared/train/state.ts';
 import { OwnedTensors } from '../../worker/owner.ts';
@@ -84,5 +84,34 @@ t.test('two owners of a model, fed the same chunks, step as one process would (w
   t.same(copy.state().smi.map((h) => h.name), st.smi.map((h) => h.name), 'histories too');
   copy.dispose();
   for (const x of owners) x.dispose();
+  model.dispose();
+});
+
+t.test('synced and local owners: magnitudes over the Parseval bound (E_OUTLIER) or missing (E_SHAPE); a blend over 2κ‖g_c‖ is found before the update', async (t) => {
+  const info = await initBackend('wasm');
+  const model = new GPT(resolveConfig({ preset: 'test' }), 1);
+  const tensors = [0, 1];
+  const sizes = tensors.map((j) => model.params[j]!.variable.size);
+  const half = tensors.map((j) => {
+    const [rows, cols] = view2d(model.params[j]!.shape);
+    return rows * (Math.floor(cols / 2) + 1);
+  });
+  const g = sizes.map((n) => new Float32Array(n).fill(1e-3));
+  const synced = new OwnedTensors(model, tensors, resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'synced' }), info);
+  code(t, () => synced.accept(1, 0, 0, g), 'E_SHAPE', 'synced: a share without magnitudes');
+  code(t, () => synced.accept(1, 0, 0, g, half.map((n) => new Float32Array(n).fill(1e30))), 'E_OUTLIER', 'synced: 1e30 spectra of a 1e-3 gradient break Parseval');
+  synced.dispose();
+  const local = new OwnedTensors(model, tensors, resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'local' }), info);
+  code(t, () => local.accept(1, 0, 0, g, half.map((n) => new Float32Array(n))), 'E_UNEXPECTED', 'local: magnitudes outside synced mode');
+  local.accept(1, 0, 0, g);
+  local.accept(1, 0, 1, g);
+  local.reduce(1, 0, [1, 1]);
+  local.acceptBlend(1, 0, 0, g.map((x) => x.map((v) => v * 0.5)));
+  local.acceptBlend(1, 0, 1, g.map((x) => x.map(() => 1)));
+  t.ok(local.awaitsBlends && local.blendsComplete(1, 0, 2), 'local: the update waits for, and has, both blends');
+  const bad = local.badBlend(1, 0, 1);
+  t.equal(bad?.chunk, 1, `local: the blend 1000× its gradient is refused (${bad?.message})`);
+  t.equal(local.badBlend(1, 0, 1e6), null, 'with a κ that allows it, none is');
+  local.dispose();
   model.dispose();
 });
