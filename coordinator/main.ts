@@ -27,7 +27,7 @@ runMain(async () => {
   const result = await trainDistributed({
     ...run, backend, initFrom: args.initFrom, initFromDropExtra: args.initFromDropExtra, logBatches: args.logBatches, stopAt: args.stopAt,
     checkpointInterval: args.checkpointInterval, signal: interruptSignal(console.log),
-    server: { host, port: args.port ?? 0, token, tls, syncedBlend: args.syncedBlend, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
+    server: { host, port: args.port ?? 0, token, tls, syncedBlend: args.syncedBlend, update: args.update, commitInterval: args.commitInterval, minWorkers: args.minWorkers, stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l) },
     onListening: (port) => {
       console.log(`coordinator listening on ${scheme}://${host}:${port} (live page and /metrics: ${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? 'localhost' : host}:${port}/)`);
       console.log(`start workers with: npm run worker -- --connect ${scheme}://<this host>:${port} --token ${token}${tls ? ' [--ca FILE for a private CA]' : ''}`);

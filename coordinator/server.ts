@@ -7,11 +7,11 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TrainConfig } from '../shared/config.ts';
 import { protocolError, ProtocolError } from '../shared/errors.ts';
-import { PROTOCOL_VERSION, wireConfig, type Hello, type Message } from '../shared/net/protocol.ts';
+import { PROTOCOL_VERSION, wireConfig, type Computed, type Done, type Hello, type Loaded, type Message, type Reduced, type Rejected, type State } from '../shared/net/protocol.ts';
 import { MAX_MESSAGE_BYTES } from '../shared/net/frames.ts';
 import { Peer, serverOptions, type ReceiveInfo } from '../shared/net/peer.ts';
 import { Monitor } from './monitor.ts';
-import { HELLO_TIMEOUT_MS, MAX_AWAITING_HELLO, PRE_AUTH_CONTROL_BYTES, PreAuth } from './pre-auth.ts';
+import { HELLO_TIMEOUT_MS, MAX_AWAITING_HELLO, PRE_AUTH_CONTROL_BYTES, PreAuth } from '../shared/net/pre-auth.ts';
 import { Rounds, type Member, type Membership, type RoundOptions } from './rounds.ts';
 
 /** A token for --token when none is given: alphanumeric, as one starting with '-' would read as a flag on the worker's command line. */
@@ -35,6 +35,7 @@ export interface ServerOptions extends RoundOptions {
   helloTimeoutMs?: number; // a connection without an accepted hello is closed after this [10 s]
   /** before step 1: fail with `error(joined, wanted)` when the workers have not all joined after `ms` (a cluster launch's world size) */
   joinTimeout?: { ms: number; error: (joined: number, wanted: number) => Error };
+  update?: 'owners' | 'coordinator'; // owners: a joiner gets its weights in the engine's `load`, not on joining
   log?: (line: string) => void;
 }
 
@@ -59,6 +60,8 @@ export class Server implements Membership {
   private readonly refused = new Map<string, { until: number; strikes: number }>();
   private workerMessageBytes = MAX_MESSAGE_BYTES; // the largest result a worker can send, once the model is known
   private readonly onClose: (() => void)[] = [];
+  /** The owners' engine's messages from workers (loaded, computed, reduced, done, state); throws ProtocolError on a bad one. */
+  ownersHandler: ((m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State, info: ReceiveInfo) => void) | null = null;
 
   constructor(private readonly o: ServerOptions) {
     this.log = o.log ?? (() => {});
@@ -247,7 +250,7 @@ export class Server implements Membership {
     const failed = (what: string) => (e: unknown) => this.sendFailed(m, id, what, e);
     peer.send({ type: 'welcome', workerId: id, config: wireConfig(this.o.cfg), step: this.weightsStep }).catch(failed('welcome'));
     // a copy: the broadcast buffers are rewritten in place after each step, and this send is not awaited
-    peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights.map((w) => w.slice()) }).catch(failed('weights'));
+    if (this.o.update !== 'owners') peer.send({ type: 'weights', step: this.weightsStep, tensors: this.weights.map((w) => w.slice()) }).catch(failed('weights'));
     this.log(`worker ${id} joined: ${hello.backend} on ${hello.device}, ${(hello.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${hello.host} pid ${hello.pid} (${this.members.size} live)`);
     this.membersChanged();
     return m;
@@ -266,6 +269,14 @@ export class Server implements Membership {
       case 'grads':
       case 'blended':
         return this.rounds.answer(m, msg, info);
+      case 'loaded':
+      case 'computed':
+      case 'reduced':
+      case 'rejected':
+      case 'done':
+      case 'state':
+        if (!this.ownersHandler) throw protocolError('E_UNEXPECTED', `${msg.type} in a run whose coordinator applies the update (--update coordinator)`);
+        return this.ownersHandler(m, msg, info);
       case 'error':
         this.log(`worker ${m.id} reports ${msg.code}: ${msg.message}`);
         return;
@@ -275,6 +286,15 @@ export class Server implements Membership {
       case 'work':
       case 'blend':
       case 'bye':
+      case 'load':
+      case 'task':
+      case 'commit':
+      case 'clip':
+      case 'masks':
+      case 'gather':
+      case 'link':
+      case 'share':
+      case 'values':
         throw protocolError('E_UNEXPECTED', `a worker may not send ${msg.type}`);
       default: {
         const never: never = msg;

@@ -1,7 +1,7 @@
 // What the coordinator accepts as a worker's share: the shapes and finiteness of its tensors, and the bounds of share-bounds.ts.
 import { protocolError } from '../shared/errors.ts';
 import type { Blended, Grads } from '../shared/net/protocol.ts';
-import { NORM_FLOOR, OUTLIER_FACTOR, blendedBound, magnitudeBound, normOf, squaredNorms, type ShareNorms } from './share-bounds.ts';
+import { NORM_FLOOR, OUTLIER_FACTOR, blendedBound, magnitudeBound, normOf, squaredNorms, type ShareNorms } from '../shared/parallel/share-bounds.ts';
 import type { Item } from './rounds.ts';
 
 /** A chunk's accepted gradient: its weight (sequences), loss, tensors, norm, magnitudes (synced) and who computed it. */

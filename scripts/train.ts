@@ -53,7 +53,7 @@ runMain(async () => {
       ...common,
       server: {
         // a cluster's workers connect from other nodes: every interface, unless --host names one
-        host: args.host ?? (rv ? '0.0.0.0' : '127.0.0.1'), port: rv?.port ?? args.port ?? 0, token, syncedBlend: args.syncedBlend, minWorkers,
+        host: args.host ?? (rv ? '0.0.0.0' : '127.0.0.1'), port: rv?.port ?? args.port ?? 0, token, syncedBlend: args.syncedBlend, update: args.update, commitInterval: args.commitInterval, minWorkers,
         stepTimeoutMs: args.stepTimeout, firstStepTimeoutMs: args.firstStepTimeout, timing: args.timing, trace: args.trace, log: (l) => console.log(l),
         joinTimeout: rv ? { ms: joinMs, error: (joined, wanted) => worldSizeError(rv, rank0Computes, joined, wanted, joinMs) } : undefined,
       },

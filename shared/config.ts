@@ -22,6 +22,9 @@ export type SpectralMode = (typeof SPECTRAL_MODES)[number];
  */
 export const SYNCED_BLENDS = ['coordinator', 'workers'] as const;
 export type SyncedBlend = (typeof SYNCED_BLENDS)[number];
+/** Who applies the update: the workers that own the tensors (global mode and the baseline), or the coordinator (the star: every mode). */
+export const UPDATE_AT = ['owners', 'coordinator'] as const;
+export type UpdateAt = (typeof UPDATE_AT)[number];
 
 /**
  * Precision of gradients on the wire (shared/net/dtype.ts): fp32, exact (the equivalences with --local hold), or

@@ -1,12 +1,14 @@
-// A worker's session: connects to the coordinator, answers its requests with the WorkerCompute, reconnects with backoff.
+// A worker's session: connects to the coordinator, answers its requests with the WorkerCompute (and, under a plan, the exchange), reconnects with backoff.
 import { hostname, totalmem } from 'node:os';
 import WebSocket from 'ws';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { PROTOCOL_VERSION, type Message } from '../shared/net/protocol.ts';
 import { WorkerCompute } from './compute.ts';
 import { Peer, clientOptions } from '../shared/net/peer.ts';
-import { codeForClose } from '../shared/errors.ts';
+import { ProtocolError, codeForClose, protocolError } from '../shared/errors.ts';
 import { warmUp } from './warmup.ts';
+import { Exchange } from './exchange.ts';
+import { OwnersStep } from './owners-step.ts';
 
 export interface WorkerOptions {
   url: string; // ws://host:port, or wss://host:port for a coordinator with --tls-cert
@@ -15,6 +17,10 @@ export interface WorkerOptions {
   backend: BackendInfo;
   log?: (line: string) => void;
   retryForMs?: number; // give up reconnecting after this long without a coordinator [60 s]
+  /** The exchange server (this worker can own tensors): host [the local address of the control connection] and port [0]; null: compute-only */
+  listen?: { host?: string; port?: number } | null;
+  advertise?: string; // the URL the other workers are told for the exchange [ws://HOST:PORT as bound]
+  tls?: { cert: Buffer; key: Buffer }; // serve the exchange as wss:// (links to other owners trust `ca` besides the system's)
 }
 
 /** Node's codes for a server certificate that fails verification (not a network failure). */
@@ -41,6 +47,24 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   let workerId: string | null = null;
   let lastContact = Date.now();
   let delay = 250;
+  let control: Peer | null = null; // the current connection to the coordinator
+  const exchange = new Exchange({
+    token: o.token ?? null, ca: o.ca, tls: o.tls, log,
+    onMessage: (msg, from, _inbound, link) => owners.data(msg, from, link),
+    onError: (err, from) => log(`link ${from}: ${err.code} ${err.message}`),
+  });
+  const owners = new OwnersStep(
+    () => compute!, exchange, o.backend,
+    (msg) => (control ? control.send(msg) : Promise.reject(new Error(`no coordinator link; ${msg.type} not sent`))),
+    () => ({ sent: control?.bytesSent ?? 0, received: control?.bytesReceived ?? 0 }),
+    log,
+    (what, e) => {
+      const err = e instanceof ProtocolError ? e : protocolError('E_INTERNAL', `${what}: ${(e as Error).message}`);
+      log(`${what} failed: ${err.code} ${err.message}; leaving the coordinator, which replans without this worker until it rejoins`);
+      control?.close(err);
+    },
+  );
+  const listen = o.listen === undefined ? {} : o.listen;
   try {
     for (;;) {
       const outcome = await session();
@@ -52,6 +76,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
       delay = Math.min(delay * 2, 5000);
     }
   } finally {
+    owners.dispose();
+    await exchange.close();
     compute?.dispose();
   }
 
@@ -74,10 +100,20 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         log(`connection to ${o.url} failed: ${e.message}`);
         finish(null);
       });
-      ws.on('open', () => {
+      ws.on('open', async () => {
         lastContact = Date.now();
         delay = 250;
         const peer = new Peer(ws);
+        control = peer;
+        if (listen && exchange.url === null) {
+          // by default on the interface this worker reaches the coordinator by
+          const host = listen.host ?? (ws as unknown as { _socket: { localAddress: string } })._socket.localAddress;
+          try {
+            log(`exchange listening on ${await exchange.listen(host, listen.port ?? 0, o.advertise)}`);
+          } catch (e) {
+            return finish({ reason: 'rejected', message: `the exchange cannot listen on ${host}:${listen.port ?? 0}: ${(e as Error).message}` });
+          }
+        }
         let queue = Promise.resolve();
         peer.onClose((code, reason) => {
           const why = codeForClose(code);
@@ -97,7 +133,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         });
         peer.send({
           type: 'hello', protocol: PROTOCOL_VERSION, token: o.token ?? null, workerId,
-          backend: o.backend.name, device: o.backend.device, memoryBytes: totalmem(), host: hostname(), pid: process.pid,
+          backend: o.backend.name, device: o.backend.device, memoryBytes: totalmem(), host: hostname(), pid: process.pid, listen: exchange.url,
         }).catch((e: Error) => log(`sending hello failed: ${e.message}`)); // the link's close then reconnects
       });
     });
@@ -107,6 +143,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
     switch (msg.type) {
       case 'welcome': {
         workerId = msg.workerId;
+        owners.selfId = msg.workerId;
+        exchange.setSelf(msg.workerId);
         if (!compute || JSON.stringify(compute.cfg) !== JSON.stringify(msg.config)) {
           compute?.dispose();
           compute = new WorkerCompute(msg.config, o.backend);
@@ -127,6 +165,18 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         await peer.send({ type: 'blended', step: msg.step, round: msg.round, attempt: msg.attempt, tensors: r.tensors, maskChecksum: r.maskChecksum, phases: { ...r.phases, decode: decodeMs } });
         return;
       }
+      case 'load':
+        return owners.load(msg).catch((e: Error) => log(`load of plan ${msg.planVersion}: ${e.message}; waiting for the next plan`));
+      case 'task':
+        return owners.runTask(msg);
+      case 'commit':
+        // not awaited: sending values waits for links, and a `load` (the coordinator giving up on this step) must get through
+        void owners.commit(msg).catch((e: unknown) => owners.failed(`commit of step ${msg.step}`, e));
+        return;
+      case 'clip':
+        return owners.clip(msg);
+      case 'gather':
+        return owners.gather(msg);
       case 'bye':
         finish({ reason: 'done', message: msg.reason });
         peer.close();
@@ -137,6 +187,16 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
       case 'hello':
       case 'grads':
       case 'blended':
+      case 'loaded':
+      case 'computed':
+      case 'link':
+      case 'share':
+      case 'reduced':
+      case 'rejected':
+      case 'masks':
+      case 'values':
+      case 'done':
+      case 'state':
         throw new Error(`unexpected ${msg.type} from the coordinator`);
       default: {
         const never: never = msg;

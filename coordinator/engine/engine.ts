@@ -1,6 +1,7 @@
 // The coordinator's engine: the model in this process, each step computed by the workers in the run's spectral mode, the weights broadcast after it.
 import type { BackendInfo } from '../../shared/backend/backend.ts';
-import type { SyncedBlend, TrainConfig } from '../../shared/config.ts';
+import type { SyncedBlend, TrainConfig, UpdateAt } from '../../shared/config.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import type { Corpus } from '../../shared/model/data.ts';
 import { SharedSpectralHistory } from '../../shared/parallel/spectral.ts';
 import { SMI_RUNS, view2d } from '../../shared/smi/runs.ts';
@@ -11,12 +12,13 @@ import { readInto } from '../../shared/wasm/heap.ts';
 import { NullPhases, StepPhases, TraceWriter, summarizePhases } from '../phases.ts';
 import { RestartStep } from '../rounds.ts';
 import type { Server } from '../server.ts';
-import { ShareNorms } from '../share-bounds.ts';
+import { ShareNorms } from '../../shared/parallel/share-bounds.ts';
 import type { ModelShape } from '../shares.ts';
 import { globalStep } from './global.ts';
 import { localStep } from './local.ts';
 import { syncedStep } from './synced.ts';
 import type { ModeContext, ModeStep } from './gather.ts';
+import { ownersEngine } from './owners.ts';
 
 export interface CoordinatorEngineOptions {
   backend: Pick<BackendInfo, 'spectral'>;
@@ -24,6 +26,18 @@ export interface CoordinatorEngineOptions {
   syncedBlend?: SyncedBlend; // synced mode: where the shared mask is applied ['coordinator']
   timing?: boolean; // per-phase timing in each step record [true]
   trace?: string; // write a Chrome trace-event file here
+  update?: UpdateAt; // who applies the update [updateAt(cfg)]
+  commitInterval?: number; // --update owners: steps between commits gathered from the owners [50]
+  stepTimeoutMs?: number;
+  firstStepTimeoutMs?: number;
+}
+
+/**
+ * Who applies the update: the owners (the default) in every mode, or the coordinator when asked (--update
+ * coordinator, the star; kept to compare against).
+ */
+export function updateAt(requested?: UpdateAt): UpdateAt {
+  return requested ?? 'owners';
 }
 
 const MODES: Record<TrainConfig['spectral'], ModeStep> = { global: globalStep, synced: syncedStep, local: localStep };
@@ -34,6 +48,11 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
  * spectral history; a step gathers, reduces and runs the one update step in the mode's module, then broadcasts.
  */
 export function coordinatorEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o: CoordinatorEngineOptions): Engine {
+  if (updateAt(o.update) === 'owners') {
+    if (o.commitInterval !== undefined && !(o.commitInterval >= 1)) throw new ConfigError('E_BAD_FLAG', `--commit-interval takes a positive number of steps, got ${o.commitInterval}`);
+    server.log('update: the owners run clip → SMI → AdamW on their tensors; gradients and values go worker to worker (--update owners)');
+    return ownersEngine(server, cfg, corpus, o);
+  }
   const mode = cfg.smi === 'baseline' ? 'global' : cfg.spectral;
   const run = SMI_RUNS[cfg.smi];
   const state = createModelState(cfg, o.backend, { smi: mode === 'global' });

@@ -10,7 +10,7 @@ import type { Blend, Blended, Grads } from '../../shared/net/protocol.ts';
 import type { StepPhases } from '../phases.ts';
 import type { Item } from '../rounds.ts';
 import type { Server } from '../server.ts';
-import type { ShareNorms } from '../share-bounds.ts';
+import type { ShareNorms } from '../../shared/parallel/share-bounds.ts';
 import { acceptBlended, acceptGrads, vetNorms, type BlendShare, type GradShare, type ModelShape } from '../shares.ts';
 
 /** What a mode's step works with: the server and its rounds, the run, the shard it updates and the buffers it reuses. */

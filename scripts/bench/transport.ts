@@ -165,7 +165,7 @@ async function echoWorker(url: string, unmasked: boolean): Promise<void> {
     }
   });
   await once(ws, 'open');
-  await peer.send({ type: 'hello', protocol: 1, token: null, workerId: null, backend: 'cpu', device: 'loopback', memoryBytes: 1, host: 'localhost', pid: process.pid });
+  await peer.send({ type: 'hello', protocol: 1, token: null, workerId: null, backend: 'cpu', device: 'loopback', memoryBytes: 1, host: 'localhost', pid: process.pid, listen: null });
   await done;
 }
 

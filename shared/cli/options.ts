@@ -1,6 +1,6 @@
 // The command line of train / coordinator: one option table, one help text, typed parsing with "did you mean".
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, WIRE_DTYPES, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend, type WireDtype } from '../config.ts';
+import { BACKENDS, FLOAT_FIELDS, INT_FIELDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, SYNCED_BLENDS, UPDATE_AT, WIRE_DTYPES, closest, oneOf, type BackendChoice, type NumericField, type PresetName, type SmiRunName, type SpectralMode, type SyncedBlend, type UpdateAt, type WireDtype } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { LAUNCHERS, type Launcher } from './rendezvous.ts';
 
@@ -35,6 +35,8 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   spectral: { type: 'string', arg: 'MODE', section: 'distributed', help: `${SPECTRAL_MODES.join('|')} [synced]` },
   'synced-blend': { type: 'string', arg: 'AT', section: 'distributed', help: 'synced mode: apply the shared mask once at the coordinator (one round trip) or on each worker (two, with mask checksums): coordinator|workers [coordinator]' },
   'wire-dtype': { type: 'string', arg: 'fp32|bf16', section: 'distributed', help: 'gradients on the wire: fp32 (exact) or bf16 (round to nearest even, half the bytes; weights stay fp32) [fp32]' },
+  update: { type: 'string', arg: 'AT', section: 'distributed', help: "who runs clip → SMI → AdamW: owners (each worker that listens owns whole tensors; gradients and values go worker to worker: global mode, the baseline, synced with the mask applied once) or coordinator (the star: every byte through it) [owners]" },
+  'commit-interval': { type: 'string', arg: 'K', section: 'distributed', help: "--update owners: gather the owners' weights and state every K steps; an owner's loss rolls back to it and replays ≤ K steps [50]" },
   workers: { type: 'string', arg: 'N', section: 'distributed', only: 'train', help: "local worker processes [one per GPU, else one per core]; under --launcher slurm|env task 0's own: 1 (it computes too) or 0 (it only coordinates) [1]" },
   launcher: { type: 'string', arg: 'L', section: 'distributed', only: 'train', help: `${LAUNCHERS.join('|')}: slurm (srun) and env (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) make task 0 the coordinator and the others workers; token from SMI_TOKEN (docs/cluster.md) [auto]` },
   'rendezvous-timeout': { type: 'string', arg: 'MS', section: 'distributed', only: 'train', help: 'slurm|env: how long a worker tries to reach the coordinator, and the coordinator waits for the world size [600000]' },
@@ -65,6 +67,8 @@ export interface TrainArgs {
   spectral?: SpectralMode;
   syncedBlend?: SyncedBlend;
   wireDtype?: WireDtype;
+  update?: UpdateAt;
+  commitInterval?: number;
   backend?: BackendChoice;
   overrides: Partial<Record<NumericField, number>>;
   data?: string;
@@ -140,6 +144,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     if (n !== undefined) overrides[k] = n;
   }
   const gpus = s('gpus')?.split(',').map((g) => num('gpus', g.trim(), true)!);
+  const commitInterval = num('commit-interval', s('commit-interval'), true);
+  if (commitInterval !== undefined && commitInterval < 1) throw new ConfigError('E_BAD_FLAG', `--commit-interval takes a positive number of steps, got ${commitInterval}`);
   if (v['init-from-drop-extra'] === true && s('init-from') === undefined) throw new ConfigError('E_BAD_FLAG', '--init-from-drop-extra goes with --init-from FILE');
   return {
     local: v.local === true,
@@ -148,6 +154,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     spectral: s('spectral') === undefined ? undefined : oneOf('spectral mode', s('spectral')!, SPECTRAL_MODES),
     syncedBlend: s('synced-blend') === undefined ? undefined : oneOf('--synced-blend value', s('synced-blend')!, SYNCED_BLENDS),
     wireDtype: s('wire-dtype') === undefined ? undefined : wireDtype(s('wire-dtype')!),
+
     backend: s('backend') === undefined ? undefined : oneOf('backend', s('backend')!, BACKENDS),
     overrides,
     data: s('data'),

@@ -3,7 +3,7 @@ import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, typ
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
-export const PROTOCOL_VERSION = 2; // 2: explicit `round` on work, grads, blend and blended; no ping/pong, no weights.spectral
+export const PROTOCOL_VERSION = 3; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state)
 
 /** worker → coordinator, first message on a connection. */
 export interface Hello {
@@ -16,6 +16,7 @@ export interface Hello {
   memoryBytes: number; // memory the worker may use for the model
   host: string;
   pid: number;
+  listen: string | null; // ws:// or wss:// URL of this worker's exchange server (it can own tensors); null: compute-only
 }
 
 /** coordinator → worker, the answer to an accepted hello. */
@@ -94,10 +95,180 @@ export interface Bye {
   reason: string;
 }
 
-export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | ErrorMsg | Bye;
+// ---- The owners' step (--update owners): the coordinator sends control, the data goes worker to owner and back.
+
+/** An owner and the tensors it holds (indices in parameter order, ascending), with the URL its exchange listens on. */
+export interface PlanOwner {
+  workerId: string;
+  url: string;
+  tensors: number[];
+}
+
+/** An owner's state for its tensors (its order): AdamW's step and moments, SMI's histories (empty for the baseline or step 0). */
+export interface OwnedState {
+  adamStep: number;
+  m: Float32Array[]; // empty before AdamW's first step
+  v: Float32Array[];
+  smi: { name: string; shape: number[]; data: Float32Array }[];
+}
+
+/** coordinator → worker: the plan, the weights after `step` updates, and (to an owner) its tensors' state. Resets any step in progress. */
+export interface Load {
+  type: 'load';
+  planVersion: number;
+  step: number;
+  members: string[]; // every worker of the plan, owners and compute-only: each gets every owner's values
+  owners: PlanOwner[];
+  weights: Float32Array[]; // all tensors, parameter order
+  state?: OwnedState; // to an owner: its tensors' state
+}
+
+/** worker → coordinator: the load is applied and links to every other owner are open. */
+export interface Loaded {
+  type: 'loaded';
+  planVersion: number;
+}
+
+/** A chunk of the step's batch that this worker computes. */
+export interface TaskChunk {
+  index: number;
+  offsets: number[];
+  tokens: Uint8Array; // offsets.length × (block_size + 1) token ids
+}
+
+/** coordinator → worker: step `step`, round `round`: the whole chunk table (owners reduce it) and the chunks this worker computes. */
+export interface Task {
+  type: 'task';
+  step: number;
+  round: number;
+  planVersion: number;
+  sequences: number[]; // per chunk index, its sequences (the reduce's weights n_c / B)
+  holders: string[]; // per chunk index, the worker computing it (an owner accepts a chunk's share from it only)
+  mine: TaskChunk[];
+}
+
+/** worker → coordinator: one chunk computed and its shares sent to the owners. */
+export interface Computed {
+  type: 'computed';
+  step: number;
+  round: number;
+  chunk: number;
+  sequences: number;
+  loss: number;
+  phases: Record<string, number>;
+}
+
+/** worker → owner, the first message on a data connection. */
+export interface Link {
+  type: 'link';
+  protocol: number;
+  token: string | null;
+  workerId: string;
+}
+
+/** worker → owner: a chunk's gradient of the owner's tensors (in the owner's order). */
+export interface Share {
+  type: 'share';
+  step: number;
+  round: number;
+  chunk: number;
+  tensors: Float32Array[];
+  magnitudes?: Float32Array[]; // synced: |FFT2(g_c)| of the same tensors
+  blended?: boolean; // local mode's second round: the holder's own clip → SMI of its chunk, b_c, not g_c
+}
+
+/** coordinator → a chunk's holder (local mode's second round): filter your chunks with κ and α and send the owners b_c. */
+export interface Clip {
+  type: 'clip';
+  step: number;
+  round: number;
+  clip: number;
+  alpha: number;
+}
+
+/** owner → coordinator: every chunk's share is in and reduced; the sums of squares for the global norm and the outlier rule. */
+export interface Reduced {
+  type: 'reduced';
+  step: number;
+  round: number;
+  ss: number[]; // per owned tensor (the owner's order), Σ ḡ² in float32 as tf.sum(tf.square(ḡ)) gives it
+  chunkSS: number[]; // per chunk index, Σ g_c² over the owned tensors in float64
+  phases: Record<string, number>;
+}
+
+/** owner → coordinator: a chunk's share failed its checks (the owner closed that link with the code); its holder is to blame. */
+export interface Rejected {
+  type: 'rejected';
+  step: number;
+  round: number;
+  chunk: number;
+  code: ErrorCode;
+  message: string;
+}
+
+/** coordinator → owner: apply the step with clip coefficient κ, the learning rate and α. */
+export interface Commit {
+  type: 'commit';
+  step: number;
+  round: number;
+  clip: number;
+  lr: number;
+  alpha: number;
+  masks?: boolean; // synced, --synced-blend workers: send the holders the masks, then AdamW on the mean of their blends
+}
+
+/** owner → a chunk's holder (synced, --synced-blend workers): the owner's tensors' shared masks, to blend its own spectrum with. */
+export interface Masks {
+  type: 'masks';
+  step: number;
+  round: number;
+  clip: number;
+  alpha: number;
+  masks: Uint8Array[]; // per owned tensor, the bitset [H ≥ τ] (bit j of byte b is element 8b + j)
+  checksums: number[]; // per owned tensor, its mask's checksum
+}
+
+/** owner → worker: the owner's tensors after the step (the owner's order). */
+export interface Values {
+  type: 'values';
+  step: number;
+  round: number;
+  tensors: Float32Array[];
+}
+
+/** worker → coordinator: every owner's values are in the replica; the step's phases and bytes. */
+export interface Done {
+  type: 'done';
+  step: number;
+  round: number;
+  phases: Record<string, number>;
+  bytesSent: number; // on every connection of this worker, this step
+  bytesReceived: number;
+  maskChecksums?: number[]; // synced, an owner: each owned tensor's mask checksum (its order)
+  appliedChecksums?: number[]; // --synced-blend workers, a holder: per chunk it blended, combineChecksums of the masks it applied
+}
+
+/** coordinator → owner: send your tensors' weights and state (a commit, a checkpoint, the final model, an evaluation). */
+export interface Gather {
+  type: 'gather';
+  step: number;
+}
+
+/** owner → coordinator: the answer to `gather`. */
+export interface State {
+  type: 'state';
+  step: number;
+  tensors: number[]; // the owned tensors' indices
+  weights: Float32Array[];
+  state: OwnedState;
+}
+
+export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | ErrorMsg | Bye
+  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Clip | Commit | Masks | Values | Done | Gather | State;
 export type MessageType = Message['type'];
 export const MESSAGE_TYPES = [
   'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'error', 'bye',
+  'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'rejected', 'clip', 'commit', 'masks', 'values', 'done', 'gather', 'state',
 ] as const satisfies readonly MessageType[];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -197,6 +368,38 @@ const opt = (o: Obj, k: string, check: () => unknown): void => {
   if (o[k] !== undefined) check();
 };
 
+/** An array whose every element passes `check(value, 'kind.k[i]')`. */
+function list(o: Obj, kind: string, k: string, check: (v: unknown, where: string) => void): void {
+  const v = o[k];
+  if (!Array.isArray(v)) return bad(`${kind}.${k}`, `expected an array, got ${describe(v)}`);
+  v.forEach((x, i) => check(x, `${kind}.${k}[${i}]`));
+}
+
+/** An array of non-negative integers. */
+const indices = (o: Obj, kind: string, k: string) =>
+  list(o, kind, k, (v, w) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? undefined : bad(w, `expected a non-negative integer, got ${typeof v === 'number' ? v : describe(v)}`)));
+
+/** A ws:// or wss:// URL of at most 2048 characters. */
+const url = (o: Obj, kind: string, k: string): string => {
+  const v = str(o, kind, k);
+  return v.length <= 2048 && /^wss?:\/\/[^\s/]+(\/\S*)?$/.test(v) ? v : bad(`${kind}.${k}`, `expected a ws:// or wss:// URL, got ${JSON.stringify(v.slice(0, 80))}`);
+};
+
+function ownedState(v: unknown, where: string): void {
+  if (!isPlainObject(v)) return bad(where, `expected an owner's state, got ${describe(v)}`);
+  fields(v, where, ['adamStep', 'm', 'v', 'smi']);
+  count(v, where, 'adamStep');
+  f32s(v, where, 'm');
+  f32s(v, where, 'v');
+  list(v, where, 'smi', (h, w) => {
+    if (!isPlainObject(h)) return bad(w, `expected a history, got ${describe(h)}`);
+    fields(h, w, ['name', 'shape', 'data']);
+    label(h, w, 'name');
+    indices(h, w, 'shape');
+    if (!(h.data instanceof Float32Array)) bad(`${w}.data`, `expected a Float32Array, got ${describe(h.data)}`);
+  });
+}
+
 function phases(o: Obj, kind: string, k: string): void {
   const v = o[k];
   if (!isPlainObject(v)) return bad(`${kind}.${k}`, `expected an object of ms per phase, got ${describe(v)}`);
@@ -260,7 +463,7 @@ export function parseMessage(value: unknown): Message {
   const kind = type as MessageType;
   switch (kind) {
     case 'hello':
-      fields(o, kind, ['type', 'protocol', 'token', 'workerId', 'backend', 'device', 'memoryBytes', 'host', 'pid']);
+      fields(o, kind, ['type', 'protocol', 'token', 'workerId', 'backend', 'device', 'memoryBytes', 'host', 'pid', 'listen']);
       count(o, kind, 'protocol');
       if (o.token !== null && str(o, kind, 'token').length > MAX_TOKEN_LENGTH) bad(`${kind}.token`, `longer than ${MAX_TOKEN_LENGTH} characters`);
       if (o.workerId !== null) workerId(o, kind, 'workerId');
@@ -271,6 +474,7 @@ export function parseMessage(value: unknown): Message {
       intIn(o, kind, 'memoryBytes', 1, MAX_MEMORY_BYTES);
       label(o, kind, 'host');
       intIn(o, kind, 'pid', 1, MAX_PID);
+      if (o.listen !== null) url(o, kind, 'listen');
       break;
     case 'welcome':
       fields(o, kind, ['type', 'workerId', 'config', 'step']);
@@ -327,6 +531,137 @@ export function parseMessage(value: unknown): Message {
       f32s(o, kind, 'tensors');
       uint32(o, kind, 'maskChecksum');
       phases(o, kind, 'phases');
+      break;
+    case 'load': {
+      fields(o, kind, ['type', 'planVersion', 'step', 'members', 'owners', 'weights'], ['state']);
+      count(o, kind, 'planVersion');
+      count(o, kind, 'step');
+      list(o, kind, 'members', (v, w) => (typeof v === 'string' && WORKER_ID.test(v) ? undefined : bad(w, 'expected a worker id')));
+      list(o, kind, 'owners', (v, w) => {
+        if (!isPlainObject(v)) return bad(w, `expected an owner, got ${describe(v)}`);
+        fields(v, w, ['workerId', 'url', 'tensors']);
+        workerId(v, w, 'workerId');
+        url(v, w, 'url');
+        indices(v, w, 'tensors');
+      });
+      f32s(o, kind, 'weights');
+      opt(o, 'state', () => ownedState(o.state, `${kind}.state`));
+      break;
+    }
+    case 'loaded':
+      fields(o, kind, ['type', 'planVersion']);
+      count(o, kind, 'planVersion');
+      break;
+    case 'task':
+      fields(o, kind, ['type', 'step', 'round', 'planVersion', 'sequences', 'holders', 'mine']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      count(o, kind, 'planVersion');
+      indices(o, kind, 'sequences');
+      list(o, kind, 'holders', (v, w) => (typeof v === 'string' && WORKER_ID.test(v) ? undefined : bad(w, 'expected a worker id')));
+      if ((o.holders as unknown[]).length !== (o.sequences as unknown[]).length) bad(`${kind}.holders`, 'not one per chunk');
+      list(o, kind, 'mine', (v, w) => {
+        if (!isPlainObject(v)) return bad(w, `expected a chunk, got ${describe(v)}`);
+        fields(v, w, ['index', 'offsets', 'tokens']);
+        count(v, w, 'index');
+        indices(v, w, 'offsets');
+        if (!(v.tokens instanceof Uint8Array)) bad(`${w}.tokens`, `expected a Uint8Array, got ${describe(v.tokens)}`);
+        const n = (v.offsets as unknown[]).length;
+        const len = (v.tokens as Uint8Array).length;
+        if (n === 0 ? len !== 0 : len % n !== 0) bad(`${w}.tokens`, `length ${len} is not a multiple of offsets.length ${n}`);
+      });
+      break;
+    case 'computed':
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'sequences', 'loss', 'phases']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      count(o, kind, 'chunk');
+      count(o, kind, 'sequences');
+      num(o, kind, 'loss');
+      phases(o, kind, 'phases');
+      break;
+    case 'link':
+      fields(o, kind, ['type', 'protocol', 'token', 'workerId']);
+      count(o, kind, 'protocol');
+      if (o.token !== null && str(o, kind, 'token').length > MAX_TOKEN_LENGTH) bad(`${kind}.token`, `longer than ${MAX_TOKEN_LENGTH} characters`);
+      workerId(o, kind, 'workerId');
+      break;
+    case 'share':
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['magnitudes', 'blended']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      count(o, kind, 'chunk');
+      f32s(o, kind, 'tensors');
+      opt(o, 'magnitudes', () => f32s(o, kind, 'magnitudes'));
+      opt(o, 'blended', () => bool(o, kind, 'blended'));
+      break;
+    case 'clip':
+      fields(o, kind, ['type', 'step', 'round', 'clip', 'alpha']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      finite(o, kind, 'clip');
+      finite(o, kind, 'alpha');
+      break;
+    case 'reduced':
+      fields(o, kind, ['type', 'step', 'round', 'ss', 'chunkSS', 'phases']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      list(o, kind, 'ss', (v, w) => (typeof v === 'number' ? undefined : bad(w, `expected a number, got ${describe(v)}`)));
+      list(o, kind, 'chunkSS', (v, w) => (typeof v === 'number' ? undefined : bad(w, `expected a number, got ${describe(v)}`)));
+      phases(o, kind, 'phases');
+      break;
+    case 'rejected':
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'code', 'message']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      count(o, kind, 'chunk');
+      if (!isErrorCode(str(o, kind, 'code'))) bad(`${kind}.code`, `unknown error code '${o.code}'`);
+      str(o, kind, 'message');
+      break;
+    case 'commit':
+      fields(o, kind, ['type', 'step', 'round', 'clip', 'lr', 'alpha'], ['masks']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      finite(o, kind, 'clip');
+      finite(o, kind, 'lr');
+      finite(o, kind, 'alpha');
+      opt(o, 'masks', () => bool(o, kind, 'masks'));
+      break;
+    case 'masks':
+      fields(o, kind, ['type', 'step', 'round', 'clip', 'alpha', 'masks', 'checksums']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      finite(o, kind, 'clip');
+      finite(o, kind, 'alpha');
+      u8s(o, kind, 'masks');
+      list(o, kind, 'checksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`)));
+      break;
+    case 'values':
+      fields(o, kind, ['type', 'step', 'round', 'tensors']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      f32s(o, kind, 'tensors');
+      break;
+    case 'done':
+      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums', 'appliedChecksums']);
+      count(o, kind, 'step');
+      count(o, kind, 'round');
+      phases(o, kind, 'phases');
+      count(o, kind, 'bytesSent');
+      count(o, kind, 'bytesReceived');
+      opt(o, 'appliedChecksums', () => list(o, kind, 'appliedChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
+      opt(o, 'maskChecksums', () => list(o, kind, 'maskChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
+      break;
+    case 'gather':
+      fields(o, kind, ['type', 'step']);
+      count(o, kind, 'step');
+      break;
+    case 'state':
+      fields(o, kind, ['type', 'step', 'tensors', 'weights', 'state']);
+      count(o, kind, 'step');
+      indices(o, kind, 'tensors');
+      f32s(o, kind, 'weights');
+      ownedState(o.state, `${kind}.state`);
       break;
     case 'error':
       fields(o, kind, ['type', 'code', 'message']);

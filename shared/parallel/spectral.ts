@@ -46,6 +46,16 @@ export function packedMaskChecksum(masks: readonly Uint8Array[], sizes: readonly
   return sum;
 }
 
+/**
+ * The masks' checksum when the tensors' masks are made by several owners (--update owners): FNV-1a over the bytes
+ * of each tensor's own checksum (each from the seed), little-endian, in parameter order.
+ */
+export function combineChecksums(perTensor: readonly number[]): number {
+  let h = MASK_CHECKSUM_SEED;
+  for (const c of perTensor) for (let b = 0; b < 4; b++) h = Math.imul(h ^ ((c >>> (8 * b)) & 0xff), 0x01000193);
+  return h >>> 0;
+}
+
 /** A chunk's local spectra, kept by a worker between returning magnitudes and blending (synced mode). */
 export interface KeptSpectra {
   grads: Float32Array[];
@@ -130,10 +140,11 @@ export class SharedSpectralHistory {
   constructor(readonly beta: number, readonly q: number) {}
 
   /** M̄ = κ·Σ_c w_c M_c per parameter → H (EMA) → τ → packed masks and their chained checksum. */
-  prepare(names: readonly string[], shapes: readonly number[][], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number): { masks: Uint8Array[]; checksum: number } {
+  prepare(names: readonly string[], shapes: readonly number[][], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, o: { perTensor?: boolean } = {}): { masks: Uint8Array[]; checksum: number; checksums?: number[] } {
     const mean = weightedSum(magnitudes, weights.map((w) => w * coef));
     this.pending = new Map();
     const masks: Uint8Array[] = [];
+    const checksums: number[] = [];
     let checksum = MASK_CHECKSUM_SEED;
     names.forEach((name, p) => {
       const [rows, cols] = view2d(shapes[p]!);
@@ -141,10 +152,11 @@ export class SharedSpectralHistory {
       const H = updateHistory(prev ? prev.H.slice() : null, mean[p]!, this.beta);
       const tau = threshold(H, rows, cols, this.q);
       masks.push(packMask(H, tau));
-      checksum = maskChecksum(H, tau, checksum);
+      checksum = maskChecksum(H, tau, o.perTensor ? MASK_CHECKSUM_SEED : checksum);
+      checksums.push(checksum);
       this.pending!.set(name, { rows, cols, H });
     });
-    return { masks, checksum };
+    return o.perTensor ? { masks, checksum: combineChecksums(checksums), checksums } : { masks, checksum };
   }
 
   /**
@@ -154,7 +166,7 @@ export class SharedSpectralHistory {
    * value prepare() gives for these inputs). Nothing is committed. The returned arrays are reused by the next
    * call: use them (e.g. copy them into tensors) before. Needs `await initFft()`.
    */
-  blendMean(names: readonly string[], shapes: readonly number[][], mean: readonly Float32Array[], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, alpha: number): { tensors: Float32Array[]; checksum: number } {
+  blendMean(names: readonly string[], shapes: readonly number[][], mean: readonly Float32Array[], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, alpha: number, o: { perTensor?: boolean } = {}): { tensors: Float32Array[]; checksum: number; checksums?: number[] } {
     const bufs = names.map((name, p) => {
       let b = this.buffers.get(name);
       if (!b || b.G.length !== mean[p]!.length) {
@@ -167,20 +179,23 @@ export class SharedSpectralHistory {
     const mbar = weightedSum(magnitudes, weights.map((w) => w * coef), bufs.map((b) => b.mbar));
     this.pending = new Map();
     const tensors: Float32Array[] = [];
+    const checksums: number[] = [];
     let checksum = MASK_CHECKSUM_SEED;
     names.forEach((name, p) => {
       const [rows, cols] = view2d(shapes[p]!);
       const prev = this.hist.get(name);
       const b = bufs[p]!;
+      if (o.perTensor) checksum = MASK_CHECKSUM_SEED;
       const H = b.H; // the committed history's buffer and this one trade places on commit()
       if (prev) H.set(prev.H);
       const G = scaled(mean[p]!, coef, b.G);
       const out = b.out;
       checksum = hostStep(G, rows, cols, H, !prev, { beta: this.beta, q: this.q, alpha }, checksum, () => ({ G, out }), undefined, mbar[p]!);
+      checksums.push(checksum);
       tensors.push(out);
       this.pending!.set(name, { rows, cols, H });
     });
-    return { tensors, checksum };
+    return o.perTensor ? { tensors, checksum: combineChecksums(checksums), checksums } : { tensors, checksum };
   }
 
   commit(): void {

@@ -37,6 +37,8 @@ export interface Engine {
   /** Called once before the first step (e.g. to wait for --min-workers), outside the step timing. */
   start(): Promise<void>;
   step(step: number, offsets: number[]): Promise<StepOutcome>;
+  /** Brings the state snapshot() and exportModel() read up to date, when it lives elsewhere (the owners'). */
+  sync?(): Promise<void>;
   /** The state a checkpoint keeps. */
   snapshot(): ModelSnapshot;
   /** The weights under nanoGPT's names and PyTorch layouts (model.safetensors). */

@@ -60,7 +60,10 @@ export interface StepRecord {
   cpu_ms?: number; // CPU time (user + system, all threads) of the process running the loop during the step: the coordinator's, or --local's
   mask_checksum?: number; // synced mode: the shared mask's checksum
   mask_checksums?: number[]; // --synced-blend workers: the checksum each worker reported for the masks it applied
-  phases?: StepPhaseRecord; // distributed runs with --timing on
+  phases?: StepPhaseRecord; // distributed runs with --timing on (--update coordinator)
+  /** --update owners: per worker, its phases (ms: compute, spectral, reduce_scatter, reduce, update, all_gather_send) and its bytes sent and received on every link this step */
+  owners_step?: Record<string, { phases: Record<string, number>; sent: number; received: number }>;
+  coordinator_cpu_ms?: number; // --update owners: the coordinator process's CPU time (user + system) during the step
   offsets?: number[]; // with --log-batches: the batch's start offsets
 }
 export interface EvalRecord { kind: 'eval'; step: number; train_loss: number; val_loss: number }

@@ -83,7 +83,10 @@ export async function runTraining(o: RunOptions, makeEngine: (cfg: TrainConfig) 
     log.write({ kind: 'start', step, backend: backend.name, device: backend.device, params, resumed: o.resume, ...(initFrom ? { init_from: initFrom } : {}) });
     if (initFrom && initFrom.dropped.length > 0) progress.print(`--init-from ${initFrom.file}: dropped ${initFrom.dropped.length} tensor(s) on purpose (--init-from-drop-extra; listed in log.jsonl's start record): ${initFrom.dropped.join(', ')}`);
     if (!ckpt) progress.print(`${cfg.preset} preset, ${(params / 1e6).toFixed(2)}M parameters, SMI run ${cfg.smi}, ${cfg.max_iters} steps → ${outDir}`);
-    const save = () => saveCheckpoint(outDir, { step, config: cfg, ...engine.snapshot() });
+    const save = async () => {
+      await engine.sync?.();
+      saveCheckpoint(outDir, { step, config: cfg, ...engine.snapshot() });
+    };
 
     const ckptEvery = o.checkpointInterval ?? cfg.eval_interval;
     const tokensPerStep = cfg.batch_size * cfg.block_size;
@@ -134,12 +137,13 @@ export async function runTraining(o: RunOptions, makeEngine: (cfg: TrainConfig) 
       }
       if (step % cfg.eval_interval === 0 || step === cfg.max_iters) last = await runEval(step);
       const stopping = step === o.stopAt || o.signal?.aborted === true;
-      if (step % ckptEvery === 0 || step === cfg.max_iters || stopping) save();
+      if (step % ckptEvery === 0 || step === cfg.max_iters || stopping) await save();
       if (stopping && step < cfg.max_iters) {
         progress.print(`stopped after step ${step}; checkpoint written: continue with --resume ${outDir}`);
         return { step, finished: false };
       }
     }
+    await engine.sync?.();
     saveModel(outDir, engine.exportModel(), cfg);
     const msPerStep = trainSteps > 0 ? trainMs / trainSteps : 0;
     log.write({

@@ -86,13 +86,14 @@ export interface UpdateOptions {
   lr: number;
   alpha: number; // SMI's α_t
   /** synced mode: each chunk's magnitude spectra and weight n_c / B, for the shared history */
-  magnitudes?: { spectra: readonly (readonly Float32Array[])[]; weights: readonly number[] };
+  magnitudes?: { spectra: readonly (readonly Float32Array[])[]; weights: readonly number[]; perTensor?: boolean };
   /** the gradients are the workers' clipped, filtered and averaged blends: AdamW alone */
   blended?: boolean;
 }
 
 export interface UpdateResult {
   maskChecksum?: number; // synced: the shared masks' chained checksum
+  maskChecksums?: number[]; // synced with magnitudes.perTensor: each tensor's mask checksum (maskChecksum is then combineChecksums of them)
   ms: { spectral: number; optimizer: number }; // clip and SMI (or the shared blend); AdamW
 }
 
@@ -106,14 +107,16 @@ export function applyUpdate(shard: Shard, grads: MeanGradient, o: UpdateOptions)
   if (grads.length !== shard.params.length) throw new RangeError(`applyUpdate: ${grads.length} gradients for a shard of ${shard.params.length} tensors`);
   let final: tf.Tensor[];
   let maskChecksum: number | undefined;
+  let maskChecksums: number[] | undefined;
   const asTensors = (g: MeanGradient) => (isTensors(g) ? [...g] : g.map((x, i) => tf.tensor(x, shard.shapes[i]!)));
   if (o.blended) {
     final = asTensors(grads);
   } else if (o.magnitudes) {
     if (!shard.shared) throw new RangeError('applyUpdate: magnitudes for a shard without a shared history');
     if (isTensors(grads)) throw new TypeError('applyUpdate: the synced blend takes the mean gradient as host arrays');
-    const { tensors, checksum } = shard.shared.blendMean(shard.names, shard.shapes, grads, o.magnitudes.spectra, o.magnitudes.weights, o.clip, o.alpha);
+    const { tensors, checksum, checksums } = shard.shared.blendMean(shard.names, shard.shapes, grads, o.magnitudes.spectra, o.magnitudes.weights, o.clip, o.alpha, { perTensor: o.magnitudes.perTensor });
     maskChecksum = checksum;
+    maskChecksums = checksums;
     final = tensors.map((g, i) => tf.tensor(g, shard.shapes[i]!));
   } else {
     const tensors = asTensors(grads);
@@ -128,5 +131,5 @@ export function applyUpdate(shard: Shard, grads: MeanGradient, o: UpdateOptions)
   tf.dispose(final);
   shard.shared?.commit();
   const t2 = performance.now();
-  return { maskChecksum, ms: { spectral: t1 - t0, optimizer: t2 - t1 } };
+  return { maskChecksum, maskChecksums, ms: { spectral: t1 - t0, optimizer: t2 - t1 } };
 }

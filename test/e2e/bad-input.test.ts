@@ -1,4 +1,4 @@
-// Bad input against a real coordinator: documented close codes, the run goes on, bad gradients never reach the weights.
+// Bad input against a real coordinator: documented close codes, the run goes on, bad gradients never reach the weights. (the star, --update coordinator: the owners' checks are test/worker/owner.test.ts and exchange.test.ts)
 import t from 'tap';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -10,9 +10,9 @@ import { Peer, clientOptions } from '../../shared/net/peer.ts';
 import { encodeMessage } from '../../shared/net/frames.ts';
 import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitForStep } from '../helpers.ts';
 
-const run = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '150', '--eval-interval', '75', '--spectral', 'global'];
+const run = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '150', '--eval-interval', '75', '--spectral', 'global', '--update', 'coordinator'];
 const hello = (over: Partial<Hello> = {}): Hello => ({
-  type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'test', memoryBytes: 2 ** 30, host: 'test', pid: 1, ...over,
+  type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'test', memoryBytes: 2 ** 30, host: 'test', pid: 1, listen: null, ...over,
 });
 
 /** Sends raw bytes over a plain TCP socket; resolves the response's status line (or how the socket ended). */

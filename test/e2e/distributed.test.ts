@@ -48,10 +48,39 @@ t.test('global mode with 1, 2 and 3 workers reproduces --local; synced with 1 wo
   }
 });
 
+t.test('--update owners: a compute-only worker (--compute-only) takes part; the star (--update coordinator) gives the same run; a bad --commit-interval is refused', async (t) => {
+  const dir = tempDir('smi-owners-');
+  const local = join(dir, 'local');
+  const r = await runScript('train', ['--local', ...small, '--out', local]);
+  t.equal(r.code, 0, r.stderr);
+  const ref = weights(local);
+  const out = join(dir, 'compute-only');
+  const coord = startScript('coordinator/main', [...small, '--spectral', 'global', '--out', out, '--port', '0', '--token', 'tok', '--min-workers', '2']);
+  const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
+  const url = `ws://127.0.0.1:${port}`;
+  const owner = startScript('worker/main', ['--connect', url, '--token', 'tok', '--listen', '127.0.0.1:0']);
+  const computer = startScript('worker/main', ['--connect', url, '--token', 'tok', '--compute-only']);
+  t.equal(await coord.exited, 0, 'the coordinator finishes the run', { output: coord.output() });
+  t.equal(await owner.exited, 0, 'the owner ends cleanly');
+  t.equal(await computer.exited, 0, 'the compute-only worker ends cleanly');
+  t.match(coord.output(), /plan \d+ at step 0: \S+ owns 15 tensors .*; 1 compute-only/, 'one owner holds every tensor, one worker only computes');
+  t.ok(steps(out).every((s) => s.workers === 2), 'every step computed by both');
+  const diff = maxRelativeDiff(weights(out), ref);
+  t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
+  const star = join(dir, 'star');
+  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'global', '--update', 'coordinator', '--out', star]);
+  t.equal(d.code, 0, '--update coordinator exits 0', { output: d.stdout + d.stderr });
+  const sd = maxRelativeDiff(weights(star), weights(out));
+  t.ok(sd < 1e-5, `the star's final weights within 1e-5 relative of the owners' (${sd.toExponential(2)})`);
+  const bad = await runScript('train', [...small, '--workers', '1', '--commit-interval', '0', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2, '--commit-interval 0: exit 2');
+  t.match(bad.stderr, /E_BAD_FLAG.*--commit-interval takes a positive number of steps, got 0/);
+});
+
 t.test('synced mode: every worker applies the identical mask at every step; applying it once at the coordinator is the same update', async (t) => {
   const dir = tempDir('smi-synced-');
   const out = join(dir, 'workers-blend');
-  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--synced-blend', 'workers', '--out', out]);
+  const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--synced-blend', 'workers', '--update', 'coordinator', '--out', out]);
   t.equal(d.code, 0, d.stderr);
   const s = steps(out);
   t.equal(s.length, 20);
@@ -62,9 +91,9 @@ t.test('synced mode: every worker applies the identical mask at every step; appl
   }
   t.ok(new Set(s.map((r) => r.mask_checksum)).size > 1, 'the mask changes over steps');
 
-  // the default: one round trip, the shared mask applied once to the mean gradient (linear for a fixed mask)
+  // the star's one round trip: the shared mask applied once to the mean gradient (linear for a fixed mask)
   const one = join(dir, 'coordinator-blend');
-  const c = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--out', one]);
+  const c = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--update', 'coordinator', '--out', one]);
   t.equal(c.code, 0, c.stderr);
   const s1 = steps(one);
   t.equal(s1.length, 20);
@@ -73,15 +102,50 @@ t.test('synced mode: every worker applies the identical mask at every step; appl
   const diff = maxRelativeDiff(weights(one), weights(out));
   t.ok(diff < 1e-5, `final weights within 1e-5 relative of the two-round run (${diff.toExponential(2)})`);
   t.ok(s1.every((r, i) => Math.abs((r.loss as number) - (s[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
+
+  // the default (--update owners): each owner keeps its tensors' share of the one history and applies their masks once
+  const owned = join(dir, 'owners');
+  const o = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--out', owned]);
+  t.equal(o.code, 0, o.stderr);
+  t.match(o.stdout, /plan 1 at step 0: \S+ owns \d+ tensors .*, \S+ owns \d+ tensors/, 'two owners');
+  const s2 = steps(owned);
+  t.equal(s2.length, 20);
+  t.ok(s2.every((r) => r.workers === 2 && typeof r.mask_checksum === 'number'), 'every step on 2 workers, with the owners\' combined mask checksum');
+  t.ok(new Set(s2.map((r) => r.mask_checksum)).size > 1, 'the mask changes over steps');
+  const od = maxRelativeDiff(weights(owned), weights(one));
+  t.ok(od < 1e-5, `the owners' final weights within 1e-5 relative of the star's one-round run (${od.toExponential(2)})`);
+  t.ok(s2.every((r, i) => Math.abs((r.loss as number) - (s1[i]!.loss as number)) < 1e-4), 'the loss of every step matches');
+
+  // the owners' two-round form: each owner sends its tensors' masks to every holder, which blends its own spectrum
+  const owned2 = join(dir, 'owners-workers-blend');
+  const w2 = await runScript('train', [...small, '--workers', '2', '--spectral', 'synced', '--synced-blend', 'workers', '--out', owned2]);
+  t.equal(w2.code, 0, w2.stderr);
+  const s3 = steps(owned2);
+  t.equal(s3.length, 20);
+  for (const rec of s3) {
+    const sums = rec.mask_checksums as number[];
+    t.ok(sums.length === 2 && sums.every((c) => c === rec.mask_checksum), `step ${rec.step}: both holders applied the owners' masks (${rec.mask_checksum})`);
+  }
+  t.equal(s3[0]!.mask_checksum, s2[0]!.mask_checksum, 'step 1: the same masks as the owners\' one-round form');
+  const wd = maxRelativeDiff(weights(owned2), weights(owned));
+  t.ok(wd < 1e-5, `the owners' two-round final weights within 1e-5 relative of their one-round form (${wd.toExponential(2)})`);
+  const sd = maxRelativeDiff(weights(owned2), weights(out));
+  t.ok(sd < 1e-5, `and of the star's two-round run (${sd.toExponential(2)})`);
 });
 
-t.test('local mode (each worker its own history) trains; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES (stand-in nvidia-smi, no real GPU)', async (t) => {
+t.test('local mode (each worker its own history) trains, through the owners as on the star; --gpus starts one worker per listed GPU with CUDA_VISIBLE_DEVICES (stand-in nvidia-smi, no real GPU)', async (t) => {
   const dir = tempDir('smi-local-');
   const out = join(dir, 'local-mode');
   const d = await runScript('train', [...small, '--workers', '2', '--spectral', 'local', '--out', out]);
   t.equal(d.code, 0, 'local mode exits 0', { output: d.stdout + d.stderr });
   const e = readLog(out).filter((r) => r.kind === 'eval');
   t.ok((e.at(-1)!.val_loss as number) < (e[0]!.val_loss as number) - 0.3, 'the loss falls');
+  // the default (--update owners): κ back to each holder, its own SMI, the blends to the owners; the star's arithmetic
+  const star = join(dir, 'local-mode-star');
+  const st = await runScript('train', [...small, '--workers', '2', '--spectral', 'local', '--update', 'coordinator', '--out', star]);
+  t.equal(st.code, 0, 'local mode on the star exits 0', { output: st.stdout + st.stderr });
+  const ld = maxRelativeDiff(weights(out), weights(star));
+  t.ok(ld < 1e-5, `local mode: the owners' final weights within 1e-5 relative of the star's (${ld.toExponential(2)})`);
   // The stand-in nvidia-smi lists four H100s; no tfjs-node is installed, so the workers fall back to wasm.
   const g = join(dir, 'gpus');
   const r = await runScript('train', [...small, '--gpus', '0,2', '--max-iters', '2', '--out', g], { env: { ...standInEnv({ packages: '' }) } });

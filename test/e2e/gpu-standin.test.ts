@@ -99,7 +99,9 @@ t.test("stand-in libtensorflow and nvidia-smi, no real GPU: each worker's CUDA_V
 t.test('stand-in libtensorflow with a simulated first-use kernel compile, no real GPU: the warm-up runs before hello, the first step has its own timeout', async (t) => {
   const dir = tempDir('smi-standin-jit-');
   const jit = standInEnv({ jit: 20 });
-  const quick = [...small, '--max-iters', '3', '--eval-interval', '3', '--workers', '1', '--spectral', 'global'];
+  // the baseline: under --update owners the worker also runs the update, and SMI on tf.spectral over the stand-in's
+  // pure-JS kernels takes seconds every step (not a compile), which no 1 s --step-timeout allows
+  const quick = [...small, '--max-iters', '3', '--eval-interval', '3', '--workers', '1', '--spectral', 'global', '--smi', 'baseline'];
   // The first step compiles every kernel of the run's shapes (the warm-up's model is smaller): seconds here.
   const a = await train(t, dir, 'first-step-allowed', [...quick, '--step-timeout', '1000'], jit);
   t.notMatch(a.stdout, /missed the/, 'the first step may take longer than --step-timeout');

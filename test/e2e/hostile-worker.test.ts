@@ -1,4 +1,4 @@
-// A worker with the token that returns finite but impossible results: rejected (E_OUTLIER), its share redone, the run undisturbed.
+// A worker with the token that returns finite but impossible results: rejected (E_OUTLIER), its share redone, the run undisturbed. (the star, --update coordinator: the owners' checks are test/worker/owner.test.ts and exchange.test.ts)
 import t from 'tap';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -31,7 +31,7 @@ async function hostile(url: string, answer: (w: Work, shapes: Float32Array[]) =>
     if (m.type === 'work' && w) void peer.send(answer(m, w.tensors)).catch(() => {}); // the coordinator may close first
   });
   await new Promise((r) => ws.once('open', r));
-  await peer.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId, backend: 'wasm', device: 'hostile', memoryBytes: 2 ** 30, host: 'evil', pid: 666 });
+  await peer.send({ type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId, backend: 'wasm', device: 'hostile', memoryBytes: 2 ** 30, host: 'evil', pid: 666, listen: null });
   return { ...(await closed), id: id as string | null };
 }
 
@@ -40,7 +40,7 @@ const grads = (w: Work, tensors: Float32Array[], magnitudes?: Float32Array[]): E
 });
 
 // the membership tests' model: heavy enough that the hostile worker takes part in the first steps
-const slow = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '120', '--eval-interval', '60', '--spectral', 'global'];
+const slow = ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '120', '--eval-interval', '60', '--spectral', 'global', '--update', 'coordinator'];
 
 t.test('a worker that returns 1e30 gradients: rejected with E_OUTLIER, refused by id, its shares redone; the weights are the undisturbed ones', async (t) => {
   const dir = tempDir('smi-hostile-');
@@ -74,7 +74,7 @@ t.test('a worker that returns 1e30 gradients: rejected with E_OUTLIER, refused b
 t.test('synced mode: small gradients with 1e30 spectra break Parseval → E_OUTLIER on arrival; the run finishes', async (t) => {
   const dir = tempDir('smi-hostile-synced-');
   const out = join(dir, 'run');
-  const small = ['--preset', 'test', '--data', DATA, '--max-iters', '30', '--eval-interval', '15', '--spectral', 'synced'];
+  const small = ['--preset', 'test', '--data', DATA, '--max-iters', '30', '--eval-interval', '15', '--spectral', 'synced', '--update', 'coordinator'];
   const coord = startScript('coordinator/main', [...small, '--out', out, '--port', '0', '--token', 'tok', '--min-workers', '2']);
   const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
   const url = `ws://127.0.0.1:${port}`;

@@ -1,4 +1,4 @@
-// A real coordinator serves the live page, /api/state and /metrics on its WebSocket port while it trains.
+// A real coordinator serves the live page, /api/state and /metrics on its WebSocket port while it trains. (The star, --update coordinator: the owners' step records owners_step, not the phases this page shows.)
 import t from 'tap';
 import { join } from 'node:path';
 import { DATA, startScript, tempDir, waitForStep } from '../helpers.ts';
@@ -8,7 +8,7 @@ const sample = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+
 
 t.test('a real coordinator serves the live page, /api/state and /metrics on its WebSocket port while it trains', async (t) => {
   const out = join(tempDir('smi-live-'), 'run');
-  const coord = startScript('coordinator/main', ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '150', '--eval-interval', '50', '--out', out, '--port', '0', '--host', '127.0.0.1', '--token', 'tok']);
+  const coord = startScript('coordinator/main', ['--preset', 'test', '--data', DATA, '--batch-size', '32', '--block-size', '32', '--n-embd', '64', '--max-iters', '150', '--eval-interval', '50', '--out', out, '--port', '0', '--host', '127.0.0.1', '--token', 'tok', '--update', 'coordinator']);
   const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
   const base = `http://127.0.0.1:${port}`;
   const worker = startScript('worker/main', ['--connect', `ws://127.0.0.1:${port}`, '--token', 'tok']);

@@ -10,7 +10,7 @@ import { encodeMessage } from '../../shared/net/frames.ts';
 import { DATA, readLog, startScript, tempDir } from '../helpers.ts';
 
 const MiB = 2 ** 20;
-const hello: Hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'test', memoryBytes: 2 ** 30, host: 'test', pid: 1 };
+const hello: Hello = { type: 'hello', protocol: PROTOCOL_VERSION, token: 'tok', workerId: null, backend: 'wasm', device: 'test', memoryBytes: 2 ** 30, host: 'test', pid: 1, listen: null };
 
 /** A head frame whose msgpack control part is `control` (no data sections), laid out as shared/net/frames.ts documents. */
 function controlFrame(control: Buffer): Buffer {

@@ -51,3 +51,25 @@ t.test('wss: a worker with --ca trains over TLS, one without it is refused; the 
   const local = await runScript('train', [...run, '--workers', '1', '--out', join(dir, 'y'), '--tls-cert', cert, '--tls-key', key]);
   t.equal(local.code, 2, '`npm run train` refuses TLS flags: its workers are local');
 });
+
+t.test('wss on the exchange (--update owners): workers serve it with --tls-cert/--tls-key and trust each other with --ca', async (t) => {
+  const dir = tempDir('smi-tls-exchange-');
+  const { cert, key } = selfSigned(dir);
+  const out = join(dir, 'run');
+  const run = ['--preset', 'test', '--data', DATA, '--max-iters', '10', '--eval-interval', '10', '--spectral', 'global'];
+  const coord = startScript('coordinator/main', [...run, '--out', out, '--host', '127.0.0.1', '--port', '0', '--token', 'tok', '--tls-cert', cert, '--tls-key', key, '--min-workers', '2']);
+  const [, port] = await coord.waitFor(/listening on wss:\/\/[^:]+:(\d+)/);
+  const flags = ['--connect', `wss://127.0.0.1:${port}`, '--token', 'tok', '--ca', cert, '--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key];
+  const ws = [startScript('worker/main', flags), startScript('worker/main', flags)];
+  t.equal(await coord.exited, 0, 'the run finishes', { output: coord.output() });
+  for (const w of ws) {
+    t.equal(await w.exited, 0, 'a worker ends cleanly');
+    t.match(w.output(), /exchange listening on wss:\/\/127\.0\.0\.1:\d+/, 'its exchange is wss://');
+  }
+  t.match(coord.output(), /plan 1 at step 0: \S+ owns \d+ tensors .*, \S+ owns \d+ tensors/, 'two owners, exchanging over wss');
+  t.equal(readLog(out).filter((r) => r.kind === 'step').length, 10);
+  const half = await runScript('worker/main', ['--connect', `wss://127.0.0.1:${port}`, '--tls-cert', cert]);
+  t.equal(half.code, 2, 'a worker with --tls-cert and no --tls-key: exit 2');
+  const co = await runScript('worker/main', ['--connect', `wss://127.0.0.1:${port}`, '--compute-only', '--tls-cert', cert, '--tls-key', key]);
+  t.equal(co.code, 2, '--compute-only has no exchange to serve: exit 2');
+});

@@ -15,7 +15,7 @@ const LIMITS = { maxFrameBytes: 1 << 16, maxMessageBytes: 1 << 15, maxControlByt
 const f32 = (n: number, seed = 1) => Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.37 + seed) * 3));
 const cfg = resolveConfig({ preset: 'test' });
 const VALID: Message[] = [
-  { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 2 ** 34, host: 'h', pid: 42 },
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 2 ** 34, host: 'h', pid: 42, listen: null },
   { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
   { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(300, 2), f32(7)] },
   { type: 'work', step: 1, round: 0, attempt: 0, offsets: [5, 99, 12345], tokens: Uint8Array.from({ length: 3 * 17 }, (_, i) => i % 65), magnitudes: true },

@@ -10,8 +10,8 @@ export const cfg = resolveConfig({ preset: 'test' });
 
 /** One message of every kind, with typed arrays of every kind the protocol carries. */
 export const SAMPLES: Message[] = [
-  { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 24 * 2 ** 30, host: 'h', pid: 42 },
-  { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 1, host: 'h', pid: 1 },
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: 'secret', workerId: null, backend: 'wasm', device: 'cpu', memoryBytes: 24 * 2 ** 30, host: 'h', pid: 42, listen: null },
+  { type: 'hello', protocol: PROTOCOL_VERSION, token: null, workerId: 'abc', backend: 'cpu', device: 'cpu', memoryBytes: 1, host: 'h', pid: 1, listen: 'ws://10.0.0.2:7001' },
   { type: 'welcome', workerId: 'V1StGXR8_Z5jdHi6B-myT', config: cfg, step: 7 },
   { type: 'weights', step: 3, tensors: [f32(5), f32(0), f32(1000, 2)] },
   { type: 'weights', step: 0, tensors: [f32(3), f32(7, 3), f32(2)] },
@@ -23,6 +23,27 @@ export const SAMPLES: Message[] = [
   { type: 'blended', step: 2, round: 0, attempt: 1, tensors: [f32(11)], maskChecksum: 17, phases: { spectral: 3 } },
   { type: 'error', code: 'E_SHAPE', message: 'tensor 3 has 12 values, expected 13' },
   { type: 'bye', reason: 'run finished' },
+  { type: 'load', planVersion: 2, step: 10, members: ['a', 'b'], owners: [{ workerId: 'a', url: 'ws://10.0.0.1:7000', tensors: [0, 2] }], weights: [f32(4), f32(3), f32(2)], state: { adamStep: 10, m: [f32(4), f32(2)], v: [f32(4, 2), f32(2, 2)], smi: [{ name: 'h.0.w', shape: [3, 2], data: f32(6) }] } },
+  { type: 'load', planVersion: 0, step: 0, members: ['b'], owners: [{ workerId: 'b', url: 'wss://h:1/x', tensors: [] }], weights: [] },
+  { type: 'loaded', planVersion: 2 },
+  { type: 'task', step: 4, round: 1, planVersion: 2, sequences: [2, 1], holders: ['a', 'b'], mine: [{ index: 1, offsets: [77], tokens: Uint8Array.from({ length: 17 }, (_, i) => i) }] },
+  { type: 'computed', step: 4, round: 1, chunk: 1, sequences: 1, loss: 3.5, phases: { compute: 2 } },
+  { type: 'link', protocol: PROTOCOL_VERSION, token: 'secret', workerId: 'b' },
+  { type: 'share', step: 4, round: 1, chunk: 1, tensors: [f32(4), f32(2)] },
+  { type: 'share', step: 4, round: 1, chunk: 0, tensors: [f32(4)], magnitudes: [f32(3)] },
+  { type: 'reduced', step: 4, round: 1, ss: [0.5, 2], chunkSS: [1.25, 0.75], phases: { reduce: 1 } },
+  { type: 'rejected', step: 4, round: 1, chunk: 0, code: 'E_NONFINITE', message: 'share of chunk 0: tensor 3 holds NaN or Inf' },
+  { type: 'clip', step: 4, round: 1, clip: 0.5, alpha: 0.25 },
+  { type: 'commit', step: 4, round: 1, clip: 1, lr: 1e-3, alpha: 0.5, masks: true },
+  { type: 'masks', step: 4, round: 1, clip: 1, alpha: 0.5, masks: [Uint8Array.of(1, 255), new Uint8Array(0)], checksums: [7, 0xffffffff] },
+  { type: 'done', step: 4, round: 1, phases: {}, bytesSent: 0, bytesReceived: 0, appliedChecksums: [12345] },
+  { type: 'share', step: 4, round: 1, chunk: 2, tensors: [f32(2)], blended: true },
+  { type: 'commit', step: 4, round: 1, clip: 0.75, lr: 1e-3, alpha: 0.5 },
+  { type: 'values', step: 4, round: 1, tensors: [f32(4, 5), f32(2, 5)] },
+  { type: 'done', step: 4, round: 1, phases: { all_gather: 3 }, bytesSent: 1000, bytesReceived: 2000 },
+  { type: 'done', step: 4, round: 1, phases: {}, bytesSent: 0, bytesReceived: 0, maskChecksums: [0, 0xffffffff] },
+  { type: 'gather', step: 4 },
+  { type: 'state', step: 4, tensors: [0, 2], weights: [f32(4), f32(2)], state: { adamStep: 4, m: [], v: [], smi: [] } },
 ];
 
 /** A JSON-able picture of a message: typed arrays as { kind, values }. */

@@ -1,6 +1,6 @@
-// Before a client's hello is accepted it may make the coordinator hold no more than a hello needs: bytes, control bytes, time, count.
+// Before a peer's first message (a hello, or a link to an owner) is accepted it may make the receiver hold no more than that message needs: bytes, control bytes, time, count.
 import type { Socket } from 'node:net';
-import { protocolError, type ProtocolError } from '../shared/errors.ts';
+import { protocolError, type ProtocolError } from '../errors.ts';
 
 /** Bytes on the socket before a hello (WebSocket framing and pings included): a hello is far smaller. */
 export const PRE_AUTH_BYTES = 64 * 1024;

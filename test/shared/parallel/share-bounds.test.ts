@@ -1,10 +1,10 @@
 // The outlier rule and the derived bounds on shares, on numbers and on real spectra and blends (no network).
 import t from 'tap';
-import { DERIVED_SLACK, HISTORY, NORM_FLOOR, OUTLIER_FACTOR, ShareNorms, blendedBound, magnitudeBound, normOf, squaredNorms } from '../../coordinator/share-bounds.ts';
-import { initFft } from '../../shared/smi/fft.ts';
-import { blendWithMasks, localSpectra, packMask, spectrumMagnitudes } from '../../shared/parallel/spectral.ts';
-import { view2d } from '../../shared/smi/runs.ts';
-import { randomFloats } from '../helpers.ts';
+import { DERIVED_SLACK, HISTORY, NORM_FLOOR, OUTLIER_FACTOR, ShareNorms, blendedBound, magnitudeBound, normOf, squaredNorms } from '../../../shared/parallel/share-bounds.ts';
+import { initFft } from '../../../shared/smi/fft.ts';
+import { blendWithMasks, localSpectra, packMask, spectrumMagnitudes } from '../../../shared/parallel/spectral.ts';
+import { view2d } from '../../../shared/smi/runs.ts';
+import { randomFloats } from '../../helpers.ts';
 
 t.test('float64 norms: exact for float32 values whose float32 sum of squares would overflow; NaN/Inf show as non-finite', async (t) => {
   const big = new Float32Array(1000).fill(1e30);

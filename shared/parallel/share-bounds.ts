@@ -16,7 +16,7 @@
 //   each parameter (measured honest ratio ‖M‖ / (√(rows·cols)‖g‖) = 0.71–0.81); a share may reach DERIVED_SLACK×.
 // - blended b_c = α·Re(IFFT2(κĜ_c ⊙ Ω)) + (1−α)·κg_c (--synced-blend workers, local mode): masking a spectrum is a
 //   projection, so ‖b_c‖ ≤ κ‖g_c‖; a share may reach DERIVED_SLACK×.
-import { median } from '../shared/stats.ts';
+import { median } from '../stats.ts';
 
 /** How far above the reference norms a share's gradient norm may be. */
 export const OUTLIER_FACTOR = 100;

@@ -1,0 +1,94 @@
+// worker/exchange.ts and owners-step.ts over real WebSockets: a link is authenticated by its first message, shares and values reach the other side, bad values never reach the replica.
+import t from 'tap';
+import WebSocket from 'ws';
+import { initBackend } from '../../shared/backend/backend.ts';
+import { resolveConfig } from '../../shared/config.ts';
+import { ERROR_CODES, ProtocolError } from '../../shared/errors.ts';
+import { Peer, clientOptions } from '../../shared/net/peer.ts';
+import { PROTOCOL_VERSION, type Message } from '../../shared/net/protocol.ts';
+import { disposeFft } from '../../shared/smi/fft.ts';
+import { WorkerCompute } from '../../worker/compute.ts';
+import { Exchange } from '../../worker/exchange.ts';
+import { OwnersStep } from '../../worker/owners-step.ts';
+
+t.teardown(() => disposeFft());
+
+/** Opens a raw link to `url`, sends `first`, resolves with the close code. */
+function closeCodeFor(url: string, first: Message): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, clientOptions());
+    const peer = new Peer(ws);
+    peer.onClose((code) => resolve(code));
+    ws.once('open', () => void peer.send(first).catch(() => {}));
+  });
+}
+
+t.test('exchange: a link with a wrong token, protocol or first message is closed with its code; a good one carries shares and values', async (t) => {
+  const got: [Message, string, boolean][] = [];
+  const a = new Exchange({ token: 'tok', log: () => {}, onMessage: (m, from, inbound) => void got.push([m, from, inbound]) });
+  const url = await a.listen('127.0.0.1', 0);
+  a.setSelf('A');
+  t.match(url, /^ws:\/\/127\.0\.0\.1:\d+$/, 'the URL the others are told');
+  t.equal(await closeCodeFor(url, { type: 'link', protocol: PROTOCOL_VERSION, token: 'nope', workerId: 'x' }), ERROR_CODES.E_TOKEN.close, 'wrong token: E_TOKEN');
+  t.equal(await closeCodeFor(url, { type: 'link', protocol: PROTOCOL_VERSION, token: null, workerId: 'x' }), ERROR_CODES.E_TOKEN.close, 'no token: E_TOKEN');
+  t.equal(await closeCodeFor(url, { type: 'link', protocol: PROTOCOL_VERSION - 1, token: 'tok', workerId: 'x' }), ERROR_CODES.E_VERSION.close, 'another protocol: E_VERSION');
+  t.equal(await closeCodeFor(url, { type: 'share', step: 1, round: 0, chunk: 0, tensors: [] }), ERROR_CODES.E_UNEXPECTED.close, 'a share before the link: E_UNEXPECTED');
+
+  const bGot: [Message, string, boolean][] = [];
+  const b = new Exchange({ token: 'tok', log: () => {}, onMessage: (m, from, inbound) => void bGot.push([m, from, inbound]) });
+  b.setSelf('B');
+  await b.connect([{ workerId: 'A', url, tensors: [0] }, { workerId: 'B', url: 'ws://127.0.0.1:1', tensors: [1] }]);
+  t.ok(b.to('A') && !b.to('B'), 'a link to the other owner, none to itself');
+  await b.to('A')!.send({ type: 'share', step: 1, round: 0, chunk: 0, tensors: [Float32Array.of(1, 2)] });
+  const link = await a.inboundFrom('B');
+  await link.send({ type: 'values', step: 1, round: 0, tensors: [Float32Array.of(3)] });
+  while (got.length === 0 || bGot.length === 0) await new Promise((r) => setTimeout(r, 10));
+  t.same([got[0]![0].type, got[0]![1], got[0]![2]], ['share', 'B', true], 'the owner got the share, from B, inbound');
+  t.same([bGot[0]![0].type, bGot[0]![1], bGot[0]![2]], ['values', 'A', false], 'B got the values, from A, on its own link');
+  await b.close();
+  await a.close();
+});
+
+t.test('owners step: values are checked whole (count, lengths, finiteness) before any reaches the replica', async (t) => {
+  const info = await initBackend('wasm');
+  const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'global' });
+  const compute = new WorkerCompute(cfg, info);
+  const other = new Exchange({ token: null, log: () => {}, onMessage: () => {} });
+  const otherUrl = await other.listen('127.0.0.1', 0);
+  other.setSelf('O');
+  const sent: Message[] = [];
+  const ex = new Exchange({ token: null, log: () => {}, onMessage: () => {} });
+  ex.setSelf('me');
+  const step = new OwnersStep(() => compute, ex, info, async (m) => void sent.push(m), () => ({ sent: 0, received: 0 }), () => {});
+  step.selfId = 'me';
+  const n = compute.model.params.length;
+  const weights = compute.model.params.map((p) => new Float32Array(p.variable.size).fill(0.5));
+  await step.load({ type: 'load', planVersion: 1, step: 0, members: ['me', 'O'], owners: [{ workerId: 'me', url: 'ws://127.0.0.1:1', tensors: [...Array(n - 1).keys()] }, { workerId: 'O', url: otherUrl, tensors: [n - 1] }], weights });
+  t.same(sent.map((m) => m.type), ['loaded'], 'loaded once the link to the other owner is open');
+  await step.runTask({ type: 'task', step: 1, round: 0, planVersion: 1, sequences: [1], holders: ['O'], mine: [] });
+  const last = compute.model.params[n - 1]!;
+  const before = (last.variable.dataSync() as Float32Array).slice();
+  const bad = (tensors: Float32Array[]) => () => step.data({ type: 'values', step: 1, round: 0, tensors }, 'O');
+  const throwsCode = (fn: () => void, code: string, what: string) => {
+    try {
+      fn();
+      t.fail(`${what}: did not throw`);
+    } catch (e) {
+      t.ok(e instanceof ProtocolError && e.code === code, `${what}: ${code}`);
+    }
+  };
+  throwsCode(bad([]), 'E_SHAPE', 'no tensor for the one O owns');
+  throwsCode(bad([new Float32Array(last.variable.size + 1)]), 'E_SHAPE', 'a tensor of the wrong length');
+  const nan = new Float32Array(last.variable.size);
+  nan[3] = Infinity;
+  throwsCode(bad([nan]), 'E_NONFINITE', 'a tensor holding Inf');
+  throwsCode(() => step.data({ type: 'values', step: 1, round: 0, tensors: [] }, 'stranger'), 'E_UNEXPECTED', 'values from a worker that owns nothing');
+  throwsCode(() => step.data({ type: 'share', step: 1, round: 0, chunk: 0, tensors: [] }, 'stranger'), 'E_UNEXPECTED', "a share of a chunk from a worker that is not its holder");
+  t.same([...(last.variable.dataSync() as Float32Array)], [...before], 'the replica is as it was');
+  step.data({ type: 'values', step: 1, round: 0, tensors: [new Float32Array(last.variable.size).fill(0.25)] }, 'O');
+  t.ok((last.variable.dataSync() as Float32Array).every((x) => x === 0.25), 'good values are assigned');
+  step.dispose();
+  await ex.close();
+  await other.close();
+  compute.dispose();
+});

@@ -1,0 +1,352 @@
+// A worker's part of the owners' step: compute its chunks, send each owner its share, reduce and update what it owns, take in the others' values.
+import * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../shared/backend/backend.ts';
+import { ProtocolError, protocolError } from '../shared/errors.ts';
+import type { Clip, Commit, Gather, Load, Masks, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import { combineChecksums, packedMaskChecksum } from '../shared/parallel/spectral.ts';
+import { view2d } from '../shared/smi/runs.ts';
+import type { Peer } from '../shared/net/peer.ts';
+import type { WorkerCompute } from './compute.ts';
+import type { Exchange } from './exchange.ts';
+import { fault, faultArmed } from './fault.ts';
+import { OwnedTensors } from './owner.ts';
+
+type ToCoordinator = (msg: Message) => Promise<unknown>;
+
+const key = (step: number, round: number) => `${step}/${round}`;
+
+/**
+ * One worker's side of a step under a plan (docs/distributed.md, "The owners' step"): nothing reaches its weights
+ * but checked values, and nothing reaches an owned tensor's state before the coordinator's `commit`. A `load`
+ * resets everything: the plan, the weights, the owned state.
+ */
+export class OwnersStep {
+  private plan: { version: number; members: string[]; owners: PlanOwner[] } | null = null;
+  private owned: OwnedTensors | null = null;
+  private task: Task | null = null;
+  private reducedSent = false;
+  private ownUpdated = false;
+  private valuesFrom = new Set<string>();
+  private readonly early = new Map<string, { msg: Share | Values | Masks; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
+  private readonly phases: Record<string, number> = {};
+  private maskChecksums: number[] | undefined; // synced, an owner: this step's, for `done`
+  private pendingCommit: Commit | null = null; // local mode, --synced-blend workers: a commit waiting for the holders' blends
+  private masksFrom = new Map<string, Masks>(); // --synced-blend workers, a holder: this step's masks, by owner
+  private applied: number[] = []; // --synced-blend workers, a holder: the checksums of the masks it applied, per chunk
+  private bytesAt = { sent: 0, received: 0 };
+  selfId = '';
+
+  constructor(
+    private readonly compute: () => WorkerCompute,
+    private readonly exchange: Exchange,
+    private readonly backend: Pick<BackendInfo, 'spectral'>,
+    private readonly toCoordinator: ToCoordinator,
+    private readonly controlBytes: () => { sent: number; received: number },
+    private readonly log: (l: string) => void,
+    /** This worker's own failure in a step (not a peer's bad data): the session closes its control link, so the coordinator drops it and replans. */
+    private readonly fail: (what: string, e: unknown) => void = (what, e) => log(`${what}: ${(e as Error).message}`),
+  ) {}
+
+  async load(msg: Load): Promise<void> {
+    const c = this.compute();
+    this.reset();
+    c.setWeights(msg.step, msg.weights);
+    this.owned?.dispose();
+    this.owned = null;
+    const mine = msg.owners.find((o) => o.workerId === this.selfId);
+    if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state);
+    this.plan = { version: msg.planVersion, members: msg.members, owners: msg.owners };
+    await this.exchange.connect(msg.owners);
+    await this.toCoordinator({ type: 'loaded', planVersion: msg.planVersion });
+  }
+
+  private reset(): void {
+    this.task = null;
+    this.pendingCommit = null;
+    this.reducedSent = false;
+    this.ownUpdated = false;
+    this.valuesFrom = new Set();
+    this.early.clear();
+    this.owned?.reset();
+  }
+
+  /** The step's chunks this worker holds: forward+backward, each owner's share to it, `computed` to the coordinator. */
+  async runTask(t: Task): Promise<void> {
+    if (!this.plan || t.planVersion !== this.plan.version) throw protocolError('E_UNEXPECTED', `task for plan ${t.planVersion}, this worker has plan ${this.plan?.version ?? 'none'}`);
+    this.task = t;
+    this.pendingCommit = null;
+    this.masksFrom = new Map();
+    this.applied = [];
+    this.reducedSent = false;
+    this.ownUpdated = false;
+    this.valuesFrom = new Set();
+    for (const k of Object.keys(this.phases)) delete this.phases[k];
+    const b = this.exchange.bytes();
+    const cb = this.controlBytes();
+    this.bytesAt = { sent: b.sent + cb.sent, received: b.received + cb.received };
+    this.owned?.forgetBefore(t.step, t.round);
+    const pending = this.early.get(key(t.step, t.round)) ?? [];
+    this.early.clear();
+    for (const p of pending) {
+      try {
+        this.data(p.msg, p.from, p.link);
+      } catch (e) {
+        // as if it had failed on arrival: that link is closed with the code, the control connection is not
+        const err = e instanceof ProtocolError ? e : protocolError('E_INTERNAL', (e as Error).message);
+        this.log(`link ${p.from}: ${err.code} ${err.message}`);
+        p.link?.close(err);
+      }
+    }
+    const c = this.compute();
+    const synced = c.cfg.smi !== 'baseline' && c.cfg.spectral === 'synced';
+    this.maskChecksums = undefined;
+    for (const chunk of t.mine) {
+      const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: synced });
+      this.phases.compute = (this.phases.compute ?? 0) + (r.phases.compute ?? 0);
+      if (r.phases.spectral !== undefined) this.phases.spectral = (this.phases.spectral ?? 0) + r.phases.spectral;
+      const t0 = performance.now();
+      const sends: Promise<unknown>[] = [];
+      fault('before-shares', t.step);
+      for (const o of this.plan.owners) {
+        const tensors = o.tensors.map((j) => r.grads[j]!);
+        const magnitudes = r.magnitudes && o.tensors.map((j) => r.magnitudes![j]!);
+        if (o.workerId === this.selfId) {
+          // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
+          const copy = t.mine.length > 1;
+          this.owned!.accept(t.step, t.round, chunk.index, copy ? tensors.map((x) => x.slice()) : tensors, copy ? magnitudes?.map((x) => x.slice()) : magnitudes);
+          continue;
+        }
+        const link = this.exchange.to(o.workerId);
+        if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
+        const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors, ...(magnitudes ? { magnitudes } : {}) });
+        sends.push(sent.catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
+        if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
+      }
+      await Promise.all(sends);
+      this.phases.reduce_scatter = (this.phases.reduce_scatter ?? 0) + performance.now() - t0;
+      await this.toCoordinator({ type: 'computed', step: t.step, round: t.round, chunk: chunk.index, sequences: chunk.offsets.length, loss: r.loss, phases: r.phases });
+    }
+    await this.maybeReduce();
+    await this.maybeDone();
+  }
+
+  /** A message on a link: a share (to this owner) or values (from an owner). */
+  data(msg: Message, from: string, link?: Peer): void {
+    if (msg.type !== 'share' && msg.type !== 'values' && msg.type !== 'masks') throw protocolError('E_UNEXPECTED', `${msg.type} on a data link`);
+    const t = this.task;
+    if (!t || msg.step > t.step || (msg.step === t.step && msg.round > t.round)) {
+      const k = key(msg.step, msg.round);
+      this.early.set(k, [...(this.early.get(k) ?? []), { msg, from, link }]);
+      return;
+    }
+    if (msg.step !== t.step || msg.round !== t.round) return; // a step or round that went by
+    if (msg.type === 'share') {
+      if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
+      if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
+      try {
+        if (msg.blended) this.owned.acceptBlend(msg.step, msg.round, msg.chunk, msg.tensors);
+        else this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors, msg.magnitudes);
+      } catch (e) {
+        // the link is closed with the code (the throw); the coordinator is told whose chunk it was, to drop its holder
+        if (e instanceof ProtocolError) void this.toCoordinator({ type: 'rejected', step: msg.step, round: msg.round, chunk: msg.chunk, code: e.code, message: e.message }).catch(() => {});
+        throw e;
+      }
+      if (msg.blended) void this.apply().catch((e: unknown) => this.fail('update', e));
+      else void this.maybeReduce().catch((e: unknown) => this.fail('reduce', e));
+      return;
+    }
+    if (msg.type === 'masks') {
+      this.takeMasks(msg, from);
+      void this.blendWithMasks().catch((e: unknown) => this.fail('blend', e));
+      return;
+    }
+    this.takeValues(msg, from);
+    void this.maybeDone().catch((e: unknown) => this.fail('done', e));
+  }
+
+  private takeMasks(m: Masks, from: string): void {
+    const owner = this.plan?.owners.find((o) => o.workerId === from);
+    if (!owner) throw protocolError('E_UNEXPECTED', `masks from ${from}, which owns nothing in this plan`);
+    if (this.masksFrom.has(from)) throw protocolError('E_UNEXPECTED', `second masks from ${from} for step ${m.step}`);
+    const params = this.compute().model.params;
+    if (m.masks.length !== owner.tensors.length || m.checksums.length !== owner.tensors.length) throw protocolError('E_SHAPE', `masks from ${from}: ${m.masks.length} masks, it owns ${owner.tensors.length} tensors`);
+    m.masks.forEach((bits, i) => {
+      const [rows, cols] = view2d(params[owner.tensors[i]!]!.shape);
+      const n = rows * (Math.floor(cols / 2) + 1);
+      if (bits.length !== Math.ceil(n / 8)) throw protocolError('E_SHAPE', `mask of ${params[owner.tensors[i]!]!.name}: ${bits.length} bytes, expected ${Math.ceil(n / 8)}`);
+    });
+    this.masksFrom.set(from, m);
+  }
+
+  /** --synced-blend workers, at a holder: once every owner's masks are in, its own spectrum of each chunk blended with them, b_c to the owners. */
+  private async blendWithMasks(): Promise<void> {
+    const t = this.task;
+    const p = this.plan;
+    if (!t || !p || this.applied.length > 0 || !p.owners.every((o) => this.masksFrom.has(o.workerId))) return;
+    const params = this.compute().model.params;
+    const full: Uint8Array[] = new Array(params.length);
+    for (const o of p.owners) o.tensors.forEach((j, i) => (full[j] = this.masksFrom.get(o.workerId)!.masks[i]!));
+    const first = this.masksFrom.get(p.owners[0]!.workerId)!;
+    const sizes = params.map((x) => {
+      const [rows, cols] = view2d(x.shape);
+      return rows * (Math.floor(cols / 2) + 1);
+    });
+    // the checksum of the masks this worker applies, as the owners made it: per tensor, combined in parameter order
+    const applied = combineChecksums(full.map((m, j) => packedMaskChecksum([m], [sizes[j]!])));
+    for (const chunk of t.mine) {
+      const b = this.compute().blend({ type: 'blend', step: t.step, round: t.round, attempt: 0, source: chunk.index, clip: first.clip, alpha: first.alpha, masks: full, maskChecksum: applied });
+      this.phases.spectral = (this.phases.spectral ?? 0) + (b.phases.spectral ?? 0);
+      this.applied.push(applied);
+      await this.sendBlends(t.step, t.round, chunk.index, b.tensors);
+    }
+    await this.apply();
+  }
+
+  /** A chunk's blend b_c, each owner its tensors' part. */
+  private async sendBlends(step: number, round: number, chunk: number, all: Float32Array[]): Promise<void> {
+    const sends: Promise<unknown>[] = [];
+    for (const o of this.plan!.owners) {
+      const tensors = o.tensors.map((j) => all[j]!);
+      if (o.workerId === this.selfId) {
+        this.owned!.acceptBlend(step, round, chunk, tensors);
+        continue;
+      }
+      const link = this.exchange.to(o.workerId);
+      if (link) sends.push(link.send({ type: 'share', step, round, chunk, tensors, blended: true }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
+    }
+    await Promise.all(sends);
+  }
+
+  private takeValues(v: Values, from: string): void {
+    const owner = this.plan?.owners.find((o) => o.workerId === from);
+    if (!owner) throw protocolError('E_UNEXPECTED', `values from ${from}, which owns nothing in this plan`);
+    if (this.valuesFrom.has(from)) throw protocolError('E_UNEXPECTED', `second values from ${from} for step ${v.step}`);
+    const params = this.compute().model.params;
+    if (v.tensors.length !== owner.tensors.length) throw protocolError('E_SHAPE', `values from ${from}: ${v.tensors.length} tensors, it owns ${owner.tensors.length}`);
+    v.tensors.forEach((x, i) => {
+      const p = params[owner.tensors[i]!]!;
+      if (x.length !== p.variable.size) throw protocolError('E_SHAPE', `values of ${p.name}: ${x.length} values, expected ${p.variable.size}`);
+      for (let j = 0; j < x.length; j++) if (!Number.isFinite(x[j]!)) throw protocolError('E_NONFINITE', `values of ${p.name} hold NaN or Inf`);
+    });
+    // checked whole before any is assigned: a bad message leaves the replica as it was
+    v.tensors.forEach((x, i) => {
+      const p = params[owner.tensors[i]!]!;
+      tf.tidy(() => p.variable.assign(tf.tensor(x, p.shape)));
+    });
+    this.valuesFrom.add(from);
+  }
+
+  private async maybeReduce(): Promise<void> {
+    const t = this.task;
+    if (!t || !this.owned || this.reducedSent || !this.owned.complete(t.step, t.round, t.sequences.length)) return;
+    this.reducedSent = true;
+    fault('after-reduce', t.step);
+    const t0 = performance.now();
+    const { ss, chunkSS } = this.owned.reduce(t.step, t.round, t.sequences);
+    this.phases.reduce = performance.now() - t0;
+    await this.toCoordinator({ type: 'reduced', step: t.step, round: t.round, ss, chunkSS, phases: { reduce: this.phases.reduce } });
+  }
+
+  /**
+   * Local mode's second round, at a chunk's holder: its own clip → SMI (its own history; a higher round of the same
+   * step starts again from the history before the step) of each chunk it computed, b_c to each owner.
+   */
+  async clip(c: Clip): Promise<void> {
+    const t = this.task;
+    if (!t || !this.plan || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `clip of step ${c.step} round ${c.round}, not this worker's current step`);
+    const comp = this.compute();
+    for (const chunk of t.mine) {
+      const b = comp.blend({ type: 'blend', step: c.step, round: c.round, attempt: 0, source: chunk.index, clip: c.clip, alpha: c.alpha });
+      this.phases.spectral = (this.phases.spectral ?? 0) + (b.phases.spectral ?? 0);
+      await this.sendBlends(c.step, c.round, chunk.index, b.tensors);
+    }
+    await this.apply();
+  }
+
+  /** The coordinator's go: this owner's update (local mode: once every blend is in), then its values to every other member of the plan. */
+  async commit(c: Commit): Promise<void> {
+    const t = this.task;
+    if (!t || !this.owned || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `commit of step ${c.step} round ${c.round}, not this owner's current step`);
+    if (c.masks) {
+      // the shared masks of this owner's tensors to every holder (itself included), whose blends the update then waits for
+      const { masks, checksums } = this.owned.masks(c.step, c.round, c.clip);
+      this.maskChecksums = checksums;
+      const msg: Masks = { type: 'masks', step: c.step, round: c.round, clip: c.clip, alpha: c.alpha, masks, checksums };
+      this.pendingCommit = c;
+      await Promise.all([...new Set(t.holders)].map(async (id) => {
+        if (id === this.selfId) {
+          this.takeMasks(msg, id);
+          return this.blendWithMasks();
+        }
+        const link = await this.exchange.inboundFrom(id);
+        await link.send(msg).catch((e: Error) => this.log(`masks to ${id}: ${e.message}`));
+      }));
+      return this.apply();
+    }
+    this.pendingCommit = c;
+    await this.apply();
+  }
+
+  private async apply(): Promise<void> {
+    const t = this.task;
+    const c = this.pendingCommit;
+    if (!t || !c || !this.owned) return;
+    if (this.owned.awaitsBlends && !this.owned.blendsComplete(t.step, t.round, t.sequences.length)) return;
+    this.pendingCommit = null;
+    const bad = this.owned.awaitsBlends ? this.owned.badBlend(t.step, t.round, c.clip) : null;
+    if (bad) {
+      // nothing applied: the coordinator drops the blend's holder and rolls the step back
+      this.log(`refusing ${t.holders[bad.chunk]}'s ${bad.message}`);
+      await this.toCoordinator({ type: 'rejected', step: t.step, round: t.round, chunk: bad.chunk, code: 'E_OUTLIER', message: bad.message });
+      return;
+    }
+    const t0 = performance.now();
+    const { values, maskChecksums } = this.owned.update(c.step, c.round, c);
+    if (maskChecksums) this.maskChecksums = maskChecksums;
+    const t1 = performance.now();
+    this.phases.update = t1 - t0;
+    const others = this.plan!.members.filter((m) => m !== this.selfId);
+    let sentTo = 0;
+    await Promise.all(others.map(async (id) => {
+      const link = await this.exchange.inboundFrom(id);
+      await link.send({ type: 'values', step: c.step, round: c.round, tensors: values }).catch((e: Error) => this.log(`values to ${id}: ${e.message}`));
+      if (++sentTo === 1) fault('mid-values', c.step);
+    }));
+    this.phases.all_gather_send = performance.now() - t1;
+    this.ownUpdated = true;
+    await this.maybeDone();
+  }
+
+  private async maybeDone(): Promise<void> {
+    const t = this.task;
+    if (!t || !this.plan) return;
+    if (this.owned && !this.ownUpdated) return;
+    if (!this.plan.owners.every((o) => o.workerId === this.selfId || this.valuesFrom.has(o.workerId))) return;
+    this.task = null;
+    const b = this.exchange.bytes();
+    const cb = this.controlBytes();
+    await this.toCoordinator({
+      type: 'done', step: t.step, round: t.round, phases: { ...this.phases },
+      bytesSent: Math.max(0, b.sent + cb.sent - this.bytesAt.sent), bytesReceived: Math.max(0, b.received + cb.received - this.bytesAt.received),
+      ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
+      ...(this.applied.length ? { appliedChecksums: this.applied } : {}),
+    });
+  }
+
+  /** Reports this worker's own failure in a step (the session's handler). */
+  failed(what: string, e: unknown): void {
+    this.fail(what, e);
+  }
+
+  /** The owned tensors' weights and state, for a commit, a checkpoint or an evaluation. */
+  async gather(g: Gather): Promise<void> {
+    if (!this.owned) throw protocolError('E_UNEXPECTED', 'gather to a worker that owns nothing');
+    fault('gather', g.step);
+    await this.toCoordinator({ type: 'state', step: g.step, tensors: [...this.owned.tensors], weights: this.owned.values().map((x) => x.slice()), state: this.owned.state() });
+  }
+
+  dispose(): void {
+    this.owned?.dispose();
+    this.owned = null;
+  }
+}
