@@ -47,6 +47,8 @@ export interface Figures {
   cpuMs: number; // the loop process's CPU (the coordinator's; --local's whole process); NaN when not logged
   /** per process ('coordinator', 'worker 1', …): the median ms of each phase it logs */
   phases: Record<string, Record<string, number>>;
+  /** who ran the update: the owners (the log's owners_step) or the coordinator (the star) */
+  update: 'owners' | 'coordinator';
   /** per process: bytes it sent and received, median per step, from its own side */
   bytes: { process: string; sent: number; received: number }[];
 }
@@ -59,7 +61,9 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
  * Reads one run's log records into its figures. Workers are named 'worker 1', … in the order they first appear.
  * Bytes: today a worker's `bytes_sent` is what the coordinator sent it (docs/log-format.md), so from the worker's
  * side it is received; the coordinator's own `bytes_sent`/`bytes_received` are used when its record has them,
- * else it is the sum over the workers (in the star every worker byte goes through it).
+ * else it is the sum over the workers (in the star every worker byte goes through it). Under --update owners the
+ * step record's owners_step gives each worker's own phases and bytes on all its links; the coordinator's control
+ * messages are not counted.
  */
 export function figures(records: readonly Rec[], o: { warmup: number; tokens: number }): Figures {
   const params = num(records.find((r) => r.kind === 'start')?.params) ?? NaN;
@@ -74,6 +78,7 @@ export function figures(records: readonly Rec[], o: { warmup: number; tokens: nu
     b.sent.push(sent);
     b.received.push(received);
   };
+  let sharded = false;
   for (const r of steps) {
     const c = r.phases?.coordinator;
     const ws = r.phases?.workers ?? {};
@@ -91,6 +96,17 @@ export function figures(records: readonly Rec[], o: { warmup: number; tokens: nu
         fromWorkers += received;
       }
     }
+    // --update owners: each worker's own phases and the bytes it sent and received on every link (its own side)
+    const os = (r as { owners_step?: Record<string, { phases?: Record<string, unknown>; sent?: unknown; received?: unknown }> }).owners_step ?? {};
+    for (const [id, w] of Object.entries(os)) {
+      if (!names.has(id)) names.set(id, `worker ${names.size + 1}`);
+      const proc = names.get(id)!;
+      for (const [p, v] of Object.entries(w.phases ?? {})) if (num(v) !== undefined) add(proc, p, v as number);
+      const sent = num(w.sent);
+      const received = num(w.received);
+      if (sent !== undefined && received !== undefined) addBytes(proc, sent, received);
+    }
+    if (Object.keys(os).length > 0) sharded = true;
     if (c) {
       for (const [p, v] of Object.entries(c)) if (!p.startsWith('bytes_') && num(v) !== undefined) add('coordinator', p, v as number);
       const cs = num(c.bytes_sent);
@@ -106,6 +122,7 @@ export function figures(records: readonly Rec[], o: { warmup: number; tokens: nu
   const order = (a: string, b: string) => (a === 'coordinator' ? -1 : b === 'coordinator' ? 1 : a.localeCompare(b, 'en', { numeric: true }));
   return {
     steps: steps.length,
+    update: sharded ? 'owners' : 'coordinator',
     params,
     msPerStep: ms,
     computeMs: med(computes),

@@ -3,6 +3,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScaleResult } from '../../scripts/bench/scale.ts';
+import { exchangeBytes } from '../../scripts/bench/scale-model.ts';
 import { netnsUnavailable } from '../../scripts/dev/netns.ts';
 import { DATA, readLog, runScript, tempDir } from '../helpers.ts';
 
@@ -24,15 +25,22 @@ t.test('the quick variant runs every probe once and writes scale.json and scale.
     t.equal(f.params, row.spec.model.params, `${row.spec.id}: the log's parameter count is the sizes' (scale-model.ts)`);
     if (row.spec.workers === 0) continue;
     t.ok(row.vsBase.length === 1 && row.vsBase[0]! > 0 && f.outsideMs >= 0, `${row.spec.id}: a ratio and the time outside compute`);
-    const c = f.bytes.find((b) => b.process === 'coordinator')!;
     const ws = f.bytes.filter((b) => b.process !== 'coordinator');
     t.equal(ws.length, row.spec.workers, `${row.spec.id}: bytes of every worker`);
-    // today's star design; with issue 14's sharded step these two become exchangeBytes().sharded per process and a
-    // coordinator of control messages only
-    t.equal(c.sent + c.received, ws.reduce((a, b) => a + b.sent + b.received, 0), `${row.spec.id}: the star: every worker byte is a coordinator byte`);
-    // each worker moves its gradient (and magnitudes) and a weight copy per step: the formula, plus the token windows and framing
-    const formula = 8 * f.params + (row.spec.mode === 'synced' ? 4 * row.spec.model.magnitudes : 0);
-    for (const w of ws) t.ok(w.sent + w.received >= formula && w.sent + w.received < 1.02 * formula, `${row.spec.id} ${w.process}: ${w.sent + w.received} bytes/step, formula ${formula}`);
+    const magnitudes = row.spec.mode === 'synced' ? row.spec.model.magnitudes : 0;
+    if (f.update === 'coordinator') {
+      // the star: every worker byte is a coordinator byte; each worker moves its gradient (and magnitudes) and a weight
+      // copy per step: the formula, plus the token windows and framing
+      const c = f.bytes.find((b) => b.process === 'coordinator')!;
+      t.equal(c.sent + c.received, ws.reduce((a, b) => a + b.sent + b.received, 0), `${row.spec.id}: the star: every worker byte is a coordinator byte`);
+      const formula = exchangeBytes(row.spec.workers, f.params, { magnitudes }).starWorker;
+      for (const w of ws) t.ok(w.sent + w.received >= formula && w.sent + w.received < 1.02 * formula, `${row.spec.id} ${w.process}: ${w.sent + w.received} bytes/step, formula ${formula}`);
+    } else if (row.spec.workers >= 2) {
+      // the owners: 2·(N−1)/N of (gradient + magnitudes + values) per process, worker to worker (exact for N = 2
+      // whatever the plan's balance; the framing and the coordinator's token windows within 2%)
+      const formula = exchangeBytes(row.spec.workers, f.params, { magnitudes }).sharded;
+      for (const w of ws) t.ok(w.sent + w.received >= 0.98 * formula && w.sent + w.received < 1.02 * formula, `${row.spec.id} ${w.process}: ${w.sent + w.received} bytes/step, the sharded formula ${formula}`);
+    }
   }
   for (const heading of ['### Probe', '### Weak scaling', '### Bytes per process per step', ...(twoHosts ? ['### Two hosts, emulated'] : [])]) t.match(md, heading);
   t.match(md, /--quick: the test preset, a smoke run/, 'says it is the smoke variant');
