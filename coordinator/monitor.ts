@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ERROR_CODE_NAMES } from '../shared/errors.ts';
-import { overhead, slowestComputeMs, tokensPerSec, type DoneRecord, type EvalRecord, type LogRecord, type StartRecord, type StepRecord } from '../shared/train/log.ts';
+import { overhead, slowestComputeMs, stepPhases, tokensPerSec, type DoneRecord, type EvalRecord, type LogRecord, type StartRecord, type StepRecord } from '../shared/train/log.ts';
 
 export interface WorkerInfo {
   id: string;
@@ -163,7 +163,9 @@ export class Monitor {
 
   private recordStep(full: StepRecord): void {
     const { offsets: _offsets, ...r } = full; // the batch offsets are for reproduction, not for watching
-    const phases = r.phases as Phases | undefined;
+    // under --update owners the page and /metrics read each worker's own phases and bytes in the star's shape
+    const phases = stepPhases(r) as Phases | undefined;
+    if (phases && !r.phases) (r as { phases?: unknown }).phases = phases;
     const entry: StepEntry = {
       record: r,
       tokens_per_sec: tokensPerSec(r.tokens, r.ms),

@@ -13,8 +13,10 @@ const MIN_REDRAW_MS = 250;
 const PHASE_COLORS = {
   compute: '#4e79a7', spectral: '#f28e2b', encode: '#76b7b2', transfer: '#e15759', wait: '#bab0ac',
   reduce: '#59a14f', optimizer: '#edc948', broadcast: '#b07aa1', 'in flight': '#a0cbe8',
+  reduce_scatter: '#ff9da7', update: '#9c755f', all_gather_send: '#d4a6c8',
 };
-const WORKER_PHASES = ['compute', 'spectral', 'encode', 'transfer', 'wait'];
+// the star's worker phases, then the owners' (--update owners: a worker also reduces and updates the tensors it owns)
+const WORKER_PHASES = ['compute', 'spectral', 'encode', 'transfer', 'wait', 'reduce_scatter', 'reduce', 'update', 'all_gather_send'];
 const COORDINATOR_PHASES = ['reduce', 'spectral', 'optimizer', 'broadcast', 'encode', 'wait'];
 
 /** Everything the page knows; the test reads it as window.smiState. */

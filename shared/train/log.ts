@@ -97,6 +97,19 @@ export class RunLog {
 /** A step record as read back from a file or the wire: any field may be missing or of another type. */
 type LooseStep = Pick<StepRecord, 'ms'> & { compute_ms?: unknown; phases?: { coordinator?: { step?: unknown }; workers?: Record<string, { compute?: unknown }> } };
 
+/**
+ * A step's phases in the star's shape ({ coordinator, workers }) for those that watch them (the live page, /metrics):
+ * the record's own `phases`, else, under --update owners, each worker's phases from `owners_step` with the bytes it
+ * sent and received on all its links as `bytes_sent`/`bytes_received` (its own side; the coordinator, which only
+ * waits for the owners, has no phases of its own); undefined when the step has neither.
+ */
+export function stepPhases(r: Pick<StepRecord, 'phases' | 'owners_step'>): { coordinator: Record<string, number>; workers: Record<string, Record<string, number>> } | undefined {
+  if (r.phases) return r.phases as unknown as { coordinator: Record<string, number>; workers: Record<string, Record<string, number>> };
+  if (!r.owners_step) return undefined;
+  const workers = Object.fromEntries(Object.entries(r.owners_step).map(([id, w]) => [id, { ...w.phases, bytes_sent: w.sent, bytes_received: w.received }]));
+  return { coordinator: {}, workers };
+}
+
 /** Wall time of a step at the coordinator (`phases.coordinator.step`), else the loop's `ms` (one process: the whole step). */
 export function stepWallMs(r: LooseStep): number {
   const s = r.phases?.coordinator?.step;

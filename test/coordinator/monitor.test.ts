@@ -290,3 +290,21 @@ async function serveOnce(monitor: Monitor, path: string) {
     srv.close();
   }
 }
+
+t.test('--update owners: a step\'s owners_step reaches /metrics and the page as each worker\'s phases and bytes', async (t) => {
+  const monitor = new Monitor({});
+  const owners = (n: number) => ({
+    kind: 'step', step: n, loss: 1, lr: 1, alpha: 0, ms: 100, tokens: 64, workers: 2, grad_norm: 1, compute_ms: 60,
+    owners_step: { wa: { phases: { compute: 60, reduce_scatter: 5, reduce: 4, update: 12, all_gather_send: 3 }, sent: 1000, received: 1500 }, wb: { phases: { compute: 50, update: 10 }, sent: 2000, received: 2500 } },
+  }) as unknown as LogRecord;
+  for (let n = 1; n <= 3; n++) monitor.record(owners(n));
+  const m = parseProm(await (await serveOnce(monitor, '/metrics')).text());
+  t.equal(value(m.samples, 'smi_bytes_total', { direction: 'sent' }), 3 * 3000, 'every worker\'s own bytes sent, summed');
+  t.equal(value(m.samples, 'smi_bytes_total', { direction: 'received' }), 3 * 4000);
+  t.equal(value(m.samples, 'smi_phase_seconds_count', { phase: 'update', process: 'wa' }), 3, 'the owner\'s update is a phase of its process');
+  t.ok(Math.abs(value(m.samples, 'smi_phase_seconds_sum', { phase: 'reduce_scatter', process: 'wa' })! - 0.015) < 1e-9);
+  const state = (await (await serveOnce(monitor, '/api/state')).json()) as { steps: { record: { phases?: { workers: Record<string, Record<string, number>> } }; overhead: number | null }[] };
+  t.same(state.steps.at(-1)!.record.phases!.workers.wb, { compute: 50, update: 10, bytes_sent: 2000, bytes_received: 2500 }, 'the page reads them in the star\'s shape');
+  t.ok(Math.abs(state.steps.at(-1)!.overhead! - 0.4) < 1e-9, 'overhead: 1 − the slowest compute / the step');
+  monitor.close();
+});
