@@ -154,7 +154,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
     spectral: s('spectral') === undefined ? undefined : oneOf('spectral mode', s('spectral')!, SPECTRAL_MODES),
     syncedBlend: s('synced-blend') === undefined ? undefined : oneOf('--synced-blend value', s('synced-blend')!, SYNCED_BLENDS),
     wireDtype: s('wire-dtype') === undefined ? undefined : wireDtype(s('wire-dtype')!),
-
+    update: s('update') === undefined ? undefined : oneOf('--update value', s('update')!, UPDATE_AT),
+    commitInterval,
     backend: s('backend') === undefined ? undefined : oneOf('backend', s('backend')!, BACKENDS),
     overrides,
     data: s('data'),

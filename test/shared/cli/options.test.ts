@@ -66,3 +66,11 @@ t.test('--wire-dtype: fp32 by default, bf16 when asked, carried into the config;
   t.equal(r.code, 2, 'the command exits 2');
   t.match(r.stderr, /E_BAD_FLAG/);
 });
+
+t.test('--update and --commit-interval reach the parsed arguments', async (t) => {
+  t.equal(parseTrainArgs(['--update', 'coordinator']).update, 'coordinator');
+  t.equal(parseTrainArgs(['--update', 'owners', '--commit-interval', '7']).commitInterval, 7);
+  t.equal(parseTrainArgs([]).update, undefined, 'unset: the engine chooses (owners)');
+  t.throws(() => parseTrainArgs(['--update', 'owner']), /did you mean 'owners'/);
+  t.throws(() => parseTrainArgs(['--commit-interval', '0']), /positive number of steps/);
+});
