@@ -1,4 +1,7 @@
 // The owners' engine (--update owners): the coordinator is the control plane; workers own the tensors, exchange gradients and values among themselves.
+//
+// One file of ~410 lines: the step, its two-round forms, commits, rollback and re-planning share one state machine
+// (the plan, the last commit, the step in flight), which is read more easily whole than split across modules.
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../../shared/backend/backend.ts';
 import { lrAt, type SyncedBlend, type TrainConfig } from '../../shared/config.ts';

@@ -1,4 +1,5 @@
 // `npm run bench -- scale`: issue 14's figures — the paper-size probe, the cpu preset on 1–4 workers, bytes per process, two emulated hosts.
+// (~400 lines: the runs, the reading of their logs and the report they make are one benchmark; the model is in scale-model.ts.)
 //
 // Every run is a real `npm run train` (the two-host run: a coordinator and workers in network namespaces,
 // scripts/dev/netns.ts), repeated --repeat times, one whole set after the other, so that each ratio is taken

@@ -1,4 +1,7 @@
 // The coordinator–worker message set: one interface per kind, one union, and the guard every decoded frame passes.
+//
+// One file of ~680 lines: every message kind (the star's and the owners' step, the links between workers) with its
+// check in the one guard, so that a field added to a message and its check are read and changed side by side.
 import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, type TrainConfig, validateConfig } from '../config.ts';
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
