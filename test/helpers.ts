@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { loadSafetensors } from '../shared/train/safetensors.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const DATA = process.env.SMI_DATA ?? join(ROOT, 'data/shakespeare/input.txt');
@@ -32,6 +34,19 @@ export function runScript(script: string, args: string[], opts: { env?: NodeJS.P
     child.on('exit', (code) => {
       clearTimeout(timer);
       done({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A run directory's final weights (model.safetensors), by nanoGPT name. */
+export const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
+
+/** A port that was free a moment ago (for an address every process must know before the coordinator listens). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
     });
   });
 }

@@ -3,10 +3,8 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, tempDir } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, tempDir, weights } from '../helpers.ts';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10'];
 
 t.test('random-mask in global mode with 2 workers reproduces --local (the same seeded masks at the coordinator)', async (t) => {

@@ -1,24 +1,11 @@
 // Whole distributed runs: every spectral mode against --local, the shared mask, membership, kills, timeouts, resume.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitForStep } from '../helpers.ts';
+import { DATA, freePort, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitForStep, weights } from '../helpers.ts';
 import { standInEnv } from '../standin/env.ts';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
-
-/** A port that was free a moment ago (for a coordinator that must come back on the same address). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine'];
 

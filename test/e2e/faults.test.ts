@@ -1,10 +1,8 @@
 // The owners' step under faults: a worker SIGKILLs itself (fault injection, SMI_FAULT) at each point of a step; the run completes with the undisturbed weights.
 import t from 'tap';
 import { join } from 'node:path';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights } from '../helpers.ts';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
 const run = ['--preset', 'test', '--data', DATA, '--max-iters', '16', '--eval-interval', '8', '--smi', 'cosine', '--spectral', 'global'];
 

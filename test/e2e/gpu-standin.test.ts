@@ -4,12 +4,10 @@
 import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, tempDir } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, tempDir, weights } from '../helpers.ts';
 import { standInEnv } from '../standin/env.ts';
 
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '10', '--eval-interval', '5', '--smi', 'cosine'];
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
 const losses = (dir: string) => steps(dir).map((s) => s.loss as number);
 const workerLog = (dir: string, i: number) => readFileSync(join(dir, `worker-${i}.log`), 'utf8');

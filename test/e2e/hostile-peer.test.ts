@@ -5,10 +5,8 @@ import WebSocket from 'ws';
 import { ERROR_CODES } from '../../shared/errors.ts';
 import { Peer, clientOptions } from '../../shared/net/peer.ts';
 import { PROTOCOL_VERSION, type Load, type Message } from '../../shared/net/protocol.ts';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights } from '../helpers.ts';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const run = ['--preset', 'test', '--data', DATA, '--max-iters', '12', '--eval-interval', '6', '--smi', 'cosine', '--spectral', 'global'];
 
 /** A compute-only peer that answers every task by sending each owner a share of NaNs; resolves with its links' close codes. */

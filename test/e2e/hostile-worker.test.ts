@@ -7,11 +7,9 @@ import { ERROR_CODES } from '../../shared/errors.ts';
 import { GPT } from '../../shared/model/gpt.ts';
 import { view2d } from '../../shared/smi/runs.ts';
 import { PROTOCOL_VERSION, type Message, type Welcome, type Work } from '../../shared/net/protocol.ts';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
 import { Peer, clientOptions } from '../../shared/net/peer.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights } from '../helpers.ts';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
 
 /**

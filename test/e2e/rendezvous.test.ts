@@ -2,21 +2,9 @@
 import t from 'tap';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, tempDir } from '../helpers.ts';
+import { DATA, freePort, maxRelativeDiff, readLog, runScript, tempDir, weights } from '../helpers.ts';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine', '--spectral', 'global'];
-
-/** A port that was free a moment ago (MASTER_PORT must be known to every rank before rank 0 listens). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // a parent's own launcher variables must not leak into the ranks (the suite may itself run under Slurm)
 const clean = Object.fromEntries(Object.keys(process.env).filter((k) => /^(SLURM_|RANK$|WORLD_SIZE$|LOCAL_RANK$|MASTER_|JOB_COMPLETION_INDEX$|SMI_TOKEN$)/.test(k)).map((k) => [k, undefined]));

@@ -1,12 +1,10 @@
 // On a real one-node Slurm (scripts/dev/slurm-up.sh): `srun -n 3 npm run train -- --launcher slurm` equals --local; hostlists expand as scontrol's.
 import t from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { expandHostlist } from '../../shared/cli/rendezvous.ts';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
 import { isCi } from '../browser.ts';
-import { DATA, ROOT, maxRelativeDiff, readLog, runScript, tempDir, type RunOutput } from '../helpers.ts';
+import { DATA, ROOT, freePort, maxRelativeDiff, readLog, runScript, tempDir, weights, type RunOutput } from '../helpers.ts';
 
 const DAEMONS = ['munged', 'slurmctld', 'slurmd', 'srun', 'scontrol'];
 const missing = DAEMONS.filter((b) => spawnSync('sh', ['-c', `command -v ${b}`]).status !== 0);
@@ -14,17 +12,7 @@ const why = missing.length > 0
   ? `no Slurm here (${missing.join(', ')} not on PATH): apt-get install slurmctld slurmd slurm-client munge, or .ci/run with CI=true or SMI_SLURM=1`
   : process.getuid?.() !== 0 ? 'the one-node cluster runs its daemons as root' : '';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine', '--spectral', 'global'];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs a Slurm client command against the test's cluster; resolves when it exits (killed after 10 min). */
 function slurm(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunOutput> {

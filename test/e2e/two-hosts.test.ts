@@ -1,11 +1,9 @@
 // Two hosts, emulated (scripts/dev/netns.ts): the coordinator and a worker in namespace A, a worker in B, over a 1 Gbit/s veth; global mode ≡ --local.
 import t from 'tap';
 import { join } from 'node:path';
-import { loadSafetensors } from '../../shared/train/safetensors.ts';
 import { netnsUnavailable, twoHosts } from '../../scripts/dev/netns.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, type Started } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights, type Started } from '../helpers.ts';
 
-const weights = (dir: string) => loadSafetensors(join(dir, 'model.safetensors')).tensors;
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine'];
 
