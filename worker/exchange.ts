@@ -149,15 +149,23 @@ export class Exchange {
     return p && !p.closing ? p : null;
   }
 
-  /** Bytes sent and received on every link, open or not since the last call's totals are kept by the caller. */
-  bytes(): { sent: number; received: number } {
-    let sent = 0;
-    let received = 0;
-    for (const p of [...this.inbound.values(), ...this.outbound.values()]) {
-      sent += p.bytesSent;
-      received += p.bytesReceived;
-    }
-    return { sent, received };
+  /**
+   * Bytes sent and received on every open link (the caller keeps the totals it started from), and by direction of
+   * the data: on outbound links this worker sends shares and receives values and masks; on inbound ones, the reverse.
+   */
+  bytes(): { sent: number; received: number; outSent: number; outReceived: number; inSent: number; inReceived: number } {
+    const sum = (ps: Iterable<Peer>) => {
+      let sent = 0;
+      let received = 0;
+      for (const p of ps) {
+        sent += p.bytesSent;
+        received += p.bytesReceived;
+      }
+      return { sent, received };
+    };
+    const o = sum(this.outbound.values());
+    const i = sum(this.inbound.values());
+    return { sent: o.sent + i.sent, received: o.received + i.received, outSent: o.sent, outReceived: o.received, inSent: i.sent, inReceived: i.received };
   }
 
   async close(): Promise<void> {

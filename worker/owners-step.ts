@@ -10,6 +10,7 @@ import type { WorkerCompute } from './compute.ts';
 import type { Exchange } from './exchange.ts';
 import { fault, faultArmed } from './fault.ts';
 import { OwnedTensors } from './owner.ts';
+import { asReceived, decodeShare, encodeArrays, shareDtype } from './wire.ts';
 
 type ToCoordinator = (msg: Message) => Promise<unknown>;
 
@@ -33,7 +34,7 @@ export class OwnersStep {
   private pendingCommit: Commit | null = null; // local mode, --synced-blend workers: a commit waiting for the holders' blends
   private masksFrom = new Map<string, Masks>(); // --synced-blend workers, a holder: this step's masks, by owner
   private applied: number[] = []; // --synced-blend workers, a holder: the checksums of the masks it applied, per chunk
-  private bytesAt = { sent: 0, received: 0 };
+  private bytesAt = { sent: 0, received: 0, outSent: 0, outReceived: 0, inSent: 0, inReceived: 0 }; // the counts at the last done (or load)
   selfId = '';
 
   constructor(
@@ -57,6 +58,7 @@ export class OwnersStep {
     if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state);
     this.plan = { version: msg.planVersion, members: msg.members, owners: msg.owners };
     await this.exchange.connect(msg.owners);
+    this.markBytes();
     await this.toCoordinator({ type: 'loaded', planVersion: msg.planVersion });
   }
 
@@ -81,9 +83,6 @@ export class OwnersStep {
     this.ownUpdated = false;
     this.valuesFrom = new Set();
     for (const k of Object.keys(this.phases)) delete this.phases[k];
-    const b = this.exchange.bytes();
-    const cb = this.controlBytes();
-    this.bytesAt = { sent: b.sent + cb.sent, received: b.received + cb.received };
     this.owned?.forgetBefore(t.step, t.round);
     const pending = this.early.get(key(t.step, t.round)) ?? [];
     this.early.clear();
@@ -99,6 +98,7 @@ export class OwnersStep {
     }
     const c = this.compute();
     const synced = c.cfg.smi !== 'baseline' && c.cfg.spectral === 'synced';
+    const wire = c.cfg.wire_dtype;
     this.maskChecksums = undefined;
     for (const chunk of t.mine) {
       const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: synced });
@@ -113,12 +113,12 @@ export class OwnersStep {
         if (o.workerId === this.selfId) {
           // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
           const copy = t.mine.length > 1;
-          this.owned!.accept(t.step, t.round, chunk.index, copy ? tensors.map((x) => x.slice()) : tensors, copy ? magnitudes?.map((x) => x.slice()) : magnitudes);
+          this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy), magnitudes && asReceived(wire, magnitudes, copy));
           continue;
         }
         const link = this.exchange.to(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
-        const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors, ...(magnitudes ? { magnitudes } : {}) });
+        const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encodeArrays(wire, tensors), ...(magnitudes ? { magnitudes: encodeArrays(wire, magnitudes) } : {}), ...shareDtype(wire) });
         sends.push(sent.catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
         if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
       }
@@ -144,8 +144,9 @@ export class OwnersStep {
       if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
       if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
       try {
-        if (msg.blended) this.owned.acceptBlend(msg.step, msg.round, msg.chunk, msg.tensors);
-        else this.owned.accept(msg.step, msg.round, msg.chunk, msg.tensors, msg.magnitudes);
+        const { tensors, magnitudes } = decodeShare(this.compute().cfg.wire_dtype, msg);
+        if (msg.blended) this.owned.acceptBlend(msg.step, msg.round, msg.chunk, tensors);
+        else this.owned.accept(msg.step, msg.round, msg.chunk, tensors, magnitudes);
       } catch (e) {
         // the link is closed with the code (the throw); the coordinator is told whose chunk it was, to drop its holder
         if (e instanceof ProtocolError) void this.toCoordinator({ type: 'rejected', step: msg.step, round: msg.round, chunk: msg.chunk, code: e.code, message: e.message }).catch(() => {});
@@ -205,14 +206,15 @@ export class OwnersStep {
   /** A chunk's blend b_c, each owner its tensors' part. */
   private async sendBlends(step: number, round: number, chunk: number, all: Float32Array[]): Promise<void> {
     const sends: Promise<unknown>[] = [];
+    const wire = this.compute().cfg.wire_dtype;
     for (const o of this.plan!.owners) {
       const tensors = o.tensors.map((j) => all[j]!);
       if (o.workerId === this.selfId) {
-        this.owned!.acceptBlend(step, round, chunk, tensors);
+        this.owned!.acceptBlend(step, round, chunk, asReceived(wire, tensors, false));
         continue;
       }
       const link = this.exchange.to(o.workerId);
-      if (link) sends.push(link.send({ type: 'share', step, round, chunk, tensors, blended: true }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
+      if (link) sends.push(link.send({ type: 'share', step, round, chunk, tensors: encodeArrays(wire, tensors), blended: true, ...shareDtype(wire) }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
     }
     await Promise.all(sends);
   }
@@ -325,12 +327,25 @@ export class OwnersStep {
     this.task = null;
     const b = this.exchange.bytes();
     const cb = this.controlBytes();
+    const at = this.bytesAt;
+    this.markBytes();
     await this.toCoordinator({
       type: 'done', step: t.step, round: t.round, phases: { ...this.phases },
-      bytesSent: Math.max(0, b.sent + cb.sent - this.bytesAt.sent), bytesReceived: Math.max(0, b.received + cb.received - this.bytesAt.received),
+      bytesSent: Math.max(0, b.sent + cb.sent - at.sent), bytesReceived: Math.max(0, b.received + cb.received - at.received),
+      links: {
+        sharesSent: Math.max(0, b.outSent - at.outSent), sharesReceived: Math.max(0, b.inReceived - at.inReceived),
+        valuesSent: Math.max(0, b.inSent - at.inSent), valuesReceived: Math.max(0, b.outReceived - at.outReceived),
+      },
       ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
       ...(this.applied.length ? { appliedChecksums: this.applied } : {}),
     });
+  }
+
+  /** Byte counts from here on belong to the next `done`: a step's are those since the previous step's done (or the load), early shares included. */
+  private markBytes(): void {
+    const b = this.exchange.bytes();
+    const cb = this.controlBytes();
+    this.bytesAt = { ...b, sent: b.sent + cb.sent, received: b.received + cb.received };
   }
 
   /** Reports this worker's own failure in a step (the session's handler). */

@@ -50,9 +50,11 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
 export function coordinatorEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o: CoordinatorEngineOptions): Engine {
   if (updateAt(o.update) === 'owners') {
     if (o.commitInterval !== undefined && !(o.commitInterval >= 1)) throw new ConfigError('E_BAD_FLAG', `--commit-interval takes a positive number of steps, got ${o.commitInterval}`);
-    server.log('update: the owners run clip → SMI → AdamW on their tensors; gradients and values go worker to worker (--update owners)');
+    server.log(`update: the owners run clip → SMI → AdamW on their tensors; gradients (${cfg.wire_dtype} on the wire) and values (fp32) go worker to worker (--update owners)`);
     return ownersEngine(server, cfg, corpus, o);
   }
+  // the star's messages are fp32: reduced precision is the owners' exchange's (worker/wire.ts)
+  if (cfg.wire_dtype !== 'fp32') throw new ConfigError('E_BAD_FLAG', `--wire-dtype ${cfg.wire_dtype} applies to the owners' exchange; --update coordinator sends fp32`);
   const mode = cfg.smi === 'baseline' ? 'global' : cfg.spectral;
   const run = SMI_RUNS[cfg.smi];
   const state = createModelState(cfg, o.backend, { smi: mode === 'global' });

@@ -329,7 +329,10 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const B = offsets.length;
     const loss = sequences.reduce((a, n, c) => a + (n / B) * inbox.computed.get(c)!.loss, 0);
     const computeMs = Math.max(...[...inbox.computed.values()].map((c) => c.phases.compute ?? 0));
-    const ownersStep = Object.fromEntries([...inbox.done].map(([id, d]) => [id, { phases: d.phases, sent: d.bytesSent, received: d.bytesReceived }]));
+    const ownersStep = Object.fromEntries([...inbox.done].map(([id, d]) => [id, {
+      phases: d.phases, sent: d.bytesSent, received: d.bytesReceived,
+      ...(d.links ? { shares_sent: d.links.sharesSent, shares_received: d.links.sharesReceived, values_sent: d.links.valuesSent, values_received: d.links.valuesReceived } : {}),
+    }]));
     const extra: Record<string, unknown> = { compute_ms: computeMs, owners_step: ownersStep };
     if (synced) {
       // each owner's per-tensor mask checksums, combined in parameter order

@@ -6,7 +6,7 @@ import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, typ
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
-export const PROTOCOL_VERSION = 3; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state)
+export const PROTOCOL_VERSION = 4; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable
 
 /** worker → coordinator, first message on a connection. */
 export interface Hello {
@@ -130,6 +130,7 @@ export interface Load {
 export interface Loaded {
   type: 'loaded';
   planVersion: number;
+  unreachable?: string[]; // owners this worker could not open a link to (the coordinator judges whose fault it is)
 }
 
 /** A chunk of the step's batch that this worker computes. */
@@ -175,9 +176,10 @@ export interface Share {
   step: number;
   round: number;
   chunk: number;
-  tensors: Float32Array[];
-  magnitudes?: Float32Array[]; // synced: |FFT2(g_c)| of the same tensors
+  tensors: Float32Array[] | Uint16Array[]; // fp32, or with `dtype: 'bf16'` bf16 bit patterns (shared/net/dtype.ts)
+  magnitudes?: Float32Array[] | Uint16Array[]; // synced: |FFT2(g_c)| of the same tensors, in the same dtype
   blended?: boolean; // local mode's second round: the holder's own clip → SMI of its chunk, b_c, not g_c
+  dtype?: 'bf16'; // --wire-dtype bf16: every array above is bf16; absent: fp32
 }
 
 /** coordinator → a chunk's holder (local mode's second round): filter your chunks with κ and α and send the owners b_c. */
@@ -239,6 +241,21 @@ export interface Values {
   tensors: Float32Array[];
 }
 
+/** Bytes on a worker's exchange links in one step: toward the owners (shares, blends) and back from them (values, masks). */
+export interface LinkBytes {
+  sharesSent: number; // on its links to owners: its shares and blends
+  sharesReceived: number; // on links to it as an owner: the others' shares and blends
+  valuesSent: number; // on links to it as an owner: its values and masks to the others
+  valuesReceived: number; // on its links to owners: their values and masks
+}
+
+/** One phase of a worker's step: `start` ms after the task arrived (the worker's clock), `dur` ms. */
+export interface Span {
+  name: string;
+  start: number;
+  dur: number;
+}
+
 /** worker → coordinator: every owner's values are in the replica; the step's phases and bytes. */
 export interface Done {
   type: 'done';
@@ -247,6 +264,9 @@ export interface Done {
   phases: Record<string, number>;
   bytesSent: number; // on every connection of this worker, this step
   bytesReceived: number;
+  links?: LinkBytes; // the part of those bytes on the exchange's links, by direction of the data
+  spans?: Span[]; // the step's phases on this worker's clock, from the task's arrival
+  elapsed?: number; // ms from the task's arrival to this message (the coordinator's clock offset is estimated from it)
   maskChecksums?: number[]; // synced, an owner: each owned tensor's mask checksum (its order)
   appliedChecksums?: number[]; // --synced-blend workers, a holder: per chunk it blended, combineChecksums of the masks it applied
 }
@@ -333,6 +353,8 @@ const MAX_MEMORY_BYTES = 2 ** 50;
 const MAX_PID = 0xffffffff;
 /** Longest hello token; other hello strings (device, host) are 1–256 printable characters. */
 export const MAX_TOKEN_LENGTH = 1024;
+/** The most spans a `done` may carry (a step has a few phases per chunk). */
+export const MAX_SPANS = 256;
 const PRINTABLE = /^[^\p{Cc}]{1,256}$/u;
 
 const workerId = (o: Obj, kind: string, k: string): string => {
@@ -365,6 +387,7 @@ function arrayOf<T>(o: Obj, kind: string, k: string, Ctor: abstract new (...a: n
 
 const f32s = (o: Obj, kind: string, k: string) => arrayOf(o, kind, k, Float32Array, 'Float32Array');
 const u8s = (o: Obj, kind: string, k: string) => arrayOf(o, kind, k, Uint8Array, 'Uint8Array');
+const u16s = (o: Obj, kind: string, k: string) => arrayOf(o, kind, k, Uint16Array, 'Uint16Array');
 
 /** Optional fields: absent or undefined is fine, anything else is checked. */
 const opt = (o: Obj, k: string, check: () => unknown): void => {
@@ -400,6 +423,23 @@ function ownedState(v: unknown, where: string): void {
     label(h, w, 'name');
     indices(h, w, 'shape');
     if (!(h.data instanceof Float32Array)) bad(`${w}.data`, `expected a Float32Array, got ${describe(h.data)}`);
+  });
+}
+
+function linkBytes(v: unknown, where: string): void {
+  if (!isPlainObject(v)) return bad(where, `expected bytes by direction, got ${describe(v)}`);
+  fields(v, where, ['sharesSent', 'sharesReceived', 'valuesSent', 'valuesReceived']);
+  for (const k of ['sharesSent', 'sharesReceived', 'valuesSent', 'valuesReceived']) count(v, where, k);
+}
+
+/** A step's spans: at most MAX_SPANS, each a printable name and a start and a duration that are finite ms ≥ 0. */
+function spans(o: Obj, kind: string, k: string): void {
+  if (Array.isArray(o[k]) && (o[k] as unknown[]).length > MAX_SPANS) bad(`${kind}.${k}`, `more than ${MAX_SPANS} spans`);
+  list(o, kind, k, (v, w) => {
+    if (!isPlainObject(v)) return bad(w, `expected a span, got ${describe(v)}`);
+    fields(v, w, ['name', 'start', 'dur']);
+    label(v, w, 'name');
+    for (const f of ['start', 'dur']) if (!(finite(v, w, f) >= 0)) bad(`${w}.${f}`, `expected ms ≥ 0, got ${String(v[f])}`);
   });
 }
 
@@ -552,8 +592,9 @@ export function parseMessage(value: unknown): Message {
       break;
     }
     case 'loaded':
-      fields(o, kind, ['type', 'planVersion']);
+      fields(o, kind, ['type', 'planVersion'], ['unreachable']);
       count(o, kind, 'planVersion');
+      opt(o, 'unreachable', () => list(o, kind, 'unreachable', (v, w) => (typeof v === 'string' && WORKER_ID.test(v) ? undefined : bad(w, `expected a worker id, got ${describe(v)}`))));
       break;
     case 'task':
       fields(o, kind, ['type', 'step', 'round', 'planVersion', 'sequences', 'holders', 'mine']);
@@ -590,12 +631,14 @@ export function parseMessage(value: unknown): Message {
       workerId(o, kind, 'workerId');
       break;
     case 'share':
-      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['magnitudes', 'blended']);
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['magnitudes', 'blended', 'dtype']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       count(o, kind, 'chunk');
-      f32s(o, kind, 'tensors');
-      opt(o, 'magnitudes', () => f32s(o, kind, 'magnitudes'));
+      opt(o, 'dtype', () => (o.dtype === 'bf16' ? undefined : bad(`${kind}.dtype`, `expected 'bf16' or no dtype (fp32), got ${describe(o.dtype)}`)));
+      // every section in the share's one dtype: a Float32Array in a bf16 share (or the reverse) is malformed
+      (o.dtype === 'bf16' ? u16s : f32s)(o, kind, 'tensors');
+      opt(o, 'magnitudes', () => (o.dtype === 'bf16' ? u16s : f32s)(o, kind, 'magnitudes'));
       opt(o, 'blended', () => bool(o, kind, 'blended'));
       break;
     case 'clip':
@@ -646,12 +689,15 @@ export function parseMessage(value: unknown): Message {
       f32s(o, kind, 'tensors');
       break;
     case 'done':
-      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums', 'appliedChecksums']);
+      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums', 'appliedChecksums', 'links', 'spans', 'elapsed']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       phases(o, kind, 'phases');
       count(o, kind, 'bytesSent');
       count(o, kind, 'bytesReceived');
+      opt(o, 'links', () => linkBytes(o.links, `${kind}.links`));
+      opt(o, 'spans', () => spans(o, kind, 'spans'));
+      opt(o, 'elapsed', () => (finite(o, kind, 'elapsed') >= 0 ? undefined : bad(`${kind}.elapsed`, `expected ms ≥ 0, got ${String(o.elapsed)}`)));
       opt(o, 'appliedChecksums', () => list(o, kind, 'appliedChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
       opt(o, 'maskChecksums', () => list(o, kind, 'maskChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
       break;

@@ -61,10 +61,24 @@ export interface StepRecord {
   mask_checksum?: number; // synced mode: the shared mask's checksum
   mask_checksums?: number[]; // --synced-blend workers: the checksum each worker reported for the masks it applied
   phases?: StepPhaseRecord; // distributed runs with --timing on (--update coordinator)
-  /** --update owners: per worker, its phases (ms: compute, spectral, reduce_scatter, reduce, update, all_gather_send) and its bytes sent and received on every link this step */
-  owners_step?: Record<string, { phases: Record<string, number>; sent: number; received: number }>;
+  /**
+   * --update owners: per worker, its phases (ms: compute, spectral, reduce_scatter, reduce, update, all_gather_send),
+   * its bytes sent and received on every link this step (the coordinator's included), and of those, the bytes on
+   * its exchange links toward the owners (shares_*: gradients, magnitudes, blends) and back (values_*: values, masks)
+   */
+  owners_step?: Record<string, OwnersStepWorker>;
   coordinator_cpu_ms?: number; // --update owners: the coordinator process's CPU time (user + system) during the step
   offsets?: number[]; // with --log-batches: the batch's start offsets
+}
+/** One worker's part of an owners' step in the log (`owners_step`). */
+export interface OwnersStepWorker {
+  phases: Record<string, number>;
+  sent: number;
+  received: number;
+  shares_sent?: number;
+  shares_received?: number;
+  values_sent?: number;
+  values_received?: number;
 }
 export interface EvalRecord { kind: 'eval'; step: number; train_loss: number; val_loss: number }
 export interface DoneRecord { kind: 'done'; step: number; ms: number; tokens_per_sec: number; train_loss: number; val_loss: number }

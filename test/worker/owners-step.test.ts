@@ -4,7 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../shared/backend/backend.ts';
 import { resolveConfig } from '../../shared/config.ts';
 import { loadCorpus, trainOffsets } from '../../shared/model/data.ts';
-import type { Message } from '../../shared/net/protocol.ts';
+import { ProtocolError } from '../../shared/errors.ts';
+import { encodeMessage, MessageAssembler } from '../../shared/net/frames.ts';
+import { parseMessage, type Message } from '../../shared/net/protocol.ts';
 import { splitBatch, tokenWindows } from '../../shared/parallel/batch.ts';
 import { disposeFft } from '../../shared/smi/fft.ts';
 import { alphaAt, SMI_RUNS } from '../../shared/smi/runs.ts';
@@ -22,10 +24,12 @@ async function until(pred: () => boolean): Promise<void> {
   while (!pred()) await new Promise((r) => setImmediate(r));
 }
 
-for (const spectral of ['global', 'synced'] as const) {
-  t.test(`${spectral}: two owners over real links, 6 steps: every step both replicas hold the same weights; numTensors flat`, async (t) => {
+const shareBytes: Record<string, number> = {}; // `${spectral} ${wire}` → the bytes worker A sent to B's tensors at step 2
+
+for (const [spectral, wire] of [['global', 'fp32'], ['synced', 'fp32'], ['global', 'bf16'], ['synced', 'bf16']] as const) {
+  t.test(`${spectral}, shares in ${wire}: two owners over real links, 6 steps: every step both replicas hold the same weights; numTensors flat`, async (t) => {
     const info = await initBackend('wasm');
-    const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral, overrides: { max_iters: 6 } }, corpus.chars.length);
+    const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral, wireDtype: wire, overrides: { max_iters: 6 } }, corpus.chars.length);
     const ids = ['A', 'B'];
     const got: Record<string, Message[]> = { A: [], B: [] };
     const workers = ids.map((id) => {
@@ -65,6 +69,9 @@ for (const spectral of ['global', 'synced'] as const) {
       const [a, b] = workers.map((w) => w.compute.model.params.map((p) => p.variable.dataSync() as Float32Array));
       const same = a!.every((x, j) => x.every((v, i) => v === b![j]![i]));
       t.ok(same, `step ${k}: both replicas hold the same weights`);
+      const doneA = got.A!.find((m) => m.type === 'done') as Extract<Message, { type: 'done' }>;
+      if (k === 2) shareBytes[`${spectral} ${wire}`] = doneA.links!.sharesSent;
+      t.ok(doneA.links!.sharesSent > 0 && doneA.links!.valuesReceived > 0, `step ${k}: A's bytes toward the owner and back counted (${doneA.links!.sharesSent}, ${doneA.links!.valuesReceived})`);
       if (spectral === 'synced') {
         const sums = ids.map((id) => (got[id]!.find((m) => m.type === 'done') as Extract<Message, { type: 'done' }>).maskChecksums);
         t.same(sums.map((s) => s?.length), owners.map((o) => o.tensors.length), `step ${k}: each owner reports a mask checksum per tensor`);
@@ -80,3 +87,89 @@ for (const spectral of ['global', 'synced'] as const) {
     }
   });
 }
+
+t.test('bf16 shares are about half the bytes of fp32 ones (gradients, and synced magnitudes)', async (t) => {
+  for (const spectral of ['global', 'synced']) {
+    const [f, b] = [shareBytes[`${spectral} fp32`]!, shareBytes[`${spectral} bf16`]!];
+    t.ok(f > 0 && b > 0, `${spectral}: counted (${f}, ${b} bytes)`);
+    t.ok(b / f > 0.49 && b / f < 0.52, `${spectral}: bf16 / fp32 = ${(b / f).toFixed(4)}`);
+  }
+});
+
+t.test('bf16 run: an owner decodes each share and checks its dtype, shape and finiteness before it reaches a mean; the sender is named', async (t) => {
+  const info = await initBackend('wasm');
+  const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'global', wireDtype: 'bf16', overrides: { max_iters: 2 } }, corpus.chars.length);
+  const compute = new WorkerCompute(cfg, info);
+  const toCoordinator: Message[] = [];
+  let step: OwnersStep | null = null;
+  const ex = new Exchange({ token: 'tok', log: () => {}, onMessage: (m, from, _in, link) => step!.data(m, from, link) });
+  step = new OwnersStep(() => compute, ex, info, async (m) => void toCoordinator.push(m), () => ({ sent: 0, received: 0 }), () => {}, (what, e) => t.fail(`${what}: ${(e as Error).message}`));
+  step.selfId = 'B';
+  ex.setSelf('B');
+  const url = await ex.listen('127.0.0.1', 0);
+  const params = compute.model.params;
+  const all = [...params.keys()];
+  const weights = params.map((p) => p.variable.dataSync() as Float32Array);
+  await step.load({ type: 'load', planVersion: 1, step: 0, members: ['A', 'B'], owners: [{ workerId: 'B', url, tensors: all }], weights });
+  const offsets = trainOffsets(cfg.seed, 1, cfg.batch_size, cfg.block_size, corpus.train.length);
+  const chunks = splitBatch(offsets, 2);
+  const sequences = chunks.map((c) => c.length);
+  await step.runTask({ type: 'task', step: 1, round: 0, planVersion: 1, sequences, holders: ['A', 'B'], mine: [{ index: 1, offsets: chunks[1]!, tokens: tokenWindows(corpus.train, chunks[1]!, cfg.block_size) }] });
+  const good = () => params.map((p) => new Uint16Array(p.variable.size).fill(0x3c00)); // bf16 1/128
+  const share = (tensors: Float32Array[] | Uint16Array[], extra: object = { dtype: 'bf16' }) => () => step!.data({ type: 'share', step: 1, round: 0, chunk: 0, tensors, ...extra } as Message, 'A');
+  const throwsCode = (fn: () => void, code: string, what: string) => {
+    const before = toCoordinator.length;
+    try {
+      fn();
+      t.fail(`${what}: did not throw`);
+    } catch (e) {
+      t.ok(e instanceof ProtocolError && e.code === code, `${what}: ${code} (${(e as Error).message})`);
+    }
+    const r = toCoordinator.slice(before).find((m) => m.type === 'rejected') as Extract<Message, { type: 'rejected' }> | undefined;
+    t.ok(r && r.chunk === 0 && r.code === code, `${what}: the coordinator is told chunk 0's holder sent it`);
+  };
+  throwsCode(share(good().slice(1)), 'E_SHAPE', 'a tensor missing');
+  const short = good();
+  short[0] = short[0]!.subarray(1);
+  throwsCode(share(short), 'E_SHAPE', 'a tensor one value short');
+  const nan = good();
+  nan[2]![5] = 0x7fc0; // bf16 NaN
+  throwsCode(share(nan), 'E_NONFINITE', 'a bf16 NaN');
+  const inf = good();
+  inf[0]![0] = 0xff80; // bf16 −Inf
+  throwsCode(share(inf), 'E_NONFINITE', 'a bf16 −Inf');
+  throwsCode(share(params.map((p) => new Float32Array(p.variable.size)), {}), 'E_UNEXPECTED', 'an fp32 share in a bf16 run');
+  t.notOk(toCoordinator.some((m) => m.type === 'reduced'), 'nothing refused was reduced');
+  share(good())();
+  await until(() => toCoordinator.some((m) => m.type === 'reduced'));
+  const r = toCoordinator.find((m) => m.type === 'reduced') as Extract<Message, { type: 'reduced' }>;
+  t.ok(r.ss.every((x) => Number.isFinite(x) && x > 0), 'a good bf16 share is decoded and reduced');
+  step.dispose();
+  await ex.close();
+  compute.dispose();
+});
+
+t.test('the guard: a bf16 share holds Uint16Array sections only, an fp32 one Float32Array only (E_MALFORMED)', async (t) => {
+  const base = { type: 'share', step: 1, round: 0, chunk: 0 };
+  const code = (m: object) => {
+    try {
+      parseMessage(m);
+      return 'ok';
+    } catch (e) {
+      return (e as ProtocolError).code;
+    }
+  };
+  t.equal(code({ ...base, tensors: [new Uint16Array(4)], dtype: 'bf16' }), 'ok');
+  t.equal(code({ ...base, tensors: [new Uint16Array(4)], magnitudes: [new Uint16Array(3)], dtype: 'bf16' }), 'ok');
+  t.equal(code({ ...base, tensors: [new Float32Array(4)], dtype: 'bf16' }), 'E_MALFORMED', 'a Float32Array in a bf16 share');
+  t.equal(code({ ...base, tensors: [new Uint16Array(4)], magnitudes: [new Float32Array(3)], dtype: 'bf16' }), 'E_MALFORMED', 'fp32 magnitudes in a bf16 share');
+  t.equal(code({ ...base, tensors: [new Uint16Array(4)] }), 'E_MALFORMED', 'a Uint16Array in an fp32 share');
+  t.equal(code({ ...base, tensors: [new Float32Array(4)], dtype: 'fp16' }), 'E_MALFORMED', 'a dtype other than bf16');
+  // through the frames: a bf16 share's sections arrive as Uint16Array, 2 bytes a value
+  const sent = Uint16Array.of(0x3f80, 0xbf80, 0x7f80, 0);
+  const frames = encodeMessage({ ...base, tensors: [sent], dtype: 'bf16' } as Message);
+  const asm = new MessageAssembler();
+  const got = frames.map((f) => asm.push(f)).find((m) => m !== null) as Extract<Message, { type: 'share' }>;
+  t.ok(got.tensors[0] instanceof Uint16Array && got.tensors[0].length === 4, 'decoded as a Uint16Array');
+  t.same([...got.tensors[0]!], [...sent], 'the same bits');
+});

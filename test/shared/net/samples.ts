@@ -38,6 +38,8 @@ export const SAMPLES: Message[] = [
   { type: 'masks', step: 4, round: 1, clip: 1, alpha: 0.5, masks: [Uint8Array.of(1, 255), new Uint8Array(0)], checksums: [7, 0xffffffff] },
   { type: 'done', step: 4, round: 1, phases: {}, bytesSent: 0, bytesReceived: 0, appliedChecksums: [12345] },
   { type: 'share', step: 4, round: 1, chunk: 2, tensors: [f32(2)], blended: true },
+  { type: 'share', step: 4, round: 1, chunk: 0, tensors: [Uint16Array.of(0x3f80, 0xbf80, 0)], magnitudes: [Uint16Array.of(0x4000)], dtype: 'bf16' },
+  { type: 'done', step: 4, round: 1, phases: { update: 2 }, bytesSent: 10, bytesReceived: 20, links: { sharesSent: 4, sharesReceived: 3, valuesSent: 2, valuesReceived: 1 }, spans: [{ name: 'compute', start: 0.5, dur: 12.25 }, { name: 'update', start: 20, dur: 0 }], elapsed: 31.5 },
   { type: 'commit', step: 4, round: 1, clip: 0.75, lr: 1e-3, alpha: 0.5 },
   { type: 'values', step: 4, round: 1, tensors: [f32(4, 5), f32(2, 5)] },
   { type: 'done', step: 4, round: 1, phases: { all_gather: 3 }, bytesSent: 1000, bytesReceived: 2000 },

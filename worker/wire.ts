@@ -1,0 +1,40 @@
+// The precision of a worker's shares on the wire (--wire-dtype): encoded by the sender, decoded and its dtype checked by the owner.
+//
+// Only what flows toward the owners is reduced: gradients, synced magnitudes and blends, which the owner averages
+// and filters. Values (the all-gather), loads and commits stay fp32: the owner's fp32 weights are the master copy
+// and every replica must equal it to the bit (docs/distributed.md, "Wire precision").
+import { protocolError } from '../shared/errors.ts';
+import type { WireDtype } from '../shared/config.ts';
+import { fromBf16, roundToBf16, toBf16 } from '../shared/net/dtype.ts';
+import type { Share } from '../shared/net/protocol.ts';
+
+/** A share's arrays as sent: fp32 as they are (zero-copy), bf16 as new arrays of bit patterns. */
+export function encodeArrays(dtype: WireDtype, arrays: Float32Array[]): Float32Array[] | Uint16Array[] {
+  return dtype === 'bf16' ? arrays.map((a) => toBf16(a)) : arrays;
+}
+
+/** The `dtype` field a share of this run carries. */
+export const shareDtype = (dtype: WireDtype): { dtype?: 'bf16' } => (dtype === 'bf16' ? { dtype: 'bf16' } : {});
+
+/**
+ * An owner's own share, as it would hold it after the wire: bf16 rounds it (so that the mean does not depend on
+ * which worker owns a tensor, and a replay under another plan reduces the same values); fp32 keeps it, copied
+ * when `copy` (its buffers are reused by the next chunk's compute).
+ */
+export function asReceived(dtype: WireDtype, arrays: Float32Array[], copy: boolean): Float32Array[] {
+  if (dtype === 'bf16') return arrays.map((a) => roundToBf16(a));
+  return copy ? arrays.map((a) => a.slice()) : arrays;
+}
+
+/**
+ * A share's arrays in float32, refused unless they are in the run's dtype (E_UNEXPECTED; the guard has already
+ * refused a section of another kind than its `dtype` says, E_MALFORMED). Lengths and finiteness are the owner's
+ * checks (worker/owner.ts), on the decoded values: a bf16 NaN or Inf decodes to NaN or Inf.
+ */
+export function decodeShare(dtype: WireDtype, msg: Share): { tensors: Float32Array[]; magnitudes?: Float32Array[] } {
+  const got: WireDtype = msg.dtype ?? 'fp32';
+  if (got !== dtype) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} in ${got}, this run sends ${dtype} (--wire-dtype)`);
+  if (dtype === 'fp32') return { tensors: msg.tensors as Float32Array[], ...(msg.magnitudes ? { magnitudes: msg.magnitudes as Float32Array[] } : {}) };
+  const dec = (xs: Uint16Array[]) => xs.map((x) => fromBf16(x));
+  return { tensors: dec(msg.tensors as Uint16Array[]), ...(msg.magnitudes ? { magnitudes: dec(msg.magnitudes as Uint16Array[]) } : {}) };
+}
