@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ERROR_CODE_NAMES } from '../shared/errors.ts';
-import { overhead, slowestComputeMs, stepPhases, tokensPerSec, type DoneRecord, type EvalRecord, type LogRecord, type StartRecord, type StepRecord } from '../shared/train/log.ts';
+import { overhead, processBytes, slowestComputeMs, stepPhases, tokensPerSec, type DoneRecord, type EvalRecord, type LogRecord, type OwnersPlanRecord, type StartRecord, type StepRecord } from '../shared/train/log.ts';
 
 export interface WorkerInfo {
   id: string;
@@ -29,6 +29,7 @@ export interface StepEntry {
   tokens_per_sec: number; // this step's tokens / its wall time
   compute_ms: number | null; // the slowest worker's compute; null when the record has none
   overhead: number | null; // 1 − compute/step (shared/train/log.ts overhead); null without a compute time
+  process_bytes: Record<string, { sent: number; received: number }>; // this step's bytes by process, each from its own side (shared/train/log.ts processBytes)
 }
 
 /** What GET /api/state returns; the page starts from it and then applies /events with a larger `seq`. */
@@ -43,6 +44,7 @@ export interface MonitorState {
   workers: WorkerInfo[];
   errors: Record<string, number>; // every known code (0 if never seen), and any other code counted
   steps: StepEntry[]; // the most recent, oldest first
+  plan: OwnersPlanRecord | null; // --update owners: who owns what, from the latest step record that carried it
   evals: EvalRecord[];
   totals: { steps: number; tokens: number; bytes_sent: number; bytes_received: number; errors: number };
   historyLimit: number;
@@ -108,6 +110,7 @@ export class Monitor {
   private workers: WorkerInfo[] = [];
   private steps: StepEntry[] = [];
   private evals: EvalRecord[] = [];
+  private plan: OwnersPlanRecord | null = null;
   private readonly errors = new Map<string, number>(ERROR_CODE_NAMES.map((c) => [c, 0]));
   private readonly totals = { steps: 0, tokens: 0, bytes_sent: 0, bytes_received: 0, errors: 0 };
   private readonly clients = new Set<http.ServerResponse>();
@@ -171,6 +174,7 @@ export class Monitor {
       tokens_per_sec: tokensPerSec(r.tokens, r.ms),
       compute_ms: slowestComputeMs(r),
       overhead: overhead(r),
+      process_bytes: processBytes(r),
     };
     this.steps.push(entry);
     if (this.steps.length > this.historyLimit) this.steps.splice(0, this.steps.length - this.historyLimit);
@@ -201,7 +205,31 @@ export class Monitor {
       this.m.bytes.inc({ direction: 'sent' }, sent);
       this.m.bytes.inc({ direction: 'received' }, received);
     }
+    this.m.processStepBytes.reset(); // the last step's processes only: a worker that left is not shown with its old count
+    for (const [proc, b] of Object.entries(entry.process_bytes)) {
+      for (const d of ['sent', 'received'] as const) {
+        this.m.processStepBytes.set({ process: proc, direction: d }, b[d]);
+        this.m.processBytes.inc({ process: proc, direction: d }, count(b[d]));
+      }
+    }
+    if (r.owners_plan) this.setPlan(r.owners_plan);
     this.emit('step', { entry });
+  }
+
+  /** The owners' plan (from a step record): gauges per owner, replaced whole when the plan changes. */
+  private setPlan(p: OwnersPlanRecord): void {
+    this.plan = p;
+    this.m.planVersion.set(p.version);
+    this.m.ownerTensors.reset();
+    this.m.ownerParams.reset();
+    for (const o of p.owners ?? []) {
+      this.m.ownerTensors.set({ worker: o.worker }, count(o.tensors));
+      this.m.ownerParams.set({ worker: o.worker }, count(o.params));
+    }
+    for (const id of p.compute_only ?? []) {
+      this.m.ownerTensors.set({ worker: id }, 0);
+      this.m.ownerParams.set({ worker: id }, 0);
+    }
   }
 
   /** The live workers, whenever membership changes. */
@@ -232,6 +260,7 @@ export class Monitor {
       workers: this.workers,
       errors: Object.fromEntries(this.errors),
       steps: steps > 0 ? this.steps.slice(-steps) : [],
+      plan: this.plan,
       evals: this.evals,
       totals: { ...this.totals },
       historyLimit: this.historyLimit,
@@ -363,6 +392,11 @@ function metrics(registry: Registry) {
     }),
     liveWorkers: new Gauge({ name: 'smi_live_workers', help: 'Workers connected now', registers }),
     bytes: new Counter({ name: 'smi_bytes_total', help: 'Bytes the coordinator sent to / received from workers', labelNames: ['direction'] as const, registers }),
+    processStepBytes: new Gauge({ name: 'smi_process_step_bytes', help: 'Bytes each process (coordinator or a worker id) sent / received in the last step, on all its links, from its own side', labelNames: ['process', 'direction'] as const, registers }),
+    processBytes: new Counter({ name: 'smi_process_bytes_total', help: 'Bytes each process sent / received over the logged steps, on all its links, from its own side', labelNames: ['process', 'direction'] as const, registers }),
+    planVersion: new Gauge({ name: 'smi_plan_version', help: 'The owners plan in force (--update owners); 0 before the first', registers }),
+    ownerTensors: new Gauge({ name: 'smi_owner_tensors', help: 'Parameter tensors each worker owns under the plan (0: it only computes)', labelNames: ['worker'] as const, registers }),
+    ownerParams: new Gauge({ name: 'smi_owner_params', help: 'Parameter values each worker owns under the plan (their AdamW moments and SMI history live there)', labelNames: ['worker'] as const, registers }),
     errors: new Counter({ name: 'smi_protocol_errors_total', help: 'Protocol errors by stable code (docs/errors.md)', labelNames: ['code'] as const, registers }),
     httpRejected: new Counter({ name: 'smi_http_rejected_total', help: 'HTTP requests refused with a 4xx status, by status', labelNames: ['status'] as const, registers }),
   };

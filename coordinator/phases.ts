@@ -7,7 +7,7 @@ export type { StepPhaseRecord };
 type CoordinatorPart = Exclude<keyof CoordinatorPhases, 'step' | 'wait' | 'encode'>;
 
 /** A span for the trace, in ms on the coordinator's clock (performance.now()). */
-interface Span {
+export interface TraceSpan {
   track: string; // 'coordinator' or a worker id
   name: string;
   start: number;
@@ -24,7 +24,7 @@ export class StepPhases {
   readonly t0 = performance.now();
   readonly coordinator: CoordinatorPhases = { step: 0, reduce: 0, spectral: 0, optimizer: 0, broadcast: 0, encode: 0, wait: 0 };
   private readonly workers = new Map<string, WorkerPhases>();
-  readonly spans: Span[] = [];
+  readonly spans: TraceSpan[] = [];
   private arrivals = new Map<string, number>();
   private firstArrival = Infinity;
   private roundStart = this.t0;
@@ -180,10 +180,38 @@ export class TraceWriter {
     }
   }
 
+  /** Writes spans in time order, an enclosing span before those it holds (--update owners: every process's). */
+  write(step: number, spans: readonly TraceSpan[]): void {
+    const sorted = [...spans].sort((a, b) => a.start - b.start || b.dur - a.dur);
+    for (const s of sorted) {
+      this.event({ name: s.name, cat: 'phase', ph: 'X', pid: 1, tid: this.tid(s.track), ts: Math.round((s.start - this.origin) * 1000), dur: Math.max(1, Math.round(s.dur * 1000)), args: { step } });
+    }
+  }
+
   close(): void {
     writeSync(this.fd, '\n]\n');
     closeSync(this.fd);
   }
+}
+
+/**
+ * A worker's spans (ms from its task's arrival, on its clock) placed on the coordinator's clock, NTP-style: the
+ * task left at `sentAt` and the worker's `done` arrived at `arrivedAt`; of that round trip the worker spent
+ * `elapsed` between the two, so the rest is taken as two equal one-way trips. The task then arrived at
+ * sentAt + oneWay; the error is at most oneWay, from links that are slower one way than the other. Spans are held
+ * to the interval the worker was busy in, so one step's never overlap the next's on a track.
+ */
+export function onCoordinatorClock(d: { spans?: readonly { name: string; start: number; dur: number }[]; elapsed?: number }, sentAt: number, arrivedAt: number): { oneWayMs: number; spans: { name: string; start: number; dur: number }[] } {
+  const rtt = Math.max(0, arrivedAt - sentAt);
+  const elapsed = Math.min(Math.max(0, d.elapsed ?? 0), rtt);
+  const oneWayMs = (rtt - elapsed) / 2;
+  const from = sentAt + oneWayMs;
+  const to = arrivedAt - oneWayMs;
+  const spans = (d.spans ?? []).map((sp) => {
+    const start = Math.min(Math.max(from + sp.start, from), to);
+    return { name: sp.name, start, dur: Math.min(Math.max(0, sp.dur), to - start) };
+  });
+  return { oneWayMs, spans };
 }
 
 /** StepPhases that records nothing: what `--timing off` uses, to measure what the timing costs. */

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { ProtocolError, protocolError } from '../shared/errors.ts';
-import type { Clip, Commit, Gather, Load, Masks, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import { MAX_SPANS, type Clip, type Commit, type Gather, type Load, type Masks, type Message, type PlanOwner, type Share, type Span, type Task, type Values } from '../shared/net/protocol.ts';
 import { combineChecksums, packedMaskChecksum } from '../shared/parallel/spectral.ts';
 import { view2d } from '../shared/smi/runs.ts';
 import type { Peer } from '../shared/net/peer.ts';
@@ -30,6 +30,8 @@ export class OwnersStep {
   private valuesFrom = new Set<string>();
   private readonly early = new Map<string, { msg: Share | Values | Masks; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
   private readonly phases: Record<string, number> = {};
+  private spans: Span[] = []; // this step's phases, ms from the task's arrival on this worker's clock
+  private taskAt = 0; // performance.now() when the task arrived
   private maskChecksums: number[] | undefined; // synced, an owner: this step's, for `done`
   private pendingCommit: Commit | null = null; // local mode, --synced-blend workers: a commit waiting for the holders' blends
   private masksFrom = new Map<string, Masks>(); // --synced-blend workers, a holder: this step's masks, by owner
@@ -83,6 +85,8 @@ export class OwnersStep {
     this.ownUpdated = false;
     this.valuesFrom = new Set();
     for (const k of Object.keys(this.phases)) delete this.phases[k];
+    this.taskAt = performance.now();
+    this.spans = [];
     this.owned?.forgetBefore(t.step, t.round);
     const pending = this.early.get(key(t.step, t.round)) ?? [];
     this.early.clear();
@@ -101,9 +105,10 @@ export class OwnersStep {
     const wire = c.cfg.wire_dtype;
     this.maskChecksums = undefined;
     for (const chunk of t.mine) {
+      const tc = performance.now();
       const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: synced });
-      this.phases.compute = (this.phases.compute ?? 0) + (r.phases.compute ?? 0);
-      if (r.phases.spectral !== undefined) this.phases.spectral = (this.phases.spectral ?? 0) + r.phases.spectral;
+      this.phase('compute', tc, r.phases.compute ?? 0);
+      if (r.phases.spectral !== undefined) this.phase('spectral', tc + (r.phases.compute ?? 0), r.phases.spectral);
       const t0 = performance.now();
       const sends: Promise<unknown>[] = [];
       fault('before-shares', t.step);
@@ -123,7 +128,7 @@ export class OwnersStep {
         if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
       }
       await Promise.all(sends);
-      this.phases.reduce_scatter = (this.phases.reduce_scatter ?? 0) + performance.now() - t0;
+      this.phase('reduce_scatter', t0, performance.now() - t0);
       await this.toCoordinator({ type: 'computed', step: t.step, round: t.round, chunk: chunk.index, sequences: chunk.offsets.length, loss: r.loss, phases: r.phases });
     }
     await this.maybeReduce();
@@ -195,8 +200,9 @@ export class OwnersStep {
     // the checksum of the masks this worker applies, as the owners made it: per tensor, combined in parameter order
     const applied = combineChecksums(full.map((m, j) => packedMaskChecksum([m], [sizes[j]!])));
     for (const chunk of t.mine) {
+      const tb = performance.now();
       const b = this.compute().blend({ type: 'blend', step: t.step, round: t.round, attempt: 0, source: chunk.index, clip: first.clip, alpha: first.alpha, masks: full, maskChecksum: applied });
-      this.phases.spectral = (this.phases.spectral ?? 0) + (b.phases.spectral ?? 0);
+      this.phase('spectral', tb, b.phases.spectral ?? 0);
       this.applied.push(applied);
       await this.sendBlends(t.step, t.round, chunk.index, b.tensors);
     }
@@ -245,8 +251,8 @@ export class OwnersStep {
     fault('after-reduce', t.step);
     const t0 = performance.now();
     const { ss, chunkSS } = this.owned.reduce(t.step, t.round, t.sequences);
-    this.phases.reduce = performance.now() - t0;
-    await this.toCoordinator({ type: 'reduced', step: t.step, round: t.round, ss, chunkSS, phases: { reduce: this.phases.reduce } });
+    this.phase('reduce', t0, performance.now() - t0);
+    await this.toCoordinator({ type: 'reduced', step: t.step, round: t.round, ss, chunkSS, phases: { reduce: this.phases.reduce! } });
   }
 
   /**
@@ -258,8 +264,9 @@ export class OwnersStep {
     if (!t || !this.plan || t.step !== c.step || t.round !== c.round) throw protocolError('E_UNEXPECTED', `clip of step ${c.step} round ${c.round}, not this worker's current step`);
     const comp = this.compute();
     for (const chunk of t.mine) {
+      const tb = performance.now();
       const b = comp.blend({ type: 'blend', step: c.step, round: c.round, attempt: 0, source: chunk.index, clip: c.clip, alpha: c.alpha });
-      this.phases.spectral = (this.phases.spectral ?? 0) + (b.phases.spectral ?? 0);
+      this.phase('spectral', tb, b.phases.spectral ?? 0);
       await this.sendBlends(c.step, c.round, chunk.index, b.tensors);
     }
     await this.apply();
@@ -306,7 +313,7 @@ export class OwnersStep {
     const { values, maskChecksums } = this.owned.update(c.step, c.round, c);
     if (maskChecksums) this.maskChecksums = maskChecksums;
     const t1 = performance.now();
-    this.phases.update = t1 - t0;
+    this.phase('update', t0, t1 - t0);
     const others = this.plan!.members.filter((m) => m !== this.selfId);
     let sentTo = 0;
     await Promise.all(others.map(async (id) => {
@@ -314,7 +321,7 @@ export class OwnersStep {
       await link.send({ type: 'values', step: c.step, round: c.round, tensors: values }).catch((e: Error) => this.log(`values to ${id}: ${e.message}`));
       if (++sentTo === 1) fault('mid-values', c.step);
     }));
-    this.phases.all_gather_send = performance.now() - t1;
+    this.phase('all_gather_send', t1, performance.now() - t1);
     this.ownUpdated = true;
     await this.maybeDone();
   }
@@ -331,6 +338,7 @@ export class OwnersStep {
     this.markBytes();
     await this.toCoordinator({
       type: 'done', step: t.step, round: t.round, phases: { ...this.phases },
+      spans: this.spans.slice(0, MAX_SPANS), elapsed: performance.now() - this.taskAt,
       bytesSent: Math.max(0, b.sent + cb.sent - at.sent), bytesReceived: Math.max(0, b.received + cb.received - at.received),
       links: {
         sharesSent: Math.max(0, b.outSent - at.outSent), sharesReceived: Math.max(0, b.inReceived - at.inReceived),
@@ -339,6 +347,12 @@ export class OwnersStep {
       ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
       ...(this.applied.length ? { appliedChecksums: this.applied } : {}),
     });
+  }
+
+  /** `ms` spent in phase `name` from `start` (performance.now()): summed into the step's phases, and a span for the trace. */
+  private phase(name: string, start: number, ms: number): void {
+    this.phases[name] = (this.phases[name] ?? 0) + ms;
+    this.spans.push({ name, start: Math.max(0, start - this.taskAt), dur: Math.max(0, ms) });
   }
 
   /** Byte counts from here on belong to the next `done`: a step's are those since the previous step's done (or the load), early shares included. */

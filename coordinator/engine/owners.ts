@@ -18,6 +18,7 @@ import { createModelState, evaluate } from '../../shared/train/state.ts';
 import { RestartStep, type Member } from '../rounds.ts';
 import type { Server } from '../server.ts';
 import { NORM_FLOOR, OUTLIER_FACTOR, ShareNorms } from '../../shared/parallel/share-bounds.ts';
+import { TraceWriter, onCoordinatorClock, type TraceSpan } from '../phases.ts';
 
 export interface OwnersEngineOptions {
   backend: Pick<BackendInfo, 'spectral'>;
@@ -26,6 +27,7 @@ export interface OwnersEngineOptions {
   commitInterval?: number; // gather a commit from the owners every K steps [50]; an owner's loss replays at most K steps
   stepTimeoutMs?: number;
   firstStepTimeoutMs?: number;
+  trace?: string; // write a Chrome trace-event file here: the coordinator's phases and every worker's, on the coordinator's clock
 }
 
 /** An owner left: its tensors' moments and history are gone; the run goes back to the last commit and replays. */
@@ -72,6 +74,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   let plan: Plan | null = null;
   let planVersion = 0;
   let round = 0; // unique per attempt at a step in this run
+  let loggedPlan = 0; // the plan version the log last described (a step record carries the plan when it changed)
   // Steps each member has finished under its current tensors: its first two get --first-step-timeout, as kernels
   // compile on first use and an owner's SMI runs its first-step form (no history yet) in one and its update form
   // from the next. A member whose owned tensors change in a new plan starts again (new shapes to compile).
@@ -85,6 +88,10 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     states: new Map<string, State>(),
   };
   let current: { step: number; round: number; holders: string[]; sequences: number[] } | null = null;
+  const taskSentAt = new Map<string, number>(); // this attempt's task to each worker, performance.now()
+  const doneAt = new Map<string, number>(); // its done's arrival
+  const trace = o.trace ? new TraceWriter(o.trace) : null;
+  if (trace) server.whenClosed(() => trace.close());
   let gatherStep = -1;
 
   server.ownersHandler = (m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State) => {
@@ -132,6 +139,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
       }
       case 'done':
         if (stale(msg.step, msg.round)) return;
+        doneAt.set(m.id, performance.now());
         inbox.done.set(m.id, msg);
         answered.set(m.id, (answered.get(m.id) ?? 0) + 1);
         break;
@@ -292,15 +300,24 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     inbox.computed.clear();
     inbox.reduced.clear();
     inbox.done.clear();
+    taskSentAt.clear();
+    doneAt.clear();
+    const t0 = performance.now();
+    const spans: TraceSpan[] = [];
     for (const id of ids) {
       const mine = chunks.flatMap((c, index) => (holders[index] === id ? [{ index, offsets: c, tokens: tokenWindows(corpus.train, c, cfg.block_size) }] : []));
+      taskSentAt.set(id, performance.now());
       send(id, { type: 'task', step: k, round, planVersion: p.version, sequences, holders, mine });
     }
+    const t1 = performance.now();
+    spans.push({ track: 'coordinator', name: 'task', start: t0, dur: t1 - t0 });
     const owners = p.owners.map((x) => x.workerId);
     await until(
       () => inbox.computed.size === parts && owners.every((id) => inbox.reduced.has(id)),
       () => [...holders.filter((_, c) => !inbox.computed.has(c)), ...owners.filter((id) => !inbox.reduced.has(id))],
     );
+    const t2 = performance.now();
+    spans.push({ track: 'coordinator', name: 'await_reduced', start: t1, dur: t2 - t1 });
     // the global norm: the owners' float32 sums per tensor, added in parameter order as tf.addN adds them in --local
     // (synced: float64 sums, added in float64, the star's synced norm)
     const perTensor = new Array<number>(sizes.length).fill(0);
@@ -323,17 +340,36 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     // AdamW to their mean once every blend is in, so a holder lost from here on rolls the step back
     if (local) for (const id of new Set(holders)) send(id, { type: 'clip', step: k, round, clip: clip.coef, alpha });
     for (const id of owners) send(id, { type: 'commit', step: k, round, clip: clip.coef, lr: lrAt(cfg, k - 1), alpha, ...(twoRound ? { masks: true } : {}) });
+    const t3 = performance.now();
+    spans.push({ track: 'coordinator', name: 'clip', start: t2, dur: t3 - t2 });
     await until(() => ids.every((id) => !live(id) || inbox.done.has(id)), () => ids.filter((id) => !inbox.done.has(id)), true, local || twoRound ? new Set(holders) : undefined);
+    const t4 = performance.now();
+    spans.push({ track: 'coordinator', name: 'await_done', start: t3, dur: t4 - t3 }, { track: 'coordinator', name: 'step', start: t0, dur: t4 - t0 });
+    const clocks: Record<string, number> = {};
+    for (const [id, d] of inbox.done) {
+      const placed = onCoordinatorClock(d, taskSentAt.get(id) ?? t0, doneAt.get(id) ?? t4);
+      clocks[id] = placed.oneWayMs;
+      for (const sp of placed.spans) spans.push({ track: id, ...sp });
+    }
+    trace?.write(k, spans);
     doneStep = k;
     current = null;
     const B = offsets.length;
     const loss = sequences.reduce((a, n, c) => a + (n / B) * inbox.computed.get(c)!.loss, 0);
     const computeMs = Math.max(...[...inbox.computed.values()].map((c) => c.phases.compute ?? 0));
     const ownersStep = Object.fromEntries([...inbox.done].map(([id, d]) => [id, {
-      phases: d.phases, sent: d.bytesSent, received: d.bytesReceived,
+      phases: d.phases, sent: d.bytesSent, received: d.bytesReceived, one_way_ms: Math.round(clocks[id]! * 1000) / 1000,
       ...(d.links ? { shares_sent: d.links.sharesSent, shares_received: d.links.sharesReceived, values_sent: d.links.valuesSent, values_received: d.links.valuesReceived } : {}),
     }]));
     const extra: Record<string, unknown> = { compute_ms: computeMs, owners_step: ownersStep };
+    if (p.version !== loggedPlan) {
+      loggedPlan = p.version;
+      extra.owners_plan = {
+        version: p.version,
+        owners: p.owners.map((ow) => ({ worker: ow.workerId, tensors: ow.tensors.length, params: ow.tensors.reduce((a, j) => a + sizes[j]!, 0) })),
+        compute_only: p.members.filter((id) => !p.ownerIds.has(id)),
+      };
+    }
     if (synced) {
       // each owner's per-tensor mask checksums, combined in parameter order
       const sums = new Array<number>(sizes.length);
@@ -404,9 +440,18 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     start: () => server.waitForWorkers(o.minWorkers ?? 1),
     step: async (k, offsets) => {
       const cpu0 = process.cpuUsage();
+      const bytes0 = new Map([...server.members].map(([id, m]) => [id, [m.peer.bytesSent, m.peer.bytesReceived] as const]));
       const out = (await advance(k, offsets))!;
       const cpu = process.cpuUsage(cpu0);
-      out.extra = { ...out.extra, coordinator_cpu_ms: (cpu.user + cpu.system) / 1000 };
+      // the coordinator's own traffic in the step, on the control links of the workers live at its end
+      let sent = 0;
+      let received = 0;
+      for (const [id, m] of server.members) {
+        const [s0, r0] = bytes0.get(id) ?? [0, 0];
+        sent += Math.max(0, m.peer.bytesSent - s0);
+        received += Math.max(0, m.peer.bytesReceived - r0);
+      }
+      out.extra = { ...out.extra, coordinator_cpu_ms: (cpu.user + cpu.system) / 1000, coordinator_bytes: { sent, received } };
       loopStep = k;
       if (k % commitInterval === 0) await sync();
       return out;

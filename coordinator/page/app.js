@@ -30,7 +30,8 @@ const model = {
   done: null,
   workers: [],
   errors: {},
-  steps: [], // StepEntry: { record, tokens_per_sec, compute_ms, overhead }
+  steps: [], // StepEntry: { record, tokens_per_sec, compute_ms, overhead, process_bytes }
+  plan: null, // --update owners: { version, owners: [{ worker, tensors, params }], compute_only }
   evals: [],
   totals: { steps: 0, tokens: 0, bytes_sent: 0, bytes_received: 0, errors: 0 },
   historyLimit: 2000,
@@ -318,6 +319,34 @@ function renderWorkers() {
   }));
 }
 
+/** Every process of the last step: its bytes sent and received, and what it owns under the plan. */
+function renderProcesses() {
+  const last = model.steps.at(-1);
+  const bytes = (last && last.process_bytes) || {};
+  const owns = new Map(((model.plan && model.plan.owners) || []).map((o) => [o.worker, o]));
+  const ids = [...new Set([...Object.keys(bytes), ...owns.keys(), ...((model.plan && model.plan.compute_only) || [])])];
+  $('processes-note').textContent = `${last ? `step ${last.record.step}` : 'no step yet'}${model.plan ? ` · plan ${model.plan.version}` : ''}: bytes each process sent and received, from its own side; what each worker owns`;
+  if (ids.length === 0) {
+    const tr = el('tr');
+    tr.append(el('td', { colSpan: 5, className: 'empty' }, 'no step yet'));
+    return $('processes').replaceChildren(tr);
+  }
+  $('processes').replaceChildren(...ids.map((id) => {
+    const o = owns.get(id);
+    const b = bytes[id];
+    const plain = id === 'coordinator' || !model.plan;
+    const tr = el('tr');
+    tr.append(
+      el('td', { className: 'mono' }, id),
+      el('td', { className: 'num' }, plain ? '–' : String(o ? o.tensors : 0)),
+      el('td', { className: 'num' }, plain ? '–' : fmtSI(o ? o.params : 0)),
+      el('td', { className: 'num' }, b ? fmtBytes(b.sent) : '–'),
+      el('td', { className: 'num' }, b ? fmtBytes(b.received) : '–'),
+    );
+    return tr;
+  }));
+}
+
 /** Codes seen, most frequent first; the codes never seen fold into one muted row (hover lists them). */
 function renderErrors() {
   const rows = Object.entries(model.errors).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
@@ -355,6 +384,7 @@ function render() {
   renderTiles();
   renderCharts();
   renderWorkers();
+  renderProcesses();
   renderErrors();
   model.renders++;
 }
@@ -376,7 +406,7 @@ function trimSteps() {
 function applyState(s) {
   Object.assign(model, {
     title: s.title, config: s.config, seq: s.seq, start: s.start, done: s.done, workers: s.workers, errors: s.errors,
-    steps: s.steps, evals: s.evals, totals: s.totals, historyLimit: s.historyLimit, startedAt: s.startedAt,
+    steps: s.steps, evals: s.evals, totals: s.totals, historyLimit: s.historyLimit, startedAt: s.startedAt, plan: s.plan ?? null,
     clockOffset: s.now - Date.now(), doneAt: s.done ? s.now : null, loaded: true,
   });
   renderConfig();
@@ -397,6 +427,7 @@ function applyEvent(type, d) {
       trimSteps();
       model.totals.steps++;
       model.totals.tokens += d.entry.record.tokens;
+      if (d.entry.record.owners_plan) model.plan = d.entry.record.owners_plan;
       for (const w of Object.values((d.entry.record.phases || {}).workers || {})) {
         model.totals.bytes_sent += w.bytes_sent || 0;
         model.totals.bytes_received += w.bytes_received || 0;

@@ -68,13 +68,23 @@ export interface StepRecord {
    */
   owners_step?: Record<string, OwnersStepWorker>;
   coordinator_cpu_ms?: number; // --update owners: the coordinator process's CPU time (user + system) during the step
+  coordinator_bytes?: { sent: number; received: number }; // --update owners: the coordinator's bytes on the control links in the step
+  owners_plan?: OwnersPlanRecord; // --update owners: the plan, on the first step under each plan
   offsets?: number[]; // with --log-batches: the batch's start offsets
 }
+/** Who owns what (--update owners): per owner its tensor count and values; the workers that only compute. */
+export interface OwnersPlanRecord {
+  version: number;
+  owners: { worker: string; tensors: number; params: number }[];
+  compute_only: string[];
+}
+
 /** One worker's part of an owners' step in the log (`owners_step`). */
 export interface OwnersStepWorker {
   phases: Record<string, number>;
   sent: number;
   received: number;
+  one_way_ms?: number; // the one-way trip its phases were placed on the coordinator's clock with (coordinator/phases.ts onCoordinatorClock)
   shares_sent?: number;
   shares_received?: number;
   values_sent?: number;
@@ -122,6 +132,29 @@ export function stepPhases(r: Pick<StepRecord, 'phases' | 'owners_step'>): { coo
   if (!r.owners_step) return undefined;
   const workers = Object.fromEntries(Object.entries(r.owners_step).map(([id, w]) => [id, { ...w.phases, bytes_sent: w.sent, bytes_received: w.received }]));
   return { coordinator: {}, workers };
+}
+
+/**
+ * Bytes each process sent and received in a step, from its own side: under --update owners each worker's own
+ * counts over all its links and the coordinator's on its control links (`coordinator_bytes`); in the star, the
+ * coordinator's link to each worker seen from both ends. Empty when the record has neither.
+ */
+export function processBytes(r: Pick<StepRecord, 'phases' | 'owners_step' | 'coordinator_bytes'>): Record<string, { sent: number; received: number }> {
+  const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : 0);
+  const out: Record<string, { sent: number; received: number }> = {};
+  if (r.owners_step) {
+    if (r.coordinator_bytes) out.coordinator = { sent: n(r.coordinator_bytes.sent), received: n(r.coordinator_bytes.received) };
+    for (const [id, w] of Object.entries(r.owners_step)) out[id] = { sent: n(w.sent), received: n(w.received) };
+    return out;
+  }
+  if (!r.phases) return out;
+  const c = { sent: 0, received: 0 };
+  for (const [id, w] of Object.entries(r.phases.workers ?? {})) {
+    out[id] = { sent: n(w.bytes_received), received: n(w.bytes_sent) }; // the worker's side of the coordinator's link
+    c.sent += n(w.bytes_sent);
+    c.received += n(w.bytes_received);
+  }
+  return { coordinator: c, ...out };
 }
 
 /** Wall time of a step at the coordinator (`phases.coordinator.step`), else the loop's `ms` (one process: the whole step). */

@@ -308,3 +308,48 @@ t.test('--update owners: a step\'s owners_step reaches /metrics and the page as 
   t.ok(Math.abs(state.steps.at(-1)!.overhead! - 0.4) < 1e-9, 'overhead: 1 − the slowest compute / the step');
   monitor.close();
 });
+
+t.test('bytes per process per step and the owner plan: /metrics gauges and counters, /api/state; a new plan replaces the old one whole', async (t) => {
+  const monitor = new Monitor({});
+  const plan = (version: number, owners: [string, number, number][], computeOnly: string[] = []) => ({ version, owners: owners.map(([worker, tensors, params]) => ({ worker, tensors, params })), compute_only: computeOnly });
+  const owners = (n: number, extra: object = {}) => ({
+    kind: 'step', step: n, loss: 1, lr: 1, alpha: 0, ms: 100, tokens: 64, workers: 2, grad_norm: 1, compute_ms: 60,
+    owners_step: { wa: { phases: { compute: 60 }, sent: 1000 * n, received: 1500 }, wb: { phases: { compute: 50 }, sent: 2000, received: 2500 } },
+    coordinator_bytes: { sent: 300, received: 400 },
+    ...extra,
+  }) as unknown as LogRecord;
+  monitor.record(owners(1, { owners_plan: plan(1, [['wa', 8, 600], ['wb', 7, 500]]) }));
+  monitor.record(owners(2));
+  let m = parseProm(await (await serveOnce(monitor, '/metrics')).text());
+  t.equal(m.types.get('smi_process_step_bytes'), 'gauge');
+  t.equal(m.types.get('smi_process_bytes_total'), 'counter');
+  t.equal(value(m.samples, 'smi_process_step_bytes', { process: 'wa', direction: 'sent' }), 2000, "a worker's bytes in the last step, its own count");
+  t.equal(value(m.samples, 'smi_process_step_bytes', { process: 'wb', direction: 'received' }), 2500);
+  t.equal(value(m.samples, 'smi_process_step_bytes', { process: 'coordinator', direction: 'sent' }), 300, "the coordinator's, on its control links");
+  t.equal(value(m.samples, 'smi_process_bytes_total', { process: 'wa', direction: 'sent' }), 3000, 'summed over the steps');
+  t.equal(value(m.samples, 'smi_plan_version'), 1);
+  t.equal(value(m.samples, 'smi_owner_tensors', { worker: 'wa' }), 8, 'tensors per owner');
+  t.equal(value(m.samples, 'smi_owner_params', { worker: 'wb' }), 500, 'values per owner');
+  let state = (await (await serveOnce(monitor, '/api/state')).json()) as MonitorState;
+  t.same(state.plan, plan(1, [['wa', 8, 600], ['wb', 7, 500]]), '/api/state carries the plan');
+  t.same(state.steps.at(-1)!.process_bytes, { coordinator: { sent: 300, received: 400 }, wa: { sent: 2000, received: 1500 }, wb: { sent: 2000, received: 2500 } }, 'and each step its bytes per process');
+  // wb left: a plan with one owner and a compute-only worker
+  monitor.record(owners(3, { owners_plan: plan(2, [['wa', 15, 1100]], ['wc']) }));
+  m = parseProm(await (await serveOnce(monitor, '/metrics')).text());
+  t.equal(value(m.samples, 'smi_plan_version'), 2);
+  t.equal(value(m.samples, 'smi_owner_tensors', { worker: 'wa' }), 15);
+  t.equal(value(m.samples, 'smi_owner_tensors', { worker: 'wc' }), 0, 'a compute-only worker owns nothing');
+  t.equal(value(m.samples, 'smi_owner_tensors', { worker: 'wb' }), undefined, 'the old owner is gone from the gauge');
+  state = (await (await serveOnce(monitor, '/api/state')).json()) as MonitorState;
+  t.equal(state.plan!.version, 2);
+  monitor.close();
+});
+
+t.test('the star: bytes per process from the coordinator\'s links, seen from both ends', async (t) => {
+  const monitor = new Monitor({});
+  monitor.record(step(1));
+  const state = (await (await serveOnce(monitor, '/api/state')).json()) as MonitorState;
+  t.same(state.steps.at(-1)!.process_bytes, { coordinator: { sent: 2000, received: 3000 }, w1: { sent: 1500, received: 1000 }, w2: { sent: 1500, received: 1000 } });
+  t.equal(state.plan, null, 'no plan');
+  monitor.close();
+});
