@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   E_HELLO_TIMEOUT: { close: 4014, meaning: 'no accepted hello within the deadline after connecting' },
   E_BUSY: { close: 4015, meaning: 'too many connections are waiting for their hello; try again later' },
   E_SEND_FAILED: { close: 4016, meaning: 'a message to the peer could not be sent (its link failed); the peer is dropped' },
+  E_CUT_OFF: { close: 4017, meaning: 'the worker could not open a link to any owner that the other workers reached (--update owners); it is dropped' },
 } as const satisfies Record<string, { close: number; meaning: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

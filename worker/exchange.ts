@@ -11,6 +11,8 @@ import { PROTOCOL_VERSION, type Message, type PlanOwner } from '../shared/net/pr
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 const CLOSE_GRACE_MS = 1000;
+/** A link to an owner not open by then counts as unreachable (a host that drops the connection attempt). */
+export const LINK_OPEN_TIMEOUT_MS = 10_000;
 
 export interface ExchangeOptions {
   token: string | null; // the run's token: a link must carry it
@@ -118,8 +120,12 @@ export class Exchange {
     }
   }
 
-  /** Opens a link to every owner of the plan other than this worker, closing links to owners no longer in it; resolves once each is open and has said who it is. */
-  async connect(owners: readonly PlanOwner[]): Promise<void> {
+  /**
+   * Opens a link to every owner of the plan other than this worker, closing links to owners no longer in it;
+   * resolves once each is open and has been told who this is, with the owners it could not reach (refused, closed
+   * or not open within `LINK_OPEN_TIMEOUT_MS`): the coordinator judges whose fault that is.
+   */
+  async connect(owners: readonly PlanOwner[]): Promise<string[]> {
     const want = new Map(owners.filter((o) => o.workerId !== this.selfId).map((o) => [o.workerId, o.url]));
     for (const [id, p] of this.outbound) {
       if (!want.has(id) || p.closing) {
@@ -127,6 +133,7 @@ export class Exchange {
         this.outbound.delete(id);
       }
     }
+    const unreachable: string[] = [];
     await Promise.all([...want].map(async ([id, url]) => {
       if (this.outbound.has(id)) return;
       const ws = new WebSocket(url, clientOptions(this.o.ca ? { ca: this.o.ca } : {}));
@@ -139,8 +146,23 @@ export class Exchange {
         this.o.log(`link to owner ${id} closed (${code} ${reason})`);
       });
       ws.on('error', (e) => this.o.log(`link to owner ${id} at ${url}: ${e.message}`));
-      await peer.send({ type: 'link', protocol: PROTOCOL_VERSION, token: this.o.token, workerId: this.selfId });
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not open within ${LINK_OPEN_TIMEOUT_MS} ms`)), LINK_OPEN_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([peer.send({ type: 'link', protocol: PROTOCOL_VERSION, token: this.o.token, workerId: this.selfId }), late]);
+      } catch (e) {
+        this.o.log(`cannot reach owner ${id} at ${url}: ${(e as Error).message}`);
+        if (this.outbound.get(id) === peer) this.outbound.delete(id);
+        peer.close();
+        ws.terminate();
+        unreachable.push(id);
+      } finally {
+        clearTimeout(timer);
+      }
     }));
+    return unreachable.sort();
   }
 
   /** The link to owner `id` (null when it is gone). */

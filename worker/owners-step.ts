@@ -59,9 +59,9 @@ export class OwnersStep {
     const mine = msg.owners.find((o) => o.workerId === this.selfId);
     if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state);
     this.plan = { version: msg.planVersion, members: msg.members, owners: msg.owners };
-    await this.exchange.connect(msg.owners);
+    const unreachable = await this.exchange.connect(msg.owners);
     this.markBytes();
-    await this.toCoordinator({ type: 'loaded', planVersion: msg.planVersion });
+    await this.toCoordinator({ type: 'loaded', planVersion: msg.planVersion, ...(unreachable.length ? { unreachable } : {}) });
   }
 
   private reset(): void {

@@ -74,6 +74,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   let plan: Plan | null = null;
   let planVersion = 0;
   let round = 0; // unique per attempt at a step in this run
+  const unreachableOwners = new Set<string>(); // workers whose exchange another could not reach: they only compute
   let loggedPlan = 0; // the plan version the log last described (a step record carries the plan when it changed)
   // Steps each member has finished under its current tensors: its first two get --first-step-timeout, as kernels
   // compile on first use and an owner's SMI runs its first-step form (no history yet) in one and its update form
@@ -82,6 +83,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   const warm = (id: string) => (answered.get(id) ?? 0) >= 2;
   const inbox = {
     loaded: new Set<string>(),
+    unreachable: new Map<string, string[]>(), // this plan's load: the owners each worker could not link to
     computed: new Map<number, Computed>(),
     reduced: new Map<string, Reduced>(),
     done: new Map<string, Done>(),
@@ -99,7 +101,10 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const stale = (s: number, r: number) => !cur || s < cur.step || (s === cur.step && r < cur.round);
     switch (msg.type) {
       case 'loaded':
-        if (plan && msg.planVersion === plan.version) inbox.loaded.add(m.id);
+        if (plan && msg.planVersion === plan.version) {
+          inbox.loaded.add(m.id);
+          if (msg.unreachable?.length) inbox.unreachable.set(m.id, msg.unreachable.filter((id) => plan!.ownerIds.has(id) && id !== m.id));
+        }
         break;
       case 'computed': {
         if (stale(msg.step, msg.round)) return;
@@ -231,7 +236,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   async function loadPlan(): Promise<void> {
     const members = [...server.members.values()];
     const ids = members.map((m) => m.id);
-    const listening = members.filter((m) => m.hello.listen !== null);
+    const listening = members.filter((m) => m.hello.listen !== null && !unreachableOwners.has(m.id));
     const version = ++planVersion;
     const op = planOwners(sizes, listening.map((m) => m.id), version);
     const owners: PlanOwner[] = op.owners.map((id, i) => ({ workerId: id, url: server.members.get(id)!.hello.listen!, tensors: op.tensorsOf[i]! }));
@@ -244,6 +249,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const adam = store.opt.getState();
     const hist = shared?.getState() ?? store.smi?.getState() ?? [];
     inbox.loaded.clear();
+    inbox.unreachable.clear();
     for (const id of ids) {
       const ow = owners.find((x) => x.workerId === id);
       const names = new Set(ow?.tensors.map((j) => params[j]!.name));
@@ -258,6 +264,39 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     server.log(`plan ${version} at step ${storeStep}: ${owners.map((x) => `${x.workerId} owns ${x.tensors.length} tensors (${(op.load[op.owners.indexOf(x.workerId)]! / 1e6).toFixed(2)}M values)`).join(', ')}; ${ids.length - owners.length} compute-only`);
     doneStep = storeStep;
     await until(() => ids.every((id) => inbox.loaded.has(id)), () => ids.filter((id) => !inbox.loaded.has(id)), false, undefined, false);
+    if (inbox.unreachable.size > 0) judgeUnreachable(plan);
+  }
+
+  /**
+   * Some workers could not open a link to some owners. A worker that reached none of the owners that every other
+   * worker reached is the one cut off: it is dropped (E_CUT_OFF). Any other owner someone could not reach is
+   * the one at fault (a wrong --advertise, a firewall in front of its port): it only computes from now on, over
+   * links it opens itself, and the plan is made again without it.
+   */
+  function judgeUnreachable(p: Plan): never {
+    const reports = [...inbox.unreachable].filter(([, owners]) => owners.length > 0);
+    const reachedByOthers = (owner: string, reporter: string) => p.members.some((id) => id !== reporter && id !== owner && !(inbox.unreachable.get(id) ?? []).includes(owner));
+    for (const [reporter, owners] of reports) {
+      const others = p.owners.map((ow) => ow.workerId).filter((id) => id !== reporter);
+      if (others.length > 1 && others.every((id) => owners.includes(id) && reachedByOthers(id, reporter))) {
+        const m = server.members.get(reporter);
+        server.log(`worker ${reporter} could not reach any owner, which the others reached: dropping it (E_CUT_OFF)`);
+        if (m) {
+          server.countError('E_CUT_OFF');
+          server.drop(m, 'E_CUT_OFF');
+          m.peer.close(protocolError('E_CUT_OFF', 'you could not open a link to any owner that the other workers reached'));
+        }
+        throw new RestartStep(`worker ${reporter} is cut off from the owners`);
+      }
+    }
+    for (const [reporter, owners] of reports) {
+      for (const id of owners) {
+        if (unreachableOwners.has(id)) continue;
+        unreachableOwners.add(id);
+        server.log(`owner ${id} could not be reached by ${reporter} at ${p.owners.find((ow) => ow.workerId === id)?.url}: it only computes from now on (its exchange address is not reachable)`);
+      }
+    }
+    throw new RestartStep(`owner(s) ${[...unreachableOwners].join(', ')} unreachable: a new plan without them`);
   }
 
   /** The plan matches the live workers, and the store is where the owners are (gathered, or rolled back to). */
@@ -265,7 +304,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     for (;;) {
       const ids = [...server.members.keys()];
       if (plan && plan.members.join() === ids.join()) return;
-      if (![...server.members.values()].some((m) => m.hello.listen !== null)) {
+      if (![...server.members.values()].some((m) => m.hello.listen !== null && !unreachableOwners.has(m.id))) {
         server.log(`waiting for a worker that can own tensors (one that listens; ${ids.length} compute-only live)`);
         await server.nextEvent();
         continue;

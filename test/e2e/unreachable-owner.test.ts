@@ -1,0 +1,56 @@
+// An owner whose exchange address nobody can reach: it is blamed (it only computes from then on), not the worker that could not reach it; the run matches --local.
+import t from 'tap';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights } from '../helpers.ts';
+import { Exchange } from '../../worker/exchange.ts';
+
+const small = ['--preset', 'test', '--data', DATA, '--max-iters', '10', '--eval-interval', '10', '--smi', 'cosine', '--spectral', 'global'];
+
+t.test('Exchange.connect: an owner that refuses the connection, or never answers it, is named unreachable; the others are linked', async (t) => {
+  const good = new Exchange({ token: 'tok', log: () => {}, onMessage: () => {} });
+  good.setSelf('G');
+  const url = await good.listen('127.0.0.1', 0);
+  // a port that accepts TCP but never speaks WebSocket: the link does not open (the timeout), nothing hangs for good
+  const mute = createServer(() => {}).listen(0, '127.0.0.1');
+  await new Promise((r) => mute.once('listening', r));
+  const mutePort = (mute.address() as { port: number }).port;
+  const me = new Exchange({ token: 'tok', log: () => {}, onMessage: () => {} });
+  me.setSelf('M');
+  const unreachable = await me.connect([
+    { workerId: 'G', url, tensors: [0] },
+    { workerId: 'R', url: 'ws://127.0.0.1:1', tensors: [1] },
+    { workerId: 'S', url: `ws://127.0.0.1:${mutePort}`, tensors: [2] },
+    { workerId: 'M', url: 'ws://127.0.0.1:9', tensors: [3] },
+  ]);
+  t.same(unreachable, ['R', 'S'], 'the refused and the silent owner; not itself');
+  t.ok(me.to('G'), 'the reachable owner is linked');
+  t.equal(me.to('R'), null);
+  await me.close();
+  await good.close();
+  mute.close();
+});
+
+t.test('a worker advertising an address nobody can reach: it only computes; the other owns every tensor; nobody is dropped; global ≡ --local', async (t) => {
+  const dir = tempDir('smi-unreachable-');
+  const local = join(dir, 'local');
+  const r = await runScript('train', ['--local', ...small, '--out', local]);
+  t.equal(r.code, 0, r.stderr);
+  const out = join(dir, 'run');
+  const coord = startScript('coordinator/main', [...small, '--out', out, '--port', '0', '--host', '127.0.0.1', '--token', 'tok', '--min-workers', '2', '--step-timeout', '60000']);
+  const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
+  const url = `ws://127.0.0.1:${port}`;
+  const good = startScript('worker/main', ['--connect', url, '--token', 'tok', '--listen', '127.0.0.1:0']);
+  const bad = startScript('worker/main', ['--connect', url, '--token', 'tok', '--listen', '127.0.0.1:0', '--advertise', 'ws://127.0.0.1:1']);
+  t.equal(await coord.exited, 0, 'the run finishes', { output: coord.output() });
+  t.equal(await good.exited, 0);
+  t.equal(await bad.exited, 0);
+  const [, owner, reporter] = /owner (\S+) could not be reached by (\S+) at ws:\/\/127\.0\.0\.1:1: it only computes from now on/.exec(coord.output()) ?? [];
+  t.ok(owner && reporter && owner !== reporter, `the unreachable owner (${owner}) is blamed, not ${reporter}`);
+  t.match(coord.output(), new RegExp(`plan \\d+ at step 0: ${reporter} owns 15 tensors [^;]*; 1 compute-only`), 'the next plan: the worker that could reach it owns every tensor');
+  t.notMatch(coord.output(), /missed the (first-step )?step timeout|E_CUT_OFF/, 'nobody timed out or was dropped');
+  const steps = readLog(out).filter((x) => x.kind === 'step');
+  t.ok(steps.length === 10 && steps.every((s) => s.workers === 2), 'every step computed by both');
+  const diff = maxRelativeDiff(weights(out), weights(local));
+  t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
+});
