@@ -401,14 +401,6 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
       ...(d.links ? { shares_sent: d.links.sharesSent, shares_received: d.links.sharesReceived, values_sent: d.links.valuesSent, values_received: d.links.valuesReceived } : {}),
     }]));
     const extra: Record<string, unknown> = { compute_ms: computeMs, owners_step: ownersStep };
-    if (p.version !== loggedPlan) {
-      loggedPlan = p.version;
-      extra.owners_plan = {
-        version: p.version,
-        owners: p.owners.map((ow) => ({ worker: ow.workerId, tensors: ow.tensors.length, params: ow.tensors.reduce((a, j) => a + sizes[j]!, 0) })),
-        compute_only: p.members.filter((id) => !p.ownerIds.has(id)),
-      };
-    }
     if (synced) {
       // each owner's per-tensor mask checksums, combined in parameter order
       const sums = new Array<number>(sizes.length);
@@ -491,6 +483,16 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
         received += Math.max(0, m.peer.bytesReceived - r0);
       }
       out.extra = { ...out.extra, coordinator_cpu_ms: (cpu.user + cpu.system) / 1000, coordinator_bytes: { sent, received } };
+      // the plan that ran step k, on the first logged step under it (replayed steps are not logged)
+      const p = plan;
+      if (p && p.version !== loggedPlan) {
+        loggedPlan = p.version;
+        out.extra.owners_plan = {
+          version: p.version,
+          owners: p.owners.map((ow) => ({ worker: ow.workerId, tensors: ow.tensors.length, params: ow.tensors.reduce((a, j) => a + sizes[j]!, 0) })),
+          compute_only: p.members.filter((id) => !p.ownerIds.has(id)),
+        };
+      }
       loopStep = k;
       if (k % commitInterval === 0) await sync();
       return out;

@@ -51,6 +51,8 @@ t.test('a worker advertising an address nobody can reach: it only computes; the 
   t.notMatch(coord.output(), /missed the (first-step )?step timeout|E_CUT_OFF/, 'nobody timed out or was dropped');
   const steps = readLog(out).filter((x) => x.kind === 'step');
   t.ok(steps.length === 10 && steps.every((s) => s.workers === 2), 'every step computed by both');
+  const plan = steps[0]!.owners_plan as { version: number; owners: { worker: string; tensors: number }[]; compute_only: string[] };
+  t.ok(plan.version >= 2 && plan.owners.length === 1 && plan.owners[0]!.worker === reporter && plan.compute_only.join() === owner, `the log's plan (version ${plan.version}): ${reporter} owns all, ${owner} only computes`);
   const diff = maxRelativeDiff(weights(out), weights(local));
   t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
 });
