@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { ProtocolError, protocolError } from '../shared/errors.ts';
-import type { Clip, Commit, Gather, Load, Masks, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
+import type { Clip, Commit, Evaluate, Gather, Load, Masks, Message, PlanOwner, Share, Task, Values } from '../shared/net/protocol.ts';
 import { combineChecksums, packedMaskChecksum } from '../shared/parallel/spectral.ts';
 import { view2d } from '../shared/smi/runs.ts';
 import type { Peer } from '../shared/net/peer.ts';
@@ -371,6 +371,14 @@ export class OwnersStep {
       ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
       ...(this.applied.length ? { appliedChecksums: this.applied } : {}),
     });
+  }
+
+  /** The losses of the coordinator's evaluation batches on this replica, between steps (the weights after e.step). */
+  async evaluate(e: Evaluate): Promise<void> {
+    if (this.task) throw protocolError('E_UNEXPECTED', `evaluate of step ${e.step} while step ${this.task.step} is in progress`);
+    fault('evaluate', e.step);
+    const losses = this.compute().evaluate(e.batches);
+    await this.toCoordinator({ type: 'evaluated', step: e.step, losses });
   }
 
   /** Reports this worker's own failure in a step (the session's handler). */

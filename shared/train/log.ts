@@ -66,7 +66,7 @@ export interface StepRecord {
   coordinator_cpu_ms?: number; // --update owners: the coordinator process's CPU time (user + system) during the step
   offsets?: number[]; // with --log-batches: the batch's start offsets
 }
-export interface EvalRecord { kind: 'eval'; step: number; train_loss: number; val_loss: number }
+export interface EvalRecord { kind: 'eval'; step: number; train_loss: number; val_loss: number; eval_workers?: number }
 export interface DoneRecord { kind: 'done'; step: number; ms: number; tokens_per_sec: number; train_loss: number; val_loss: number }
 
 export type LogRecord = StartRecord | StepRecord | EvalRecord | DoneRecord;
