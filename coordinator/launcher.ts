@@ -26,9 +26,10 @@ export function launchPlan(args: TrainArgs, log: (l: string) => void): LaunchPla
 /**
  * The coordinator's backend. Unless --coordinator-gpu gives it a device, it sees no GPU (its CUDA_VISIBLE_DEVICES
  * is empty): TensorFlow would otherwise take memory on the workers' GPUs, and its own work (AdamW, the synced or
- * global spectral filter, evaluation) runs on the CPU — see README "Backends" for what evaluation costs there.
+ * global spectral filter, evaluation) runs on the CPU — see README "Backends" for what evaluation costs there. Under
+ * the owners' update (`update`, the default) the workers evaluate, so only the star's coordinator is warned.
  */
-export function coordinatorBackend(requested: BackendChoice, plan: LaunchPlan, cfg: TrainConfig, log: (l: string) => void): BackendChoice {
+export function coordinatorBackend(requested: BackendChoice, plan: LaunchPlan, cfg: TrainConfig, log: (l: string) => void, update: 'owners' | 'coordinator' = 'owners'): BackendChoice {
   if (plan.coordinator.device) {
     log(`coordinator: ${plan.coordinator.device.label} (--coordinator-gpu; CUDA_VISIBLE_DEVICES=${plan.coordinator.env.CUDA_VISIBLE_DEVICES})`);
     return 'tensorflow-gpu';
@@ -38,7 +39,7 @@ export function coordinatorBackend(requested: BackendChoice, plan: LaunchPlan, c
   // its evaluation is forward passes of the whole model: ~2·params·tokens FLOPs, at tens of GFLOP/s on a CPU backend
   const { n_layer: L, n_embd: C, vocab_size: V, block_size: T, batch_size: B, eval_iters: E } = cfg;
   const evalFlops = 2 * (12 * L * C * C + (V + T) * C) * 2 * E * B * T;
-  if (evalFlops > 1e13) {
+  if (update === 'coordinator' && evalFlops > 1e13) {
     log(`warning: the coordinator evaluates on the CPU (${2 * E} batches of ${B}×${T} every ${cfg.eval_interval} steps, ~${(evalFlops / 1e12).toFixed(0)} TFLOP each time): ` +
       'for the paper preset that is about 100 min on a 2-core VM (README "Backends"). Give it a device: --coordinator-gpu 0 (taken from the workers), ' +
       'or --coordinator-gpu 0 --gpus 0,1,… to share GPU 0 with a worker (TF_FORCE_GPU_ALLOW_GROWTH keeps it to what it uses)');

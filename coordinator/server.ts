@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { TrainConfig } from '../shared/config.ts';
 import { protocolError, ProtocolError } from '../shared/errors.ts';
-import { PROTOCOL_VERSION, wireConfig, type Computed, type Done, type Hello, type Loaded, type Message, type Reduced, type Rejected, type State } from '../shared/net/protocol.ts';
+import { PROTOCOL_VERSION, wireConfig, type Computed, type Done, type Hello, type Loaded, type Message, type Reduced, type Rejected, type State, type Evaluated } from '../shared/net/protocol.ts';
 import { MAX_MESSAGE_BYTES } from '../shared/net/frames.ts';
 import { Peer, serverOptions, type ReceiveInfo } from '../shared/net/peer.ts';
 import { Monitor } from './monitor.ts';
@@ -61,7 +61,7 @@ export class Server implements Membership {
   private workerMessageBytes = MAX_MESSAGE_BYTES; // the largest result a worker can send, once the model is known
   private readonly onClose: (() => void)[] = [];
   /** The owners' engine's messages from workers (loaded, computed, reduced, done, state); throws ProtocolError on a bad one. */
-  ownersHandler: ((m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State, info: ReceiveInfo) => void) | null = null;
+  ownersHandler: ((m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State | Evaluated, info: ReceiveInfo) => void) | null = null;
 
   constructor(private readonly o: ServerOptions) {
     this.log = o.log ?? (() => {});
@@ -275,6 +275,7 @@ export class Server implements Membership {
       case 'rejected':
       case 'done':
       case 'state':
+      case 'evaluated':
         if (!this.ownersHandler) throw protocolError('E_UNEXPECTED', `${msg.type} in a run whose coordinator applies the update (--update coordinator)`);
         return this.ownersHandler(m, msg, info);
       case 'error':
@@ -295,6 +296,7 @@ export class Server implements Membership {
       case 'link':
       case 'share':
       case 'values':
+      case 'evaluate':
         throw protocolError('E_UNEXPECTED', `a worker may not send ${msg.type}`);
       default: {
         const never: never = msg;

@@ -34,7 +34,7 @@ runMain(async () => {
   if (rv) for (const n of plan!.notes) console.log(`device: ${n}`);
   // before tfjs-node can load in this process: the coordinator's own devices and TensorFlow variables
   if (plan) Object.assign(process.env, plan.coordinator.env);
-  const backend = await initBackend(plan ? coordinatorBackend(requested, plan, run.cfg, (l) => console.log(l)) : requested, (l) => console.log(l));
+  const backend = await initBackend(plan ? coordinatorBackend(requested, plan, run.cfg, (l) => console.log(l), args.update ?? 'owners') : requested, (l) => console.log(l));
   const signal = interruptSignal(console.log);
   const common = { ...run, backend, initFrom: args.initFrom, initFromDropExtra: args.initFromDropExtra, logBatches: args.logBatches, stopAt: args.stopAt, checkpointInterval: args.checkpointInterval, signal };
   if (args.local) {

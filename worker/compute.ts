@@ -4,7 +4,8 @@ import type { BackendInfo } from '../shared/backend/backend.ts';
 import { microBatchFor, type TrainConfig } from '../shared/config.ts';
 import { GPT } from '../shared/model/gpt.ts';
 import { STREAM } from '../shared/model/rng.ts';
-import type { Blend, Work } from '../shared/net/protocol.ts';
+import { protocolError } from '../shared/errors.ts';
+import type { Blend, EvalBatch, Work } from '../shared/net/protocol.ts';
 import { windowsToBatch } from '../shared/parallel/batch.ts';
 import { blendWithMasks, localSpectra, packedMaskChecksum, spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel/spectral.ts';
 import { SMI_RUNS } from '../shared/smi/runs.ts';
@@ -42,6 +43,15 @@ export class WorkerCompute {
   setWeights(step: number, tensors: Float32Array[]): void {
     this.model.assignAll(tensors);
     this.weightsStep = step;
+  }
+
+  /** Each evaluation batch's mean loss on this replica, as the one-process evaluation computes it (shared/train/state.ts). */
+  evaluate(batches: readonly EvalBatch[]): number[] {
+    return batches.map((b) => {
+      const { x, y, n } = windowsToBatch(b.tokens, this.cfg.block_size);
+      if (n !== this.cfg.batch_size) throw protocolError('E_SHAPE', `evaluation batch ${b.split} ${b.iter}: ${n} sequences, the run's batch is ${this.cfg.batch_size}`);
+      return this.model.loss(x, y, n, this.microBatch);
+    });
   }
 
   /** Forward + backward on the windows; gradients (and magnitudes in synced mode) as host arrays. */

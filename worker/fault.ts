@@ -2,9 +2,10 @@
 //
 // Points of the owners' step: before-shares (computed, nothing sent), after-share (one owner has its share, the
 // others not), after-reduce (an owner with every share in, before it tells the coordinator), mid-values (an owner
-// that has sent its new values to one worker, not the rest), gather (an owner asked for its state). Used by
+// that has sent its new values to one worker, not the rest), gather (an owner asked for its state), evaluate (a
+// worker asked for its evaluation batches' losses). Used by
 // test/e2e/faults.test.ts, whose titles name the point; unset, it costs one comparison per point.
-export const FAULT_POINTS = ['before-shares', 'after-share', 'after-reduce', 'mid-values', 'gather'] as const;
+export const FAULT_POINTS = ['before-shares', 'after-share', 'after-reduce', 'mid-values', 'gather', 'evaluate'] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
 const spec = /^([a-z-]+):(\d+)$/.exec(process.env.SMI_FAULT ?? '');

@@ -27,6 +27,36 @@ interface Reduction {
 interface Kept {
   tensors: Float32Array[];
   magnitudes?: Float32Array[];
+  ss: number; // Σ g_c² over its tensors, float64, from the check on arrival
+}
+
+/** Σ x² in float64 in four interleaved sums (a bound's input, not a weight's: the order is free); NaN or ±Inf if any x is. */
+function sumOfSquares64(t: Float32Array): number {
+  let a0 = 0;
+  let a1 = 0;
+  let a2 = 0;
+  let a3 = 0;
+  const n4 = t.length & ~3;
+  let j = 0;
+  for (; j < n4; j += 4) {
+    const x0 = t[j]!;
+    const x1 = t[j + 1]!;
+    const x2 = t[j + 2]!;
+    const x3 = t[j + 3]!;
+    a0 += x0 * x0;
+    a1 += x1 * x1;
+    a2 += x2 * x2;
+    a3 += x3 * x3;
+  }
+  for (; j < t.length; j++) a0 += t[j]! * t[j]!;
+  return a0 + a1 + (a2 + a3);
+}
+
+/** Σ x² in float64 in index order (the synced and local modes' norm, as the star computes it, to the bit). */
+function sumOfSquaresInOrder(t: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < t.length; i++) s += t[i]! * t[i]!;
+  return s;
 }
 
 /**
@@ -88,7 +118,7 @@ export class OwnedTensors {
     let m = this.shares.get(key);
     if (!m) this.shares.set(key, (m = new Map()));
     if (m.has(chunk)) throw protocolError('E_UNEXPECTED', `a second share of chunk ${chunk} for step ${step} round ${round}`);
-    m.set(chunk, { tensors, magnitudes });
+    m.set(chunk, { tensors, magnitudes, ss: sq.reduce((a, b) => a + b, 0) });
   }
 
   /** Count, lengths and finiteness of a share's arrays; their squared norms in float64. */
@@ -96,8 +126,7 @@ export class OwnedTensors {
     if (arrays.length !== sizes.length) throw protocolError('E_SHAPE', `${what}: ${arrays.length} tensors, this owner holds ${sizes.length}`);
     return arrays.map((t, i) => {
       if (t.length !== sizes[i]) throw protocolError('E_SHAPE', `${what}: tensor ${this.tensors[i]} has ${t.length} values, expected ${sizes[i]}`);
-      let s = 0;
-      for (let j = 0; j < t.length; j++) s += t[j]! * t[j]!;
+      const s = sumOfSquares64(t);
       if (!Number.isFinite(s)) throw protocolError('E_NONFINITE', `${what}: tensor ${this.tensors[i]} holds NaN or Inf`);
       return s;
     });
@@ -168,11 +197,7 @@ export class OwnedTensors {
     const B = sequences.reduce((a, b) => a + b, 0);
     const kept = sequences.map((_, c) => got.get(c)!);
     const lists = kept.map((k) => k.tensors);
-    const chunkSS = lists.map((l) => {
-      let s = 0;
-      for (const t of l) for (let i = 0; i < t.length; i++) s += t[i]! * t[i]!;
-      return s;
-    });
+    const chunkSS = kept.map((k) => k.ss);
     this.dropReduction();
     if (this.sizes.length === 0) {
       this.blending = this.local;
@@ -186,11 +211,11 @@ export class OwnedTensors {
     if (this.local) {
       // the norm of ḡ for κ; the update waits for the holders' blends
       this.reduction = { step, round, tensors: [], weights };
-      return { ss: mean.map((g) => g.reduce((a, x) => a + x * x, 0)), chunkSS };
+      return { ss: mean.map(sumOfSquaresInOrder), chunkSS };
     }
     if (this.synced) {
       this.reduction = { step, round, tensors: [], mean, magnitudes: kept.map((k) => k.magnitudes!), weights };
-      return { ss: mean.map((g) => g.reduce((a, x) => a + x * x, 0)), chunkSS };
+      return { ss: mean.map(sumOfSquaresInOrder), chunkSS };
     }
     const tensors = mean.map((x, i) => tf.tensor(x, this.shard.shapes[i]!));
     this.reduction = { step, round, tensors };

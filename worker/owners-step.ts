@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { ProtocolError, protocolError } from '../shared/errors.ts';
-import { MAX_SPANS, type Clip, type Commit, type Gather, type Load, type Masks, type Message, type PlanOwner, type Share, type Span, type Task, type Values } from '../shared/net/protocol.ts';
+import { MAX_SPANS, type Clip, type Commit, type Evaluate, type Gather, type Load, type Masks, type Message, type PlanOwner, type Share, type Span, type Task, type Values } from '../shared/net/protocol.ts';
 import { combineChecksums, packedMaskChecksum } from '../shared/parallel/spectral.ts';
 import { view2d } from '../shared/smi/runs.ts';
 import type { Peer } from '../shared/net/peer.ts';
@@ -15,6 +15,20 @@ import { asReceived, decodeShare, encodeArrays, shareDtype } from './wire.ts';
 type ToCoordinator = (msg: Message) => Promise<unknown>;
 
 const key = (step: number, round: number) => `${step}/${round}`;
+
+/** Whether every value is finite: x − x is 0 for a finite x and NaN for ±Inf or NaN, so one sum tells. */
+function allFinite(x: Float32Array): boolean {
+  let a = 0;
+  let b = 0;
+  const n2 = x.length & ~1;
+  let j = 0;
+  for (; j < n2; j += 2) {
+    a += x[j]! - x[j]!;
+    b += x[j + 1]! - x[j + 1]!;
+  }
+  for (; j < x.length; j++) a += x[j]! - x[j]!;
+  return a + b === 0;
+}
 
 /**
  * One worker's side of a step under a plan (docs/distributed.md, "The owners' step"): nothing reaches its weights
@@ -29,6 +43,10 @@ export class OwnersStep {
   private ownUpdated = false;
   private valuesFrom = new Set<string>();
   private readonly early = new Map<string, { msg: Share | Values | Masks; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
+  // shares and values that come in while this worker's own are still going out: checking and taking them in would
+  // block the event loop, and with it the outbound data the others wait for, until it was done
+  private sending = false;
+  private held: { msg: Share | Values; from: string; link?: Peer }[] = [];
   private readonly phases: Record<string, number> = {};
   private spans: Span[] = []; // this step's phases, ms from the task's arrival on this worker's clock
   private taskAt = 0; // performance.now() when the task arrived
@@ -71,6 +89,8 @@ export class OwnersStep {
     this.ownUpdated = false;
     this.valuesFrom = new Set();
     this.early.clear();
+    this.sending = false;
+    this.held = [];
     this.owned?.reset();
   }
 
@@ -88,18 +108,11 @@ export class OwnersStep {
     this.taskAt = performance.now();
     this.spans = [];
     this.owned?.forgetBefore(t.step, t.round);
+    this.held = [];
     const pending = this.early.get(key(t.step, t.round)) ?? [];
     this.early.clear();
-    for (const p of pending) {
-      try {
-        this.data(p.msg, p.from, p.link);
-      } catch (e) {
-        // as if it had failed on arrival: that link is closed with the code, the control connection is not
-        const err = e instanceof ProtocolError ? e : protocolError('E_INTERNAL', (e as Error).message);
-        this.log(`link ${p.from}: ${err.code} ${err.message}`);
-        p.link?.close(err);
-      }
-    }
+    this.sending = t.mine.length > 0; // early shares wait for this worker's own too
+    this.replay(pending);
     const c = this.compute();
     const synced = c.cfg.smi !== 'baseline' && c.cfg.spectral === 'synced';
     const wire = c.cfg.wire_dtype;
@@ -112,15 +125,11 @@ export class OwnersStep {
       const t0 = performance.now();
       const sends: Promise<unknown>[] = [];
       fault('before-shares', t.step);
+      this.sending = true;
       for (const o of this.plan.owners) {
+        if (o.workerId === this.selfId) continue; // its own part once the others' are out (below)
         const tensors = o.tensors.map((j) => r.grads[j]!);
         const magnitudes = r.magnitudes && o.tensors.map((j) => r.magnitudes![j]!);
-        if (o.workerId === this.selfId) {
-          // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
-          const copy = t.mine.length > 1;
-          this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy), magnitudes && asReceived(wire, magnitudes, copy));
-          continue;
-        }
         const link = this.exchange.to(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
         const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encodeArrays(wire, tensors), ...(magnitudes ? { magnitudes: encodeArrays(wire, magnitudes) } : {}), ...shareDtype(wire) });
@@ -129,6 +138,16 @@ export class OwnersStep {
       }
       await Promise.all(sends);
       this.phase('reduce_scatter', t0, performance.now() - t0);
+      const own = this.owned ? this.plan.owners.find((o) => o.workerId === this.selfId) : undefined;
+      if (own) {
+        // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
+        const copy = t.mine.length > 1;
+        const tensors = own.tensors.map((j) => r.grads[j]!);
+        const magnitudes = r.magnitudes && own.tensors.map((j) => r.magnitudes![j]!);
+        this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy), magnitudes && asReceived(wire, magnitudes, copy));
+      }
+      this.sending = false;
+      this.replay(this.held.splice(0));
       await this.toCoordinator({ type: 'computed', step: t.step, round: t.round, chunk: chunk.index, sequences: chunk.offsets.length, loss: r.loss, phases: r.phases });
     }
     await this.maybeReduce();
@@ -145,6 +164,10 @@ export class OwnersStep {
       return;
     }
     if (msg.step !== t.step || msg.round !== t.round) return; // a step or round that went by
+    if ((msg.type === 'share' || msg.type === 'values') && this.sending) {
+      this.held.push({ msg, from, link });
+      return;
+    }
     if (msg.type === 'share') {
       if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
       if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
@@ -168,6 +191,20 @@ export class OwnersStep {
     }
     this.takeValues(msg, from);
     void this.maybeDone().catch((e: unknown) => this.fail('done', e));
+  }
+
+  /** Messages kept for later (early, or held while this worker's shares went out), handled now in arrival order. */
+  private replay(list: { msg: Share | Values | Masks; from: string; link?: Peer }[]): void {
+    for (const p of list) {
+      try {
+        this.data(p.msg, p.from, p.link);
+      } catch (e) {
+        // as if it had failed on arrival: that link is closed with the code, the control connection is not
+        const err = e instanceof ProtocolError ? e : protocolError('E_INTERNAL', (e as Error).message);
+        this.log(`link ${p.from}: ${err.code} ${err.message}`);
+        p.link?.close(err);
+      }
+    }
   }
 
   private takeMasks(m: Masks, from: string): void {
@@ -234,7 +271,7 @@ export class OwnersStep {
     v.tensors.forEach((x, i) => {
       const p = params[owner.tensors[i]!]!;
       if (x.length !== p.variable.size) throw protocolError('E_SHAPE', `values of ${p.name}: ${x.length} values, expected ${p.variable.size}`);
-      for (let j = 0; j < x.length; j++) if (!Number.isFinite(x[j]!)) throw protocolError('E_NONFINITE', `values of ${p.name} hold NaN or Inf`);
+      if (!allFinite(x)) throw protocolError('E_NONFINITE', `values of ${p.name} hold NaN or Inf`);
     });
     // checked whole before any is assigned: a bad message leaves the replica as it was
     v.tensors.forEach((x, i) => {
@@ -315,6 +352,7 @@ export class OwnersStep {
     const t1 = performance.now();
     this.phase('update', t0, t1 - t0);
     const others = this.plan!.members.filter((m) => m !== this.selfId);
+    this.sending = true;
     let sentTo = 0;
     await Promise.all(others.map(async (id) => {
       const link = await this.exchange.inboundFrom(id);
@@ -323,6 +361,8 @@ export class OwnersStep {
     }));
     this.phase('all_gather_send', t1, performance.now() - t1);
     this.ownUpdated = true;
+    this.sending = false;
+    this.replay(this.held.splice(0));
     await this.maybeDone();
   }
 
@@ -360,6 +400,14 @@ export class OwnersStep {
     const b = this.exchange.bytes();
     const cb = this.controlBytes();
     this.bytesAt = { ...b, sent: b.sent + cb.sent, received: b.received + cb.received };
+  }
+
+  /** The losses of the coordinator's evaluation batches on this replica, between steps (the weights after e.step). */
+  async evaluate(e: Evaluate): Promise<void> {
+    if (this.task) throw protocolError('E_UNEXPECTED', `evaluate of step ${e.step} while step ${this.task.step} is in progress`);
+    fault('evaluate', e.step);
+    const losses = this.compute().evaluate(e.batches);
+    await this.toCoordinator({ type: 'evaluated', step: e.step, losses });
   }
 
   /** Reports this worker's own failure in a step (the session's handler). */

@@ -177,6 +177,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         return owners.clip(msg);
       case 'gather':
         return owners.gather(msg);
+      case 'evaluate':
+        return owners.evaluate(msg);
       case 'bye':
         finish({ reason: 'done', message: msg.reason });
         peer.close();
@@ -197,6 +199,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
       case 'values':
       case 'done':
       case 'state':
+      case 'evaluated':
         throw new Error(`unexpected ${msg.type} from the coordinator`);
       default: {
         const never: never = msg;

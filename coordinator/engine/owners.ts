@@ -7,14 +7,14 @@ import type { BackendInfo } from '../../shared/backend/backend.ts';
 import { lrAt, type SyncedBlend, type TrainConfig } from '../../shared/config.ts';
 import { protocolError } from '../../shared/errors.ts';
 import { trainOffsets, type Corpus } from '../../shared/model/data.ts';
-import type { Computed, Done, Loaded, OwnedState, PlanOwner, Reduced, Rejected, State } from '../../shared/net/protocol.ts';
+import type { Computed, Done, Evaluated, Loaded, OwnedState, PlanOwner, Reduced, Rejected, State } from '../../shared/net/protocol.ts';
 import { splitBatch, tokenWindows } from '../../shared/parallel/batch.ts';
 import { planOwners } from '../../shared/parallel/plan.ts';
 import { SharedSpectralHistory, combineChecksums } from '../../shared/parallel/spectral.ts';
 import { SMI_RUNS, alphaAt } from '../../shared/smi/runs.ts';
 import { inProcess, type Engine, type StepOutcome } from '../../shared/train/engine.ts';
 import { globalClip } from '../../shared/train/step.ts';
-import { createModelState, evaluate } from '../../shared/train/state.ts';
+import { createModelState, evalPlan, evaluate, meanLosses, type Losses } from '../../shared/train/state.ts';
 import { RestartStep, type Member } from '../rounds.ts';
 import type { Server } from '../server.ts';
 import { NORM_FLOOR, OUTLIER_FACTOR, ShareNorms } from '../../shared/parallel/share-bounds.ts';
@@ -88,7 +88,9 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     reduced: new Map<string, Reduced>(),
     done: new Map<string, Done>(),
     states: new Map<string, State>(),
+    evaluated: new Map<string, Evaluated>(),
   };
+  let evaluating: { step: number; counts: Map<string, number> } | null = null; // the evaluation out to the workers: batches per worker
   let current: { step: number; round: number; holders: string[]; sequences: number[] } | null = null;
   const taskSentAt = new Map<string, number>(); // this attempt's task to each worker, performance.now()
   const doneAt = new Map<string, number>(); // its done's arrival
@@ -96,7 +98,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
   if (trace) server.whenClosed(() => trace.close());
   let gatherStep = -1;
 
-  server.ownersHandler = (m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State) => {
+  server.ownersHandler = (m: Member, msg: Loaded | Computed | Reduced | Rejected | Done | State | Evaluated) => {
     const cur = current;
     const stale = (s: number, r: number) => !cur || s < cur.step || (s === cur.step && r < cur.round);
     switch (msg.type) {
@@ -152,6 +154,13 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
         if (msg.step !== gatherStep || !plan?.ownerIds.has(m.id)) throw protocolError('E_UNEXPECTED', `state for step ${msg.step}, not gathered from this worker`);
         inbox.states.set(m.id, msg);
         break;
+      case 'evaluated': {
+        const n = evaluating?.step === msg.step ? evaluating.counts.get(m.id) : undefined;
+        if (n === undefined || inbox.evaluated.has(m.id)) throw protocolError('E_UNEXPECTED', `evaluated for step ${msg.step}, not asked of this worker`);
+        if (msg.losses.length !== n) throw protocolError('E_SHAPE', `evaluated: ${msg.losses.length} losses for ${n} batches`);
+        inbox.evaluated.set(m.id, msg);
+        break;
+      }
     }
     server.wake();
   };
@@ -160,11 +169,11 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
    * Waits until `ready()`; `awaited()` names who is still to answer (dropped with E_TIMEOUT after the step timeout).
    * A member of the plan lost: an owner → Rollback; another → RestartStep, unless `lateLossOk` (after the commit).
    */
-  async function until(ready: () => boolean, awaited: () => string[], lateLossOk = false, critical: ReadonlySet<string> = new Set(), compiles = true): Promise<void> {
+  async function until(ready: () => boolean, awaited: () => string[], lateLossOk = false, critical: ReadonlySet<string> = new Set(), compiles = true, timeoutMs?: number): Promise<void> {
     const p = plan!;
     // a worker's first step may compile kernels for minutes; a load or a gather compiles nothing
     const first = compiles && awaited().some((id) => !warm(id));
-    const ms = first ? (o.firstStepTimeoutMs ?? 1_800_000) : (o.stepTimeoutMs ?? 60_000);
+    const ms = timeoutMs ?? (first ? (o.firstStepTimeoutMs ?? 1_800_000) : (o.stepTimeoutMs ?? 60_000));
     const timer = setTimeout(() => {
       for (const id of awaited()) {
         const m = server.members.get(id);
@@ -450,6 +459,43 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     }
   }
 
+  /**
+   * The evaluation on the workers' replicas (each holds the weights after the loop's step): batch j of evalPlan to
+   * the j mod N-th member, the losses back, the means added in batch order as the one-process evaluation adds them,
+   * so the figures are those of the coordinator's own evaluation on the same backend. A member lost meanwhile: the
+   * run re-plans (and replays, if an owner left) and asks again.
+   */
+  async function evaluateOnWorkers(step: number): Promise<Losses> {
+    for (;;) {
+      try {
+        await advance(loopStep);
+        const p = plan!;
+        const batches = evalPlan(corpus, cfg, step);
+        const ids = p.members;
+        const mine = new Map(ids.map((id) => [id, [] as number[]]));
+        batches.forEach((_, j) => mine.get(ids[j % ids.length]!)!.push(j));
+        evaluating = { step, counts: new Map([...mine].map(([id, js]) => [id, js.length])) };
+        inbox.evaluated.clear();
+        for (const [id, js] of mine) {
+          send(id, { type: 'evaluate', step, batches: js.map((j) => ({ split: batches[j]!.split, iter: batches[j]!.iter, tokens: tokenWindows(corpus[batches[j]!.split], batches[j]!.offsets, cfg.block_size) })) });
+        }
+        // a batch is a forward pass of batch_size sequences, less than a step's share of work: a step's timeout per batch
+        const most = Math.max(...[...mine.values()].map((js) => js.length));
+        const ms = (o.firstStepTimeoutMs ?? 1_800_000) + most * (o.stepTimeoutMs ?? 60_000);
+        await until(() => ids.every((id) => inbox.evaluated.has(id)), () => ids.filter((id) => !inbox.evaluated.has(id)), false, undefined, false, ms);
+        const losses = new Array<number>(batches.length);
+        for (const [id, js] of mine) js.forEach((j, i) => (losses[j] = inbox.evaluated.get(id)!.losses[i]!));
+        return { ...meanLosses(batches, losses, cfg), eval_workers: ids.length };
+      } catch (e) {
+        if (!(e instanceof Rollback || e instanceof RestartStep)) throw e;
+        server.log(`evaluation at step ${step}: ${e.message}; asking the live workers again`);
+      } finally {
+        evaluating = null;
+        inbox.evaluated.clear();
+      }
+    }
+  }
+
   const base = inProcess(store, corpus, cfg, shared ? { get: () => shared.getState(), set: (e) => shared.setState(e, shapesByName) } : undefined);
   return {
     ...base,
@@ -464,8 +510,9 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
       plan = null;
     },
     evaluate: async (step) => {
-      await sync();
-      return evaluate(store.model, corpus, cfg, step);
+      // nobody to ask, and the store is at the loop's step (before any worker joined): this process evaluates
+      if (server.members.size === 0 && storeStep === loopStep) return evaluate(store.model, corpus, cfg, step);
+      return evaluateOnWorkers(step);
     },
     sync,
     start: () => server.waitForWorkers(o.minWorkers ?? 1),

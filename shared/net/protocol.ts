@@ -6,7 +6,7 @@ import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, typ
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
-export const PROTOCOL_VERSION = 4; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable
+export const PROTOCOL_VERSION = 4; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable; evaluation on the workers (evaluate, evaluated)
 
 /** worker → coordinator, first message on a connection. */
 export interface Hello {
@@ -277,6 +277,27 @@ export interface Gather {
   step: number;
 }
 
+/** One evaluation batch: split and index i of nanoGPT's estimate_loss at this step, its batch_size × (block_size + 1) token windows. */
+export interface EvalBatch {
+  split: 'train' | 'val';
+  iter: number;
+  tokens: Uint8Array;
+}
+
+/** coordinator → worker, between steps: the mean loss of each of these batches on this worker's replica (the weights after `step`). */
+export interface Evaluate {
+  type: 'evaluate';
+  step: number;
+  batches: EvalBatch[];
+}
+
+/** worker → coordinator: the answer to `evaluate`, one loss per batch in its order (NaN where the model's is). */
+export interface Evaluated {
+  type: 'evaluated';
+  step: number;
+  losses: number[];
+}
+
 /** owner → coordinator: the answer to `gather`. */
 export interface State {
   type: 'state';
@@ -287,11 +308,13 @@ export interface State {
 }
 
 export type Message = Hello | Welcome | Weights | Work | Grads | Blend | Blended | ErrorMsg | Bye
-  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Clip | Commit | Masks | Values | Done | Gather | State;
+  | Load | Loaded | Task | Computed | Link | Share | Reduced | Rejected | Clip | Commit | Masks | Values | Done | Gather | State
+  | Evaluate | Evaluated;
 export type MessageType = Message['type'];
 export const MESSAGE_TYPES = [
   'hello', 'welcome', 'weights', 'work', 'grads', 'blend', 'blended', 'error', 'bye',
   'load', 'loaded', 'task', 'computed', 'link', 'share', 'reduced', 'rejected', 'clip', 'commit', 'masks', 'values', 'done', 'gather', 'state',
+  'evaluate', 'evaluated',
 ] as const satisfies readonly MessageType[];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -711,6 +734,23 @@ export function parseMessage(value: unknown): Message {
       indices(o, kind, 'tensors');
       f32s(o, kind, 'weights');
       ownedState(o.state, `${kind}.state`);
+      break;
+    case 'evaluate':
+      fields(o, kind, ['type', 'step', 'batches']);
+      count(o, kind, 'step');
+      list(o, kind, 'batches', (v, w) => {
+        if (!isPlainObject(v)) return bad(w, `expected a batch, got ${describe(v)}`);
+        fields(v, w, ['split', 'iter', 'tokens']);
+        if (v.split !== 'train' && v.split !== 'val') bad(`${w}.split`, `expected train or val, got ${String(v.split)}`);
+        count(v, w, 'iter');
+        if (!(v.tokens instanceof Uint8Array)) bad(`${w}.tokens`, `expected a Uint8Array, got ${describe(v.tokens)}`);
+      });
+      break;
+    case 'evaluated':
+      fields(o, kind, ['type', 'step', 'losses']);
+      count(o, kind, 'step');
+      // a diverged model's loss is NaN or Inf, as --local's evaluation would report it: a number, not a bad message
+      list(o, kind, 'losses', (v, w) => (typeof v === 'number' ? undefined : bad(w, `expected a number, got ${describe(v)}`)));
       break;
     case 'error':
       fields(o, kind, ['type', 'code', 'message']);

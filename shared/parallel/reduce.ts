@@ -13,8 +13,15 @@ export function weightedSum(lists: readonly (readonly Float32Array[])[], weights
     if (out.length !== n) throw new RangeError(`weightedSum: an output of ${out.length} values for ${n}`);
     const w0 = weights[0]!;
     const a0 = first[p]!;
-    for (let i = 0; i < n; i++) out[i] = w0 * a0[i]!; // = 0 + w0·a0[i], rounded once
-    for (let c = 1; c < lists.length; c++) {
+    let c = 1;
+    if (lists.length >= 2) {
+      // the first two chunks in one pass (memory-bound: one read of each, one write), the same two roundings
+      const a1 = lists[1]![p]!;
+      const w1 = weights[1]!;
+      for (let i = 0; i < n; i++) out[i] = Math.fround(w0 * a0[i]!) + w1 * a1[i]!;
+      c = 2;
+    } else for (let i = 0; i < n; i++) out[i] = w0 * a0[i]!; // = 0 + w0·a0[i], rounded once
+    for (; c < lists.length; c++) {
       const a = lists[c]![p]!;
       const w = weights[c]!;
       for (let i = 0; i < n; i++) out[i] += w * a[i]!;

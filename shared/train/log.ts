@@ -90,7 +90,7 @@ export interface OwnersStepWorker {
   values_sent?: number;
   values_received?: number;
 }
-export interface EvalRecord { kind: 'eval'; step: number; train_loss: number; val_loss: number }
+export interface EvalRecord { kind: 'eval'; step: number; train_loss: number; val_loss: number; eval_workers?: number }
 export interface DoneRecord { kind: 'done'; step: number; ms: number; tokens_per_sec: number; train_loss: number; val_loss: number }
 
 export type LogRecord = StartRecord | StepRecord | EvalRecord | DoneRecord;

@@ -97,8 +97,9 @@ export async function runTraining(o: RunOptions, makeEngine: (cfg: TrainConfig) 
       return e;
     };
     let last: { train_loss: number; val_loss: number } | undefined;
-    if (step === 0) last = await runEval(0);
+    // the workers first: under the owners' update they evaluate (a paper-preset evaluation on a CPU coordinator takes an hour)
     await engine.start();
+    if (step === 0) last = await runEval(0);
 
     let windowMs = 0;
     let windowSteps = 0;

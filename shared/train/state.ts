@@ -18,6 +18,7 @@ export type ModelSnapshot = Pick<TrainState, 'weights' | 'adam' | 'smi'>;
 export interface Losses {
   train_loss: number;
   val_loss: number;
+  eval_workers?: number; // how many workers computed its batches (absent: this process did)
 }
 
 /** The model, its optimizer and (when SMI runs on the mean gradient in this process) its SMI state. */
@@ -41,19 +42,35 @@ export function wholeModel(s: ModelState, shared: Shard['shared'] = null): Shard
   return { names: s.model.params.map((p) => p.name), shapes: s.model.params.map((p) => p.shape), params: s.model.params.map((p) => p.variable), opt: s.opt, smi: s.smi, shared };
 }
 
+/** One batch of an evaluation: its split, its index in that split, its sequences' offsets. */
+export interface EvalBatchPlan {
+  split: 'train' | 'val';
+  iter: number;
+  offsets: number[];
+}
+
+/** An evaluation's batches, as nanoGPT's estimate_loss draws them: eval_iters of train, then of val; they depend on (seed, split, step, i). */
+export function evalPlan(corpus: Corpus, cfg: TrainConfig, step: number): EvalBatchPlan[] {
+  return (['train', 'val'] as const).flatMap((split) => Array.from({ length: cfg.eval_iters }, (_, iter) => ({
+    split, iter, offsets: evalOffsets(cfg.seed, split, step, iter, cfg.batch_size, cfg.block_size, corpus[split].length),
+  })));
+}
+
+/** Each split's mean of its batches' losses (in evalPlan's order), added in batch order in double. */
+export function meanLosses(plan: readonly EvalBatchPlan[], losses: readonly number[], cfg: TrainConfig): Losses {
+  const mean = (split: 'train' | 'val') => plan.reduce((a, b, j) => (b.split === split ? a + losses[j]! : a), 0) / cfg.eval_iters;
+  return { train_loss: mean('train'), val_loss: mean('val') };
+}
+
 /** Mean loss over `eval_iters` batches of each split, as nanoGPT's estimate_loss; batches depend on (seed, step). */
 export function evaluate(model: GPT, corpus: Corpus, cfg: TrainConfig, step: number): Losses {
   const micro = microBatchFor(cfg, tf.getBackend()); // the wasm heap cannot hold a paper-preset batch's forward pass
-  const mean = (split: 'train' | 'val') => {
-    const data = corpus[split];
-    let sum = 0;
-    for (let i = 0; i < cfg.eval_iters; i++) {
-      const { x, y } = makeBatch(data, evalOffsets(cfg.seed, split, step, i, cfg.batch_size, cfg.block_size, data.length), cfg.block_size);
-      sum += model.loss(x, y, cfg.batch_size, micro);
-    }
-    return sum / cfg.eval_iters;
-  };
-  return { train_loss: mean('train'), val_loss: mean('val') };
+  const plan = evalPlan(corpus, cfg, step);
+  const losses = plan.map((b) => {
+    const { x, y } = makeBatch(corpus[b.split], b.offsets, cfg.block_size);
+    return model.loss(x, y, cfg.batch_size, micro);
+  });
+  return meanLosses(plan, losses, cfg);
 }
 
 /** Weights (our layout), AdamW's moments and SMI's histories (`smi` where they live elsewhere, e.g. the synced history). */

@@ -12,8 +12,10 @@ t.test('global mode, 3 workers that each own tensors: one killed at each point o
   const r = await runScript('train', ['--local', ...run, '--out', local]);
   t.equal(r.code, 0, r.stderr);
   const ref = weights(local);
-  // commits every 4 steps: a kill at step 6 replays step 5; gather: the commit at step 8 (and its evaluation)
-  for (const [point, at] of [['before-shares', 6], ['after-share', 6], ['after-reduce', 6], ['mid-values', 6], ['gather', 8]] as const) {
+  const evalsOf = (d: string) => readLog(d).filter((x) => x.kind === 'eval') as { step: number; val_loss: number; eval_workers?: number }[];
+  const refEvals = evalsOf(local);
+  // commits every 4 steps: a kill at step 6 replays step 5; gather: the commit at step 8; evaluate: the workers' evaluation at step 8
+  for (const [point, at] of [['before-shares', 6], ['after-share', 6], ['after-reduce', 6], ['mid-values', 6], ['gather', 8], ['evaluate', 8]] as const) {
     t.test(`SMI_FAULT=${point}:${at}`, async (t) => {
       const out = join(dir, point);
       const coord = startScript('coordinator/main', [...run, '--out', out, '--port', '0', '--token', 'tok', '--min-workers', '3', '--step-timeout', '20000', '--commit-interval', '4']);
@@ -30,6 +32,10 @@ t.test('global mode, 3 workers that each own tensors: one killed at each point o
       t.ok(s.at(-1)!.workers === 2, 'finished on the 2 survivors');
       const diff = maxRelativeDiff(weights(out), ref);
       t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
+      const evals = evalsOf(out);
+      t.same(evals.map((e) => e.step), refEvals.map((e) => e.step), 'each evaluation logged once');
+      evals.forEach((e, i) => t.ok(Math.abs(e.val_loss - refEvals[i]!.val_loss) < 1e-5 * refEvals[i]!.val_loss, `val loss at step ${e.step} as --local's (${e.val_loss} vs ${refEvals[i]!.val_loss}), on ${e.eval_workers} workers`));
+      if (point === 'evaluate') t.match(coord.output(), /evaluation at step 8: .*asking the live workers again/, 'the evaluation was asked again of the survivors');
     });
   }
   t.test('a compute-only worker killed before it sends its shares (SMI_FAULT=before-shares:6): the step starts again with the live workers, no rollback', async (t) => {
