@@ -1,4 +1,4 @@
-// Finds a Chromium or Chrome for the browser tests (CHROMIUM, then the usual names and places, then playwright's own
+// Finds a Chromium or Chrome for the browser tests and scripts (CHROMIUM, then the usual names and places, then playwright's own
 // download), or says in one line why there is none and how to get one; under CI a missing browser fails the test.
 import { accessSync, constants, statSync } from 'node:fs';
 import { posix, win32 } from 'node:path';
