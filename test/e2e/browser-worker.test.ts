@@ -103,3 +103,34 @@ t.test('the tab closed at step 10: the run goes on with the Node worker and ends
   const diff = maxRelativeDiff(weights(out), ref);
   t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
 });
+
+t.test("the page's Stop button at step 5: the tab leaves after its step, says so, and the run ends with the undisturbed weights", { skip }, async (t) => {
+  if (!BROWSER.found) return void t.fail(`CI=${process.env.CI}: the browser worker test must run: ${BROWSER.reason}`);
+  const ref = await localWeights(t);
+  const out = join(tempDir('smi-browser-stop-'), 'run');
+  const coord = startRun(out);
+  const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
+  const node = startScript('worker/main', ['--connect', `ws://127.0.0.1:${port}`, '--token', TOKEN, '--listen', '127.0.0.1:0']);
+  let browser: Browser | undefined;
+  t.teardown(async () => {
+    await browser?.close();
+    coord.child.kill();
+    node.child.kill();
+  });
+  browser = await launchChromium(BROWSER.path);
+  const w = await openWorkerPage(browser, `http://127.0.0.1:${port}`, TOKEN, 'wasm');
+  await waitForPageStep(w.page, 5);
+  await w.page.click('#stop');
+  await w.page.waitForFunction(() => (window as unknown as { smiWorker: { exit: unknown } }).smiWorker.exit !== null, undefined, { timeout: 60_000 });
+  const s = await pageState(w.page);
+  t.equal(s.exit?.reason, 'stopped', `the worker says it left (${s.exit?.message})`);
+  t.equal(await w.page.textContent('#state'), 'stopped: this tab left the run');
+  t.equal(await coord.exited, 0, 'the coordinator finishes the run', { output: coord.output() });
+  t.equal(await node.exited, 0, 'the Node worker ends cleanly');
+  t.match(coord.output(), /left: /, 'the coordinator logs the tab leaving');
+  const steps2 = steps(out);
+  t.same(steps2.map((r) => r.step), Array.from({ length: 20 }, (_, i) => i + 1), 'every step once in the log');
+  t.equal(steps2.at(-1)!.workers, 1, 'the last steps on the Node worker alone');
+  const diff = maxRelativeDiff(weights(out), ref);
+  t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
+});
