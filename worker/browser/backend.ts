@@ -86,7 +86,7 @@ export async function initBrowserBackend(choice: BrowserBackendChoice, assets: s
     type Adapter = { info?: { vendor?: string; architecture?: string; description?: string } };
     const gpu = (globalThis.navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
     const adapter = gpu ? ((await gpu.requestAdapter().catch(() => null)) as Adapter | null) : null;
-    if (!gpu) why.push('navigator.gpu is absent (no WebGPU in this browser)');
+    if (!gpu) why.push(globalThis.isSecureContext === false ? 'no WebGPU on a page that is not a secure context (open it over https://, or as localhost)' : 'navigator.gpu is absent (no WebGPU in this browser)');
     else if (!adapter) why.push('navigator.gpu gave no adapter');
     else {
       const label = [adapter.info?.vendor, adapter.info?.architecture, adapter.info?.description].filter(Boolean).join(' ') || 'an adapter';
