@@ -15,7 +15,7 @@ export interface WorkerPage {
 
 /** What the page keeps in window.smiWorker (worker/browser/page/page.js). */
 export interface WorkerPageState {
-  steps: { step: number; round: number; phases: Record<string, number>; bytesSent: number; bytesReceived: number; periodMs: number | null }[];
+  steps: { step: number; round: number; phases: Record<string, number>; bytesSent: number; bytesReceived: number; periodMs: number | null; numTensors: number }[];
   backend: { name: string; reason: string; device: string } | null;
   exit: { reason: string; message: string } | null;
 }

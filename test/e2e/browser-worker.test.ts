@@ -67,6 +67,8 @@ t.test('a coordinator, a Node worker and a browser worker (wasm) train the test 
   t.equal(end.exit?.reason, 'done', `the browser worker ends with the run (${end.exit?.message})`);
   t.same(end.steps.map((s) => s.step), Array.from({ length: 20 }, (_, i) => i + 1), 'the page reported every step');
   t.ok(end.steps.every((s) => s.phases.compute! > 0 && s.bytesSent > 0 && s.bytesReceived > 0), 'each with its compute time and bytes');
+  const live = new Set(end.steps.slice(1).map((s) => s.numTensors));
+  t.equal(live.size, 1, `the tab's live tensors flat from step 2 on (${[...live].join(', ')})`);
   t.match(coord.output(), /plan \d+ at step 0: \S+ owns 15 tensors .*; 1 compute-only/, 'the Node worker owns every tensor, the tab computes');
   t.ok(steps(out).every((s) => s.workers === 2), 'every step computed by both');
   const diff = maxRelativeDiff(weights(out), ref);

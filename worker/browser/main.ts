@@ -1,6 +1,7 @@
 // The browser worker (a Web Worker its page starts): a backend, then the same session as `npm run worker -- --compute-only`, reporting each step to the page.
 //
 // In a Web Worker rather than the page itself: a step's compute (synchronous, as in Node) does not freeze the page.
+import * as tf from '@tensorflow/tfjs';
 import type { Message } from '../../shared/net/protocol.ts';
 import { runWorker } from '../session.ts';
 import { initBrowserBackend, type BrowserBackendChoice } from './backend.ts';
@@ -12,7 +13,7 @@ export type FromPage = { type: 'start'; url: string; token: string | null; backe
 export type ToPage =
   | { type: 'log'; line: string }
   | { type: 'backend'; name: string; reason: string; device: string }
-  | { type: 'step'; step: number; round: number; phases: Record<string, number>; bytesSent: number; bytesReceived: number; periodMs: number | null }
+  | { type: 'step'; step: number; round: number; phases: Record<string, number>; bytesSent: number; bytesReceived: number; periodMs: number | null; numTensors: number }
   | { type: 'exit'; reason: string; message: string };
 
 const scope = globalThis as unknown as { postMessage(m: ToPage): void; onmessage: ((e: { data: FromPage }) => void) | null };
@@ -38,7 +39,7 @@ async function run(m: Extract<FromPage, { type: 'start' }>): Promise<void> {
   const onSent = (msg: Message) => {
     if (msg.type !== 'done') return;
     const now = performance.now();
-    post({ type: 'step', step: msg.step, round: msg.round, phases: msg.phases, bytesSent: msg.bytesSent, bytesReceived: msg.bytesReceived, periodMs: lastDone === null ? null : now - lastDone });
+    post({ type: 'step', step: msg.step, round: msg.round, phases: msg.phases, bytesSent: msg.bytesSent, bytesReceived: msg.bytesReceived, periodMs: lastDone === null ? null : now - lastDone, numTensors: tf.memory().numTensors });
     lastDone = now;
   };
   // compute-only (listen: null): a page cannot listen, so it opens links to the owners instead
