@@ -25,9 +25,8 @@ export async function loadKissModule<M>(): Promise<M> {
 
 /** pffft-wasm's (SIMD build) module factory. */
 export async function pffftFactory<M>(): Promise<EmscriptenFactory<M>> {
-  // The package ships no type declarations: a non-literal specifier keeps tsc from looking for them.
-  const pkg: string = PFFFT;
-  return ((await import(pkg)) as { default: EmscriptenFactory<M> }).default;
+  // (its type is declared in pffft-wasm.d.ts: the package ships none)
+  return (await import('@echogarden/pffft-wasm/simd')).default as EmscriptenFactory<M>;
 }
 
 /** pffft-wasm's .wasm, or undefined where it cannot be read (the factory then loads it itself). */
