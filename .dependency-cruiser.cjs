@@ -37,6 +37,8 @@ module.exports = {
     { name: 'scripts-not-tests', comment: 'scripts never import tests', severity: 'error', from: { path: '^scripts/' }, to: { path: '^test/' } },
     { name: 'entry-points-are-leaves', comment: 'an entry point (scripts/*.ts, coordinator/main.ts, worker/main.ts) is started, never imported', severity: 'error', from: {}, to: { path: '^(scripts/[^/]+\\.ts|coordinator/main\\.ts|worker/main\\.ts)$' } },
     { name: 'engine-below-server-users', comment: "the coordinator's engine does not import its callers", severity: 'error', from: { path: '^coordinator/engine/' }, to: { path: '^coordinator/(main|run|launcher)\\.ts$' } },
+    { name: 'browser-code-has-no-node', comment: "worker/browser/ and a .browser.ts seam run in the browser worker's bundle: no Node module (the bundle's build refuses one too, coordinator/browser-bundle.ts)", severity: 'error', from: { path: '(^worker/browser/|\\.browser\\.ts$)' }, to: { dependencyTypes: ['core'], pathNot: '^buffer$' } }, // buffer: the npm package, which the bundle takes
+    { name: 'browser-code-has-no-ws', comment: "the browser's WebSocket stands in for ws there (shared/net/socket.browser.ts)", severity: 'error', from: { path: '(^worker/browser/|\\.browser\\.ts$)' }, to: { path: 'node_modules/(ws|@tensorflow/tfjs-node)' } },
     ...upward,
   ],
   options: {

@@ -8,6 +8,7 @@ import { runMain } from '../shared/cli/main.ts';
 import { interruptSignal, setupRun } from '../shared/cli/setup.ts';
 import { trainDistributed } from './run.ts';
 import { newToken } from './server.ts';
+import { workerPageUrl } from './worker-page.ts';
 
 runMain(async () => {
   const args = parseTrainArgs(process.argv.slice(2));
@@ -31,6 +32,8 @@ runMain(async () => {
     onListening: (port) => {
       console.log(`coordinator listening on ${scheme}://${host}:${port} (live page and /metrics: ${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? 'localhost' : host}:${port}/)`);
       console.log(`start workers with: npm run worker -- --connect ${scheme}://<this host>:${port} --token ${token}${tls ? ' [--ca FILE for a private CA]' : ''}`);
+      // to this terminal only (never the run's log files): the token rides in the fragment, which no request carries
+      console.log(`or open in a browser: ${workerPageUrl(`${tls ? 'https' : 'http'}://<this host>:${port}`, token)}`);
     },
   });
   return result.finished || args.stopAt !== undefined ? 0 : 130;

@@ -11,6 +11,7 @@ import { PROTOCOL_VERSION, wireConfig, type Computed, type Done, type Hello, typ
 import { MAX_MESSAGE_BYTES } from '../shared/net/frames.ts';
 import { Peer, serverOptions, type ReceiveInfo } from '../shared/net/peer.ts';
 import { Monitor } from './monitor.ts';
+import { handleWorkerPage } from './worker-page.ts';
 import { HELLO_TIMEOUT_MS, MAX_AWAITING_HELLO, PRE_AUTH_CONTROL_BYTES, PreAuth } from '../shared/net/pre-auth.ts';
 import { Rounds, type Member, type Membership, type RoundOptions } from './rounds.ts';
 
@@ -69,7 +70,8 @@ export class Server implements Membership {
     this.tokenDigest = o.token === undefined ? null : digest(o.token);
     // one port for everything: the live page and /metrics over HTTP, the workers over WebSocket upgrades
     this.monitor = new Monitor({ title: `SMI trainer: ${o.cfg.preset} preset, ${o.cfg.smi}, ${o.cfg.spectral}`, config: { ...o.cfg } });
-    const handle = (req: IncomingMessage, res: ServerResponse) => this.monitor.handle(req, res);
+    // the browser worker's page and files (/worker…), then the live page's
+    const handle = (req: IncomingMessage, res: ServerResponse) => void (handleWorkerPage(req, res) || this.monitor.handle(req, res));
     this.http = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }, handle) : createServer(handle);
     // slow or broken HTTP clients: a request head within 10 s, a whole request within 30 s (an SSE response may last)
     this.http.headersTimeout = 10_000;

@@ -1,9 +1,10 @@
-// `npm run bench -- SUBCOMMAND`: the benchmarks, one file each in scripts/bench/ (compute, scaling, scale, transport, timing, contention, dropout, fft, kernels).
+// `npm run bench -- SUBCOMMAND`: the benchmarks, one file each in scripts/bench/ (compute, scaling, scale, transport, timing, contention, dropout, fft, kernels, browser).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { runMain } from '../shared/cli/main.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { closest } from '../shared/config.ts';
+import { main as browser } from './bench/browser.ts';
 import { main as compute } from './bench/compute.ts';
 import { main as contention } from './bench/contention.ts';
 import { main as dropout } from './bench/dropout.ts';
@@ -11,7 +12,7 @@ import { main as scale } from './bench/scale.ts';
 import { main as scaling } from './bench/scaling.ts';
 import { main as timing } from './bench/timing.ts';
 
-const BENCHES = ['compute', 'scaling', 'scale', 'transport', 'timing', 'contention', 'dropout', 'fft', 'kernels'];
+const BENCHES = ['compute', 'scaling', 'scale', 'transport', 'timing', 'contention', 'dropout', 'fft', 'kernels', 'browser'];
 const HELP = `Usage: npm run bench -- SUBCOMMAND [--help]
 
   compute     ms/step, tokens/s and the SMI overhead ratio, one process (scripts/bench/compute.ts)
@@ -23,7 +24,8 @@ const HELP = `Usage: npm run bench -- SUBCOMMAND [--help]
   contention  forward+backward alone vs N processes side by side (contention.ts)
   dropout     step time with host-drawn vs on-device dropout masks, interleaved (dropout.ts)
   fft         the host FFT libraries and a full SMI step on the presets' gradient shapes (fft.ts)
-  kernels     stock vs supplied tfjs wasm kernels, and the real model's forward+backward (kernels.ts)`;
+  kernels     stock vs supplied tfjs wasm kernels, and the real model's forward+backward (kernels.ts)
+  browser     a browser worker (headless Chromium on /worker) on wasm vs WebGPU (SwiftShader here) (browser.ts)`;
 
 /** Runs a bench that is its own process (it starts children or sets process-wide flags). */
 function ownProcess(file: string, argv: string[]): number {
@@ -51,6 +53,8 @@ runMain(async () => {
       return ownProcess('fft.ts', rest);
     case 'kernels':
       return ownProcess('kernels.ts', rest);
+    case 'browser':
+      return browser(rest);
     case undefined:
     case '--help':
       console.log(HELP);

@@ -1,23 +1,18 @@
 // A worker's data connections: its exchange server (when it can own tensors) and the links it opens to every other owner.
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
-import WebSocket, { WebSocketServer } from 'ws';
-import { protocolError, ProtocolError } from '../shared/errors.ts';
+import type { ProtocolError } from '../shared/errors.ts';
 import { MAX_MESSAGE_BYTES } from '../shared/net/frames.ts';
-import { HELLO_TIMEOUT_MS, MAX_AWAITING_HELLO, PRE_AUTH_CONTROL_BYTES, PreAuth } from '../shared/net/pre-auth.ts';
-import { Peer, clientOptions, serverOptions } from '../shared/net/peer.ts';
+import { Peer } from '../shared/net/peer.ts';
 import { PROTOCOL_VERSION, type Message, type PlanOwner } from '../shared/net/protocol.ts';
+import { openSocket } from '../shared/net/socket.ts';
+import { ExchangeServer } from './exchange-server.ts';
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-const CLOSE_GRACE_MS = 1000;
 /** A link to an owner not open by then counts as unreachable (a host that drops the connection attempt). */
 export const LINK_OPEN_TIMEOUT_MS = 10_000;
 
 export interface ExchangeOptions {
   token: string | null; // the run's token: a link must carry it
-  tls?: { cert: Buffer; key: Buffer }; // serve wss://
-  ca?: Buffer; // trust these certificates on wss:// links to owners
+  tls?: { cert: Uint8Array; key: Uint8Array }; // serve wss://
+  ca?: Uint8Array; // trust these certificates on wss:// links to owners
   log: (line: string) => void;
   /** A message on a link: from a worker to this owner (`from` its id, inbound), or from an owner to this worker (outbound). */
   onMessage: (msg: Message, from: string, inbound: boolean, link: Peer) => void;
@@ -31,80 +26,39 @@ export interface ExchangeOptions {
  * link to every other owner of the plan, which a worker opens itself (so one that cannot listen still takes part).
  */
 export class Exchange {
-  private http: HttpServer | null = null;
-  private wss: WebSocketServer | null = null;
+  private server: ExchangeServer | null = null;
   private readonly inbound = new Map<string, Peer>();
   private readonly outbound = new Map<string, Peer>();
   private readonly waiting = new Map<string, (() => void)[]>();
-  private awaitingLink = 0;
-  private readonly tokenDigest: Buffer | null;
   url: string | null = null;
   maxMessageBytes = MAX_MESSAGE_BYTES;
   private selfId = '';
 
-  constructor(private readonly o: ExchangeOptions) {
-    this.tokenDigest = o.token === null ? null : digest(o.token);
-  }
+  constructor(private readonly o: ExchangeOptions) {}
 
   /** Starts the exchange server on host:port; resolves with the URL the others are told (`advertise` when given). */
   async listen(host: string, port: number, advertise?: string): Promise<string> {
-    const http = this.o.tls ? createTlsServer({ cert: this.o.tls.cert, key: this.o.tls.key }) : createServer();
-    http.headersTimeout = 10_000;
-    http.requestTimeout = 30_000;
-    http.on('request', (_req, res) => res.writeHead(404).end());
-    this.wss = new WebSocketServer(serverOptions({ server: http }));
-    this.wss.on('connection', (ws, req) => this.accept(ws, req));
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(port, host, () => resolve());
+    const server = new ExchangeServer({
+      token: this.o.token, tls: this.o.tls, log: this.o.log,
+      maxMessageBytes: () => this.maxMessageBytes,
+      onLink: (id, peer) => {
+        this.inbound.get(id)?.close(); // a reconnect replaces its old link
+        this.inbound.set(id, peer);
+        for (const f of this.waiting.get(id)?.splice(0) ?? []) f();
+      },
+      onClosed: (id, peer) => {
+        if (this.inbound.get(id) === peer) this.inbound.delete(id);
+      },
+      onMessage: (msg, id, peer) => this.o.onMessage(msg, id, true, peer),
+      onError: (err, from) => this.o.onError?.(err, from),
     });
-    this.http = http;
-    const bound = (http.address() as { port: number }).port;
-    const h = host.includes(':') ? `[${host}]` : host;
-    this.url = advertise ?? `${this.o.tls ? 'wss' : 'ws'}://${h}:${bound}`;
+    this.url = await server.listen(host, port, advertise);
+    this.server = server;
     return this.url;
   }
 
   setSelf(id: string): void {
     this.selfId = id;
-  }
-
-  private accept(ws: WebSocket, req: IncomingMessage): void {
-    const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const peer = new Peer(ws, { maxMessageBytes: 0, maxControlBytes: PRE_AUTH_CONTROL_BYTES });
-    const cut = (err: ProtocolError) => {
-      this.o.log(`refusing a link from ${from}: ${err.code} ${err.message}`);
-      ws.pause();
-      peer.close(err);
-      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
-    };
-    if (this.awaitingLink >= MAX_AWAITING_HELLO) return cut(protocolError('E_BUSY', `${MAX_AWAITING_HELLO} links are already waiting for their first message`));
-    this.awaitingLink++;
-    const pre = new PreAuth(req.socket, HELLO_TIMEOUT_MS, cut, () => this.awaitingLink--);
-    let id: string | null = null;
-    peer.onClose(() => {
-      pre.end();
-      if (id !== null && this.inbound.get(id) === peer) this.inbound.delete(id);
-    });
-    peer.onError((err) => this.o.onError?.(err, id ?? from));
-    peer.onMessage((msg) => {
-      if (id !== null) return this.o.onMessage(msg, id, true, peer);
-      try {
-        if (msg.type !== 'link') throw protocolError('E_UNEXPECTED', `expected link, got ${msg.type}`);
-        if (msg.protocol !== PROTOCOL_VERSION) throw protocolError('E_VERSION', `protocol ${msg.protocol}, this owner speaks ${PROTOCOL_VERSION}`);
-        if (this.tokenDigest && (msg.token === null || !timingSafeEqual(digest(msg.token), this.tokenDigest))) throw protocolError('E_TOKEN', 'wrong or missing token');
-      } catch (e) {
-        pre.end();
-        return cut(e instanceof ProtocolError ? e : protocolError('E_MALFORMED', (e as Error).message));
-      }
-      pre.end();
-      id = msg.workerId;
-      peer.maxMessageBytes = this.maxMessageBytes;
-      peer.maxControlBytes = 64 * 1024;
-      this.inbound.get(id)?.close(); // a reconnect replaces its old link
-      this.inbound.set(id, peer);
-      for (const f of this.waiting.get(id)?.splice(0) ?? []) f();
-    });
   }
 
   /** The link from worker `id` once it is open (an owner sends it values over it). */
@@ -136,7 +90,7 @@ export class Exchange {
     const unreachable: string[] = [];
     await Promise.all([...want].map(async ([id, url]) => {
       if (this.outbound.has(id)) return;
-      const ws = new WebSocket(url, clientOptions(this.o.ca ? { ca: this.o.ca } : {}));
+      const ws = openSocket(url, { ca: this.o.ca });
       const peer = new Peer(ws, { maxMessageBytes: this.maxMessageBytes });
       this.outbound.set(id, peer);
       peer.onMessage((msg) => this.o.onMessage(msg, id, false, peer));
@@ -146,7 +100,7 @@ export class Exchange {
         this.o.log(`link to owner ${id} closed (${code} ${reason})`);
       });
       ws.on('error', (e) => this.o.log(`link to owner ${id} at ${url}: ${e.message}`));
-      let timer: NodeJS.Timeout | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`not open within ${LINK_OPEN_TIMEOUT_MS} ms`)), LINK_OPEN_TIMEOUT_MS);
       });
@@ -194,10 +148,6 @@ export class Exchange {
     for (const p of [...this.inbound.values(), ...this.outbound.values()]) p.close();
     this.inbound.clear();
     this.outbound.clear();
-    if (this.wss) await new Promise<void>((r) => this.wss!.close(() => r()));
-    if (this.http) {
-      this.http.closeAllConnections();
-      await new Promise<void>((r) => this.http!.close(() => r()));
-    }
+    await this.server?.close();
   }
 }

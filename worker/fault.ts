@@ -8,7 +8,8 @@
 export const FAULT_POINTS = ['before-shares', 'after-share', 'after-reduce', 'mid-values', 'gather', 'evaluate'] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
-const spec = /^([a-z-]+):(\d+)$/.exec(process.env.SMI_FAULT ?? '');
+// globalThis.process: a browser worker has none (and no faults)
+const spec = /^([a-z-]+):(\d+)$/.exec(globalThis.process?.env.SMI_FAULT ?? '');
 const point = spec && (FAULT_POINTS as readonly string[]).includes(spec[1]!) ? (spec[1] as FaultPoint) : null;
 const atStep = spec ? Number(spec[2]) : -1;
 

@@ -1,26 +1,30 @@
 // A worker's session: connects to the coordinator, answers its requests with the WorkerCompute (and, under a plan, the exchange), reconnects with backoff.
-import { hostname, totalmem } from 'node:os';
-import WebSocket from 'ws';
 import type { BackendInfo } from '../shared/backend/backend.ts';
 import { PROTOCOL_VERSION, type Message } from '../shared/net/protocol.ts';
 import { WorkerCompute } from './compute.ts';
-import { Peer, clientOptions } from '../shared/net/peer.ts';
+import { Peer } from '../shared/net/peer.ts';
+import { localAddress, openSocket } from '../shared/net/socket.ts';
 import { ProtocolError, codeForClose, protocolError } from '../shared/errors.ts';
 import { warmUp } from './warmup.ts';
 import { Exchange } from './exchange.ts';
 import { OwnersStep } from './owners-step.ts';
+import { hostInfo } from './host.ts';
 
 export interface WorkerOptions {
   url: string; // ws://host:port, or wss://host:port for a coordinator with --tls-cert
   token?: string;
-  ca?: Buffer; // PEM certificate(s) to trust for wss:// besides the system's (a private CA, or a self-signed certificate)
+  ca?: Uint8Array; // PEM certificate(s) to trust for wss:// besides the system's (a private CA, or a self-signed certificate)
   backend: BackendInfo;
   log?: (line: string) => void;
   retryForMs?: number; // give up reconnecting after this long without a coordinator [60 s]
   /** The exchange server (this worker can own tensors): host [the local address of the control connection] and port [0]; null: compute-only */
   listen?: { host?: string; port?: number } | null;
   advertise?: string; // the URL the other workers are told for the exchange [ws://HOST:PORT as bound]
-  tls?: { cert: Buffer; key: Buffer }; // serve the exchange as wss:// (links to other owners trust `ca` besides the system's)
+  tls?: { cert: Uint8Array; key: Uint8Array }; // serve the exchange as wss:// (links to other owners trust `ca` besides the system's)
+  /** Each message sent to the coordinator, once sent (the browser worker's page shows each step's `done`: phases and bytes). */
+  onSent?: (msg: Message) => void;
+  /** Leave the run: at once between steps, else once this worker's part of the step is done (resolves 'stopped'). */
+  signal?: AbortSignal;
 }
 
 /** Node's codes for a server certificate that fails verification (not a network failure). */
@@ -31,7 +35,7 @@ const TLS_TRUST_ERRORS = new Set([
 
 /** Why a worker stopped: the coordinator finished the run, or it could not be reached. */
 export interface WorkerExit {
-  reason: 'done' | 'unreachable' | 'rejected';
+  reason: 'done' | 'unreachable' | 'rejected' | 'stopped';
   message: string;
 }
 
@@ -48,6 +52,21 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   let lastContact = Date.now();
   let delay = 250;
   let control: Peer | null = null; // the current connection to the coordinator
+  let inStep = false; // between a `task` and this worker's `done`
+  let leave: (() => void) | null = null; // ends the current connection as a stop (set while connected)
+  const toCoordinator = async (msg: Message) => {
+    if (!control) throw new Error(`no coordinator link; ${msg.type} not sent`);
+    const r = await control.send(msg);
+    o.onSent?.(msg);
+    if (msg.type === 'done') {
+      inStep = false;
+      if (o.signal?.aborted) leave?.();
+    }
+    return r;
+  };
+  o.signal?.addEventListener('abort', () => {
+    if (!inStep) leave?.();
+  });
   const exchange = new Exchange({
     token: o.token ?? null, ca: o.ca, tls: o.tls, log,
     onMessage: (msg, from, _inbound, link) => owners.data(msg, from, link),
@@ -55,7 +74,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   });
   const owners = new OwnersStep(
     () => compute!, exchange, o.backend,
-    (msg) => (control ? control.send(msg) : Promise.reject(new Error(`no coordinator link; ${msg.type} not sent`))),
+    toCoordinator,
     () => ({ sent: control?.bytesSent ?? 0, received: control?.bytesReceived ?? 0 }),
     log,
     (what, e) => {
@@ -67,6 +86,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   const listen = o.listen === undefined ? {} : o.listen;
   try {
     for (;;) {
+      if (o.signal?.aborted) return { reason: 'stopped', message: 'stopped before joining' };
       const outcome = await session();
       if (outcome) return outcome;
       if (Date.now() - lastContact > (o.retryForMs ?? 60_000)) {
@@ -84,7 +104,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
   /** One connection. Resolves an exit when the run is over, or null to reconnect. */
   function session(): Promise<WorkerExit | null> {
     return new Promise((resolve) => {
-      const ws = new WebSocket(o.url, clientOptions(o.ca ? { ca: o.ca } : {}));
+      const ws = openSocket(o.url, { ca: o.ca });
       let settled = false;
       const finish = (v: WorkerExit | null) => {
         if (!settled) {
@@ -105,9 +125,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         delay = 250;
         const peer = new Peer(ws);
         control = peer;
+        leave = () => {
+          // a normal close between steps: the coordinator drops this worker and plans the next step without it
+          finish({ reason: 'stopped', message: 'left the run' });
+          peer.close();
+        };
         if (listen && exchange.url === null) {
           // by default on the interface this worker reaches the coordinator by
-          const host = listen.host ?? (ws as unknown as { _socket: { localAddress: string } })._socket.localAddress;
+          const host = listen.host ?? localAddress(ws) ?? '0.0.0.0';
           try {
             log(`exchange listening on ${await exchange.listen(host, listen.port ?? 0, o.advertise)}`);
           } catch (e) {
@@ -133,7 +158,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
         });
         peer.send({
           type: 'hello', protocol: PROTOCOL_VERSION, token: o.token ?? null, workerId,
-          backend: o.backend.name, device: o.backend.device, memoryBytes: totalmem(), host: hostname(), pid: process.pid, listen: exchange.url,
+          backend: o.backend.name, device: o.backend.device, ...hostInfo(), listen: exchange.url,
         }).catch((e: Error) => log(`sending hello failed: ${e.message}`)); // the link's close then reconnects
       });
     });
@@ -168,6 +193,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerExit> {
       case 'load':
         return owners.load(msg).catch((e: Error) => log(`load of plan ${msg.planVersion}: ${e.message}; waiting for the next plan`));
       case 'task':
+        inStep = true;
         return owners.runTask(msg);
       case 'commit':
         // not awaited: sending values waits for links, and a `load` (the coordinator giving up on this step) must get through

@@ -13,6 +13,8 @@ import { ConfigError } from '../../shared/errors.ts';
 import { SPECTRAL_MODES, oneOf } from '../../shared/config.ts';
 import { DEFAULT_DATA_PATH } from '../../shared/model/data.ts';
 import { S, positiveInt } from './flags.ts';
+import { findBrowser } from '../browser/find.ts';
+import { runWithBrowserWorker } from '../browser/run.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -27,6 +29,7 @@ export interface ScalingRow {
   outsideCompute: number; // the median over steps of 1 − compute/step (shared/train/log.ts overhead)
   shares: Record<string, number>; // mean share of the step per phase, for the slowest worker's view
   dir: string;
+  base?: string; // the series whose 1-worker row E(N) is taken against [series]
   efficiencies?: number[]; // E(N) of each repetition, each against the 1-worker run of the same repetition
 }
 
@@ -57,9 +60,12 @@ function shares(run: Run, warmup: number): Record<string, number> {
   return out;
 }
 
-async function measure(series: string, flags: string[], workers: number, batch: number, steps: number, warmup: number, block: number, root: string, rep = 0): Promise<ScalingRow> {
+async function measure(series: string, flags: string[], workers: number, batch: number, steps: number, warmup: number, block: number, root: string, rep = 0, chromium?: string): Promise<ScalingRow> {
   const dir = join(root, `${series.replace(/[^a-z0-9]+/gi, '-')}-${workers}w${rep > 0 ? `-r${rep + 1}` : ''}`);
-  await train([...flags, '--max-iters', String(steps), '--eval-interval', String(steps), '--eval-iters', '1', '--batch-size', String(batch), '--out', dir]);
+  const all = [...flags, '--max-iters', String(steps), '--eval-interval', String(steps), '--eval-iters', '1', '--batch-size', String(batch), '--out', dir];
+  // with a browser: `npm run coordinator`, workers − 1 Node workers and one headless Chromium tab on /worker (wasm)
+  if (chromium) await runWithBrowserWorker({ flags: all, chromium, nodeWorkers: workers - 1 });
+  else await train(all);
   const run = loadRun(dir);
   const recs = run.steps.filter((r) => r.step > warmup);
   const ms = median(recs.map((r) => r.ms));
@@ -77,6 +83,7 @@ export interface ScalingOptions {
   modes: string[];
   kinds: ('weak' | 'strong')[];
   repeat?: number; // repetitions of the whole set of runs, interleaved [1]
+  browser?: string; // a Chromium: each weak series also runs 1 Node worker + 1 browser worker (a tab on /worker)
   data?: string;
   out?: string; // report directory
 }
@@ -106,6 +113,10 @@ export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRo
           const batch = kind === 'weak' ? perWorker * n : strongBatch;
           set.push(await measure(`${kind}, ${mode}`, [...common, '--workers', String(n), '--spectral', mode], n, batch, o.steps, o.warmup, block, root, rep));
         }
+        if (kind === 'weak' && o.browser) {
+          const row = await measure(`${kind}, ${mode}, Node + browser`, [...common, '--spectral', mode], 2, perWorker * 2, o.steps, o.warmup, block, root, rep, o.browser);
+          set.push({ ...row, label: `${kind}, ${mode}, 1 Node + 1 browser worker`, base: `${kind}, ${mode}` });
+        }
       }
     }
     reps.push(set);
@@ -128,7 +139,7 @@ export async function benchScaling(o: ScalingOptions): Promise<{ rows: ScalingRo
 
 /** E(N) of `r` against the 1-worker row of its series in `set` (1 for that row itself). */
 function efficiencyIn(set: readonly ScalingRow[], r: ScalingRow): number {
-  const b = set.find((o) => o.series === r.series && o.workers === 1);
+  const b = set.find((o) => o.series === (r.base ?? r.series) && o.workers === 1);
   return b && b !== r ? efficiency(r.tokensPerSec, r.workers, b.tokensPerSec) : 1;
 }
 
@@ -152,7 +163,7 @@ export function combineRepetitions(reps: readonly (readonly ScalingRow[])[]): Sc
 
 export function scalingTable(rows: ScalingRow[]): string {
   const phases = ['compute', 'spectral', 'encode', 'transfer', 'wait', 'reduce', 'coordinator spectral', 'optimizer', 'broadcast', 'other'];
-  const base = (r: ScalingRow) => rows.find((o) => o.series === r.series && o.workers === 1);
+  const base = (r: ScalingRow) => rows.find((o) => o.series === (r.base ?? r.series) && o.workers === 1);
   const lines = [
     `| run | batch | ms/step | tokens/s | efficiency | outside compute | ${phases.join(' | ')} |`,
     `|---|---|---|---|---|---|${phases.map(() => '---').join('|')}|`,
@@ -177,20 +188,25 @@ const SCALING_OPTIONS = {
   kinds: { type: 'string' as const, arg: 'weak,strong', section: S, help: 'weak (fixed per-worker batch) and/or strong (fixed global batch) [weak,strong]' },
   out: { type: 'string' as const, arg: 'DIR', section: S, help: 'write the report (Markdown + PNG) here [report/scaling]' },
   data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
+  browser: { type: 'string' as const, arg: 'auto|off', section: S, help: 'weak series: also 1 Node worker + 1 browser worker (headless Chromium on /worker, wasm) where a Chromium is found (CHROMIUM) [auto]' },
   help: { type: 'boolean' as const, section: S, help: 'this text' },
 };
 
 export async function main(argv: string[]): Promise<number> {
   const v = parseWithTable(argv, SCALING_OPTIONS);
   if (v.help) {
-    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 40] [--repeat 5] [--warmup 5] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nE(N) is taken within each repetition (runs made side by side) and the median is reported, with its range.\nWrites the table and plots through the report command.');
+    console.log('Usage: npm run bench -- scaling [--workers 1,2] [--kinds weak,strong] [--spectral synced,global] [--steps 40] [--repeat 5] [--warmup 5] [--browser auto|off] [--out report/scaling]\n\nThe cpu preset on 1, 2, … local workers: weak scaling (12 sequences per worker) and strong scaling (a fixed global batch),\nand (where a Chromium is found) each weak series with 1 Node worker + 1 browser worker (a headless tab on the coordinator\'s /worker),\nwith tokens/s, efficiency E(N) = tps(N) / (N·tps(1)), and the share of the step per phase (the slowest worker\'s view).\nE(N) is taken within each repetition (runs made side by side) and the median is reported, with its range.\nWrites the table and plots through the report command.');
     return 0;
   }
   const workers = String(v.workers ?? '1,2').split(',').map(Number);
   if (workers.some((n) => !Number.isInteger(n) || n < 1)) throw new ConfigError('E_BAD_FLAG', `--workers takes a list of positive integers, got ${String(v.workers)}`);
   const modes = String(v.spectral ?? 'synced,global').split(',').map((m) => oneOf('spectral mode', m, SPECTRAL_MODES));
   const kinds = String(v.kinds ?? 'weak,strong').split(',').map((k) => oneOf('scaling kind', k, ['weak', 'strong'] as const));
-  const { rows, report } = await benchScaling({ workers, modes, kinds, steps: positiveInt(v, 'steps', 40), repeat: positiveInt(v, 'repeat', 5), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
+  const browserFlag = oneOf('--browser', String(v.browser ?? 'auto'), ['auto', 'off'] as const);
+  const found = browserFlag === 'auto' ? await findBrowser() : null;
+  if (found && !found.found) console.log(`no browser-worker row: ${found.reason}`);
+  const browser = found?.found ? found.path : undefined;
+  const { rows, report } = await benchScaling({ workers, modes, kinds, browser, steps: positiveInt(v, 'steps', 40), repeat: positiveInt(v, 'repeat', 5), warmup: Number(v.warmup ?? 5), data: v.data as string | undefined, out: (v.out as string | undefined) ?? join('report', 'scaling') });
   console.log(`cpu preset, cosine SMI, on ${cpus().length} cores (the coordinator and the workers share them)\n`);
   console.log(scalingTable(rows));
   if (report) console.log(`\nreport: ${report}`);

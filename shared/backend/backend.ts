@@ -7,7 +7,8 @@ import { ConfigError } from '../errors.ts';
 import { TFJS_NODE_PACKAGES, backendAdvice, isNotInstalled, type BackendProblem } from './advice.ts';
 import { parseNvidiaSmiList, tensorflowEnvDefaults, visibleDevices, type Gpu } from './gpus.ts';
 
-export type BackendName = Exclude<BackendChoice, 'auto'>;
+/** What a worker runs on: a choice of --backend, or (a browser worker only) tfjs's WebGPU backend. */
+export type BackendName = Exclude<BackendChoice, 'auto'> | 'webgpu';
 
 export interface BackendInfo {
   name: BackendName; // what we run on

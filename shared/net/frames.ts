@@ -29,13 +29,12 @@
 // section that is misaligned or split across frames is copied; MessageAssembler.stats counts both. Measured on
 // the paper preset (scripts/bench/transport.ts): ~2 GB/s, against ~0.7 GB/s when each frame is first copied into
 // one Buffer; about 1 section in 5 arrives misaligned, all of them small (≈ 6–8 KiB copied per message).
-import { endianness } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { Packr, Unpackr, addExtension } from 'msgpackr';
 import { ProtocolError, protocolError } from '../errors.ts';
 import { type Message, parseMessage } from './protocol.ts';
 
-if (endianness() !== 'LE') throw new Error('shared/net/frames.ts sends typed arrays as raw little-endian bytes');
+// (a typed-array view rather than node:os, so that the browser worker's bundle runs this file as it is)
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('shared/net/frames.ts sends typed arrays as raw little-endian bytes');
 
 /** Version of the frame layout above (PROTOCOL_VERSION versions the messages). */
 export const WIRE_VERSION = 1;

@@ -1,6 +1,8 @@
 // The Peer: one side of a WebSocket link, sending and receiving whole messages as frames (frames.ts), with backpressure.
-import { performance } from 'node:perf_hooks';
-import WebSocket, { type ClientOptions, type ServerOptions } from 'ws';
+// Types only: the Node side passes ws's WebSocket, the browser worker its own WebSocket behind the same members
+// (shared/net/socket.browser.ts); nothing of ws is loaded here, so the browser bundle runs this file as it is.
+import type WebSocket from 'ws';
+import type { ClientOptions, ServerOptions } from 'ws';
 import { type ErrorCode, ProtocolError, protocolError } from '../errors.ts';
 import { HIGH_WATER_BYTES, MAX_FRAME_BYTES, MessageAssembler, encodeFrames, type AssemblerStats } from './frames.ts';
 import type { Message } from './protocol.ts';
@@ -8,6 +10,9 @@ import type { Message } from './protocol.ts';
 /** How long close() waits for an in-flight message to finish before closing anyway. */
 const CLOSE_GRACE_MS = 2000;
 const now = () => performance.now();
+// ws's readyState values (the browser's WebSocket has the same)
+const CONNECTING = 0;
+const OPEN = 1;
 
 /** Options for the coordinator's WebSocketServer. UTF-8 checks are skipped: text frames are refused unread. */
 export function serverOptions(extra: ServerOptions = {}): ServerOptions {
@@ -170,7 +175,7 @@ export class Peer {
 
   async #write(msg: Message): Promise<SendInfo> {
     const ws = this.ws;
-    if (ws.readyState === WebSocket.CONNECTING) {
+    if (ws.readyState === CONNECTING) {
       await new Promise<void>((resolve, reject) => {
         const opened = () => {
           ws.off('close', closed);
@@ -192,7 +197,7 @@ export class Peer {
     let last: Promise<void> = Promise.resolve();
     for (const frame of frames) {
       for (let i = 0; i < frame.length; i++) {
-        if (ws.readyState !== WebSocket.OPEN) throw new Error(`socket closed while sending ${msg.type}`);
+        if (ws.readyState !== OPEN) throw new Error(`socket closed while sending ${msg.type}`);
         const part = frame[i]!;
         bytes += part.length;
         last = new Promise<void>((resolve, reject) => {
@@ -221,15 +226,15 @@ export class Peer {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+      if (ws.readyState === OPEN || ws.readyState === CONNECTING) {
         if (err) ws.close(err.closeCode, closeReason(err));
         else ws.close(1000);
       }
     };
     const timer = setTimeout(finish, CLOSE_GRACE_MS);
-    timer.unref();
+    (timer as { unref?: () => void }).unref?.(); // a browser's timer is a number
     this.#tail
-      .then(() => (err && ws.readyState === WebSocket.OPEN ? this.#write({ type: 'error', code: err.code, message: err.message }) : undefined))
+      .then(() => (err && ws.readyState === OPEN ? this.#write({ type: 'error', code: err.code, message: err.message }) : undefined))
       .catch(() => undefined)
       .finally(finish);
   }

@@ -369,8 +369,8 @@ const uint32 = (o: Obj, kind: string, k: string): number => {
 
 /** Worker ids: nanoid's alphabet (A–Z a–z 0–9 _ -), 1–64 characters. */
 export const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
-/** Backends a worker can run on (BACKENDS less 'auto', which is a choice, not a backend). */
-export const WORKER_BACKENDS = BACKENDS.filter((b) => b !== 'auto');
+/** Backends a worker can run on: BACKENDS less 'auto' (a choice, not a backend), and a browser worker's WebGPU. */
+export const WORKER_BACKENDS = [...BACKENDS.filter((b) => b !== 'auto'), 'webgpu'];
 /** Largest memoryBytes a hello may claim (1 PiB) and largest pid (a uint32). */
 const MAX_MEMORY_BYTES = 2 ** 50;
 const MAX_PID = 0xffffffff;

@@ -21,8 +21,7 @@
 // When both passes are pffft's, the transposes between them run as small wasm kernels in pffft's memory (JS
 // loops cost about 1 ns a value here). rfft2Heap / irfft2Heap leave the spectrum in that heap, for callers that
 // work on it in place (shared/smi/host.ts); rfft2 / irfft2 copy it out to / in from re / im arrays.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadKissModule, pffftFactory, pffftWasmBytes } from './fft-modules.ts';
 import { initWasmAsm, instantiate } from '../wasm/asm.ts';
 
 /** 'auto' = pffft on each axis whose length it supports, kissfft on the others; 'kissfft' = kissfft only. */
@@ -88,31 +87,12 @@ export function initFft(): Promise<void> {
 
 async function load(): Promise<void> {
   const asm = initWasmAsm(); // the WAT assembler for TRANSPOSE_WAT and the kernels of quantile.ts / smi-host.ts
-  // kissfft-wasm's Emscripten loader prefers fetch() whenever it exists, and fetch cannot read file paths
-  // under Node ≥ 18: hide it while the module instantiates. Its package index also starts a load at import
-  // time (with fetch visible), so require the raw Emscripten module instead.
-  const require = createRequire(import.meta.url);
-  const loadKiss = require('kissfft-wasm/lib/kissfft.js') as () => Promise<KissModule>;
-  const savedFetch = Object.getOwnPropertyDescriptor(globalThis, 'fetch');
-  Object.defineProperty(globalThis, 'fetch', { value: undefined, configurable: true, writable: true });
-  try {
-    kiss = await loadKiss();
-  } finally {
-    if (savedFetch) Object.defineProperty(globalThis, 'fetch', savedFetch);
-    else delete (globalThis as { fetch?: unknown }).fetch;
-  }
-  // The package ships no type declarations: a non-literal specifier keeps tsc from looking for them.
-  const pffftPackage: string = '@echogarden/pffft-wasm/simd';
+  kiss = await loadKissModule<KissModule>();
   type Instantiate = (imports: WebAssembly.Imports, receive: (i: WebAssembly.Instance, m: WebAssembly.Module) => void) => object;
-  const { default: loadPffft } = (await import(pffftPackage)) as { default: (o?: { instantiateWasm?: Instantiate }) => Promise<PffftModule> };
+  const loadPffft = await pffftFactory<PffftModule>();
   // Instantiate it ourselves (Emscripten's instantiateWasm hook) to get hold of its WebAssembly.Memory, which
   // the module does not export to JS: our kernels import it. Without it, everything still works in JS.
-  let wasmBytes: Uint8Array<ArrayBuffer> | undefined;
-  try {
-    wasmBytes = new Uint8Array(readFileSync(require.resolve(pffftPackage).replace(/\.js$/, '.wasm')));
-  } catch {
-    wasmBytes = undefined;
-  }
+  const wasmBytes = await pffftWasmBytes();
   let instantiated: Promise<unknown> = Promise.resolve();
   const instantiateWasm: Instantiate = (imports, receive) => {
     instantiated = WebAssembly.instantiate(wasmBytes!, imports).then(({ instance, module }) => {

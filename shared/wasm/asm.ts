@@ -2,8 +2,8 @@
 // shared/smi/quantile.ts and shared/smi/host.ts (so they can be read and reviewed as such), built at load time.
 // The assembler is wabt (the WebAssembly Binary Toolkit, compiled to wasm): it loads asynchronously, once,
 // in initWasmAsm() (initFft() and initBackend() call it); instantiate() is synchronous after that.
-import { createRequire } from 'node:module';
 import type loadWabt from 'wabt';
+import { wabtFactory } from './wabt.ts';
 
 type Wabt = Awaited<ReturnType<typeof loadWabt>>;
 
@@ -12,12 +12,8 @@ let loading: Promise<void> | undefined;
 
 /** Loads the assembler once; every later call returns the same promise. */
 export function initWasmAsm(): Promise<void> {
-  // Required here, not imported at the top: its 0.7 MB of JavaScript is parsed only by processes that build
-  // kernels, and require() skips the scan for named exports that import() of a CommonJS file does (~12 ms
-  // against ~40 ms to load it).
   loading ??= (async () => {
-    const load = createRequire(import.meta.url)('wabt') as typeof loadWabt;
-    wabt = await load();
+    wabt = await wabtFactory()();
   })();
   return loading;
 }

@@ -17,7 +17,7 @@ t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-arr
     [{ ...SAMPLES[0], workerId: '' }, /hello.workerId: expected 1–64 characters of A–Z a–z 0–9 _ -, got ""/],
     [{ ...SAMPLES[0], workerId: 'a b' }, /hello.workerId: expected 1–64 characters/],
     [{ ...SAMPLES[0], workerId: 'x'.repeat(65) }, /hello.workerId: expected 1–64 characters/],
-    [{ ...SAMPLES[0], backend: 'test' }, /hello.backend: 'test' is not one of tensorflow-gpu, tensorflow, wasm, cpu/],
+    [{ ...SAMPLES[0], backend: 'test' }, /hello.backend: 'test' is not one of tensorflow-gpu, tensorflow, wasm, cpu, webgpu/],
     [{ ...SAMPLES[0], backend: 'auto' }, /hello.backend: 'auto' is not one of/],
     [{ ...SAMPLES[0], pid: 0 }, /hello.pid: expected an integer in \[1, 4294967295\], got 0/],
     [{ ...SAMPLES[0], pid: 2 ** 32 }, /hello.pid: expected an integer in/],
