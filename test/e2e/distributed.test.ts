@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { DATA, freePort, maxRelativeDiff, readLog, runScript, startScript, tempDir, waitForStep, weights } from '../helpers.ts';
 import { standInEnv } from '../standin/env.ts';
 
+// ~30 whole runs of child processes: about 6 min on a quiet 2-core machine, over tap's 600 s when it is shared
+t.setTimeout(1_200_000);
+
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
 
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine'];
