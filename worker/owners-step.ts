@@ -407,7 +407,7 @@ export class OwnersStep {
     if (this.task) throw protocolError('E_UNEXPECTED', `evaluate of step ${e.step} while step ${this.task.step} is in progress`);
     fault('evaluate', e.step);
     const losses = this.compute().evaluate(e.batches);
-    await this.toCoordinator({ type: 'evaluated', step: e.step, losses });
+    await this.toCoordinator({ type: 'evaluated', step: e.step, attempt: e.attempt, losses });
   }
 
   /** Reports this worker's own failure in a step (the session's handler). */

@@ -90,7 +90,8 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     states: new Map<string, State>(),
     evaluated: new Map<string, Evaluated>(),
   };
-  let evaluating: { step: number; counts: Map<string, number> } | null = null; // the evaluation out to the workers: batches per worker
+  let evaluating: { attempt: number; counts: Map<string, number> } | null = null; // the evaluation out to the workers: batches per worker
+  let evalAttempts = 0; // requests so far; an answer to an earlier one is stale
   let current: { step: number; round: number; holders: string[]; sequences: number[] } | null = null;
   const taskSentAt = new Map<string, number>(); // this attempt's task to each worker, performance.now()
   const doneAt = new Map<string, number>(); // its done's arrival
@@ -155,7 +156,8 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
         inbox.states.set(m.id, msg);
         break;
       case 'evaluated': {
-        const n = evaluating?.step === msg.step ? evaluating.counts.get(m.id) : undefined;
+        if (msg.attempt < evalAttempts && msg.attempt !== evaluating?.attempt) return; // asked before a member was lost: stale
+        const n = evaluating?.attempt === msg.attempt ? evaluating.counts.get(m.id) : undefined;
         if (n === undefined || inbox.evaluated.has(m.id)) throw protocolError('E_UNEXPECTED', `evaluated for step ${msg.step}, not asked of this worker`);
         if (msg.losses.length !== n) throw protocolError('E_SHAPE', `evaluated: ${msg.losses.length} losses for ${n} batches`);
         inbox.evaluated.set(m.id, msg);
@@ -246,6 +248,8 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const members = [...server.members.values()];
     const ids = members.map((m) => m.id);
     const listening = members.filter((m) => m.hello.listen !== null && !unreachableOwners.has(m.id));
+    // the members changed since ensurePlan looked (a gather awaited them): none left that can own, wait for one
+    if (listening.length === 0) throw new RestartStep('no live worker can own tensors');
     const version = ++planVersion;
     const op = planOwners(sizes, listening.map((m) => m.id), version);
     const owners: PlanOwner[] = op.owners.map((id, i) => ({ workerId: id, url: server.members.get(id)!.hello.listen!, tensors: op.tensorsOf[i]! }));
@@ -474,10 +478,11 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
         const ids = p.members;
         const mine = new Map(ids.map((id) => [id, [] as number[]]));
         batches.forEach((_, j) => mine.get(ids[j % ids.length]!)!.push(j));
-        evaluating = { step, counts: new Map([...mine].map(([id, js]) => [id, js.length])) };
+        const attempt = evalAttempts++;
+        evaluating = { attempt, counts: new Map([...mine].map(([id, js]) => [id, js.length])) };
         inbox.evaluated.clear();
         for (const [id, js] of mine) {
-          send(id, { type: 'evaluate', step, batches: js.map((j) => ({ split: batches[j]!.split, iter: batches[j]!.iter, tokens: tokenWindows(corpus[batches[j]!.split], batches[j]!.offsets, cfg.block_size) })) });
+          send(id, { type: 'evaluate', step, attempt, batches: js.map((j) => ({ split: batches[j]!.split, iter: batches[j]!.iter, tokens: tokenWindows(corpus[batches[j]!.split], batches[j]!.offsets, cfg.block_size) })) });
         }
         // a batch is a forward pass of batch_size sequences, less than a step's share of work: a step's timeout per batch
         const most = Math.max(...[...mine.values()].map((js) => js.length));

@@ -288,6 +288,7 @@ export interface EvalBatch {
 export interface Evaluate {
   type: 'evaluate';
   step: number;
+  attempt: number; // unique per request in the run: an answer to an earlier one (a member was lost meanwhile) is stale
   batches: EvalBatch[];
 }
 
@@ -295,6 +296,7 @@ export interface Evaluate {
 export interface Evaluated {
   type: 'evaluated';
   step: number;
+  attempt: number; // the request's
   losses: number[];
 }
 
@@ -736,8 +738,9 @@ export function parseMessage(value: unknown): Message {
       ownedState(o.state, `${kind}.state`);
       break;
     case 'evaluate':
-      fields(o, kind, ['type', 'step', 'batches']);
+      fields(o, kind, ['type', 'step', 'attempt', 'batches']);
       count(o, kind, 'step');
+      count(o, kind, 'attempt');
       list(o, kind, 'batches', (v, w) => {
         if (!isPlainObject(v)) return bad(w, `expected a batch, got ${describe(v)}`);
         fields(v, w, ['split', 'iter', 'tokens']);
@@ -747,8 +750,9 @@ export function parseMessage(value: unknown): Message {
       });
       break;
     case 'evaluated':
-      fields(o, kind, ['type', 'step', 'losses']);
+      fields(o, kind, ['type', 'step', 'attempt', 'losses']);
       count(o, kind, 'step');
+      count(o, kind, 'attempt');
       // a diverged model's loss is NaN or Inf, as --local's evaluation would report it: a number, not a bad message
       list(o, kind, 'losses', (v, w) => (typeof v === 'number' ? undefined : bad(w, `expected a number, got ${describe(v)}`)));
       break;

@@ -46,9 +46,9 @@ export const SAMPLES: Message[] = [
   { type: 'done', step: 4, round: 1, phases: {}, bytesSent: 0, bytesReceived: 0, maskChecksums: [0, 0xffffffff] },
   { type: 'gather', step: 4 },
   { type: 'state', step: 4, tensors: [0, 2], weights: [f32(4), f32(2)], state: { adamStep: 4, m: [], v: [], smi: [] } },
-  { type: 'evaluate', step: 250, batches: [{ split: 'train', iter: 0, tokens: Uint8Array.from({ length: 34 }, (_, i) => i % 65) }, { split: 'val', iter: 3, tokens: new Uint8Array(17) }] },
-  { type: 'evaluate', step: 0, batches: [] },
-  { type: 'evaluated', step: 250, losses: [4.17, 3.5] },
+  { type: 'evaluate', step: 250, attempt: 3, batches: [{ split: 'train', iter: 0, tokens: Uint8Array.from({ length: 34 }, (_, i) => i % 65) }, { split: 'val', iter: 3, tokens: new Uint8Array(17) }] },
+  { type: 'evaluate', step: 0, attempt: 0, batches: [] },
+  { type: 'evaluated', step: 250, attempt: 3, losses: [4.17, 3.5] },
 ];
 
 /** A JSON-able picture of a message: typed arrays as { kind, values }. */
