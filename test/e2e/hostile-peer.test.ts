@@ -40,6 +40,8 @@ function hostile(url: string): Promise<number[]> {
         }));
         await peer.send({ type: 'loaded', planVersion: m.planVersion });
       }
+      // it answers evaluations (losses the coordinator cannot check: a peer with the token is trusted that far)
+      if (m.type === 'evaluate') await peer.send({ type: 'evaluated', step: m.step, attempt: m.attempt, losses: m.batches.map(() => 4) }).catch(() => {});
       if (m.type === 'task' && load) {
         for (const c of m.mine) {
           for (const o of load.owners) {
