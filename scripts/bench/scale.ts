@@ -63,8 +63,8 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
  * Bytes: today a worker's `bytes_sent` is what the coordinator sent it (docs/log-format.md), so from the worker's
  * side it is received; the coordinator's own `bytes_sent`/`bytes_received` are used when its record has them,
  * else it is the sum over the workers (in the star every worker byte goes through it). Under --update owners the
- * step record's owners_step gives each worker's own phases and bytes on all its links; the coordinator's control
- * messages are not counted.
+ * step record's owners_step gives each worker's own phases and bytes on all its links, and coordinator_bytes the
+ * coordinator's on its control links.
  */
 export function figures(records: readonly Rec[], o: { warmup: number; tokens: number }): Figures {
   const params = num(records.find((r) => r.kind === 'start')?.params) ?? NaN;
@@ -108,6 +108,9 @@ export function figures(records: readonly Rec[], o: { warmup: number; tokens: nu
       if (sent !== undefined && received !== undefined) addBytes(proc, sent, received);
     }
     if (Object.keys(os).length > 0) sharded = true;
+    // --update owners: the coordinator's own bytes on its control links (windows out, scalars back)
+    const cb = (r as { coordinator_bytes?: { sent?: unknown; received?: unknown } }).coordinator_bytes;
+    if (cb && num(cb.sent) !== undefined && num(cb.received) !== undefined) addBytes('coordinator', num(cb.sent)!, num(cb.received)!);
     if (c) {
       for (const [p, v] of Object.entries(c)) if (!p.startsWith('bytes_') && num(v) !== undefined) add('coordinator', p, v as number);
       const cs = num(c.bytes_sent);

@@ -60,6 +60,12 @@ t.test('figures under --update owners: each worker\'s own phases and bytes from 
   t.equal(figures([{ kind: 'step', step: 1, ms: 5 }] as never, { warmup: 0, tokens: 1 }).update, 'coordinator', 'no owners_step: the star');
 });
 
+t.test('figures under --update owners with coordinator_bytes: the coordinator\'s own control-link bytes, median per step', async (t) => {
+  const step = (k: number) => ({ kind: 'step', step: k, ms: 100, compute_ms: 40, owners_step: { wA: { phases: { compute: 40 }, sent: 10, received: 20 } }, coordinator_bytes: { sent: 500 + k, received: 60 } });
+  const f = figures([{ kind: 'start', params: 10 }, step(1), step(2), step(3)] as never, { warmup: 0, tokens: 8 });
+  t.same(f.bytes, [{ process: 'coordinator', sent: 502, received: 60 }, { process: 'worker 1', sent: 10, received: 20 }], 'the coordinator first, then the workers');
+});
+
 const fig = (tps: number, ms = 1000 / tps): Figures => ({ steps: 20, update: 'coordinator', params: 10, msPerStep: ms, computeMs: ms / 2, outsideMs: ms / 2, tokensPerSec: tps, cpuMs: 1, phases: {}, bytes: [{ process: 'coordinator', sent: 80, received: 80 }, { process: 'worker 1', sent: 40, received: 40 }] });
 const spec = (id: string, group: Spec['group'], workers: number, base: string): Spec => ({ id, group, label: id, workers, batch: 4, block: 8, flags: [], base, model: { params: 10, magnitudes: 6 }, mode: 'global' });
 
