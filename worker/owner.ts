@@ -11,7 +11,7 @@ import { blendedBound, magnitudeBound } from '../shared/parallel/share-bounds.ts
 import { SharedSpectralHistory } from '../shared/parallel/spectral.ts';
 import { SMI_RUNS, view2d } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
-import { applyUpdate, type Shard } from '../shared/train/step.ts';
+import { applyUpdate, sumOfSquares, type Shard } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
 
 /** A step's reduced gradient, kept from `reduced` to `commit`. */
@@ -50,13 +50,6 @@ function sumOfSquares64(t: Float32Array): number {
   }
   for (; j < t.length; j++) a0 += t[j]! * t[j]!;
   return a0 + a1 + (a2 + a3);
-}
-
-/** Σ x² in float64 in index order (the synced and local modes' norm, as the star computes it, to the bit). */
-function sumOfSquaresInOrder(t: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < t.length; i++) s += t[i]! * t[i]!;
-  return s;
 }
 
 /**
@@ -211,11 +204,11 @@ export class OwnedTensors {
     if (this.local) {
       // the norm of ḡ for κ; the update waits for the holders' blends
       this.reduction = { step, round, tensors: [], weights };
-      return { ss: mean.map(sumOfSquaresInOrder), chunkSS };
+      return { ss: mean.map((g) => sumOfSquares([g])), chunkSS }; // float64, index order: the star's synced norm
     }
     if (this.synced) {
       this.reduction = { step, round, tensors: [], mean, magnitudes: kept.map((k) => k.magnitudes!), weights };
-      return { ss: mean.map(sumOfSquaresInOrder), chunkSS };
+      return { ss: mean.map((g) => sumOfSquares([g])), chunkSS }; // float64, index order: the star's synced norm
     }
     const tensors = mean.map((x, i) => tf.tensor(x, this.shard.shapes[i]!));
     this.reduction = { step, round, tensors };

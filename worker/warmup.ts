@@ -15,6 +15,15 @@ import { Rng, STREAM } from '../shared/model/rng.ts';
 import { SMI_RUNS, alphaAt } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
 
+/** A fixed batch of random token ids for a small probe step (seeded: the same on every machine). */
+export function probeBatch(cfg: { batch_size: number; block_size: number; vocab_size: number }): { x: Int32Array; y: Int32Array } {
+  const rng = new Rng(0, STREAM.train);
+  const n = cfg.batch_size * cfg.block_size;
+  const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+  const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+  return { x, y };
+}
+
 /** Runs the kernels of a training step once (dropout, forward, backward, the spectra, an SMI step); returns ms. */
 export function warmUp(backend: BackendInfo): number {
   const t0 = performance.now();
@@ -22,10 +31,7 @@ export function warmUp(backend: BackendInfo): number {
   const model = new GPT(cfg, 1);
   const smi = new SpectralMomentum(SMI_RUNS.cosine, backend.spectral);
   try {
-    const rng = new Rng(0, STREAM.train);
-    const n = cfg.batch_size * cfg.block_size;
-    const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-    const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+    const { x, y } = probeBatch(cfg);
     const { grads } = model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, 0]);
     try {
       // synced mode's magnitudes, the way computeGrads takes them on this backend

@@ -80,10 +80,11 @@ t.test('a coordinator, a Node worker and a browser worker (wasm) train the test 
   t.same(w.problems, [], 'no page or console errors');
 });
 
-t.test('the tab closed at step 10: the run goes on with the Node worker and ends with the undisturbed weights', { skip }, async (t) => {
-  if (!BROWSER.found) return void t.fail(`CI=${process.env.CI}: the browser worker test must run: ${BROWSER.reason}`);
+/** --local's weights, then a coordinator, an owning Node worker and a tab (wasm) on its /worker page; all closed at the test's end. */
+async function tabRun(t: Test, prefix: string) {
+  if (!BROWSER.found) throw new Error(BROWSER.reason); // the callers check first
   const ref = await localWeights(t);
-  const out = join(tempDir('smi-browser-close-'), 'run');
+  const out = join(tempDir(prefix), 'run');
   const coord = startRun(out);
   const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
   const node = startScript('worker/main', ['--connect', `ws://127.0.0.1:${port}`, '--token', TOKEN, '--listen', '127.0.0.1:0']);
@@ -95,6 +96,12 @@ t.test('the tab closed at step 10: the run goes on with the Node worker and ends
   });
   browser = await launchChromium(BROWSER.path);
   const w = await openWorkerPage(browser, `http://127.0.0.1:${port}`, TOKEN, 'wasm');
+  return { ref, out, coord, node, w };
+}
+
+t.test('the tab closed at step 10: the run goes on with the Node worker and ends with the undisturbed weights', { skip }, async (t) => {
+  if (!BROWSER.found) return void t.fail(`CI=${process.env.CI}: the browser worker test must run: ${BROWSER.reason}`);
+  const { ref, out, coord, node, w } = await tabRun(t, 'smi-browser-close-');
   await waitForPageStep(w.page, 10);
   await w.page.close(); // the tab, its Web Worker and its sockets go
   t.equal(await coord.exited, 0, 'the coordinator finishes the run', { output: coord.output() });
@@ -108,19 +115,7 @@ t.test('the tab closed at step 10: the run goes on with the Node worker and ends
 
 t.test("the page's Stop button at step 5: the tab leaves after its step, says so, and the run ends with the undisturbed weights", { skip }, async (t) => {
   if (!BROWSER.found) return void t.fail(`CI=${process.env.CI}: the browser worker test must run: ${BROWSER.reason}`);
-  const ref = await localWeights(t);
-  const out = join(tempDir('smi-browser-stop-'), 'run');
-  const coord = startRun(out);
-  const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
-  const node = startScript('worker/main', ['--connect', `ws://127.0.0.1:${port}`, '--token', TOKEN, '--listen', '127.0.0.1:0']);
-  let browser: Browser | undefined;
-  t.teardown(async () => {
-    await browser?.close();
-    coord.child.kill();
-    node.child.kill();
-  });
-  browser = await launchChromium(BROWSER.path);
-  const w = await openWorkerPage(browser, `http://127.0.0.1:${port}`, TOKEN, 'wasm');
+  const { ref, out, coord, node, w } = await tabRun(t, 'smi-browser-stop-');
   await waitForPageStep(w.page, 5);
   await w.page.click('#stop');
   await w.page.waitForFunction(() => (window as unknown as { smiWorker: { exit: unknown } }).smiWorker.exit !== null, undefined, { timeout: 60_000 });

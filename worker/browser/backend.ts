@@ -4,9 +4,10 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendInfo } from '../../shared/backend/backend.ts';
 import { resolveConfig } from '../../shared/config.ts';
 import { GPT } from '../../shared/model/gpt.ts';
-import { Rng, STREAM } from '../../shared/model/rng.ts';
+import { STREAM } from '../../shared/model/rng.ts';
 import { initFft } from '../../shared/smi/fft.ts';
 import { registerWasmKernels } from '../../shared/wasm/kernels.ts';
+import { probeBatch } from '../warmup.ts';
 
 export type BrowserBackendChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -18,10 +19,7 @@ function probeGradients(): Float32Array[] {
   const cfg = resolveConfig({ preset: 'test', overrides: { dropout: 0, batch_size: 2 } });
   const model = new GPT(cfg, 1);
   try {
-    const rng = new Rng(0, STREAM.train);
-    const n = cfg.batch_size * cfg.block_size;
-    const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-    const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+    const { x, y } = probeBatch(cfg);
     const { grads } = model.gradients(x, y, cfg.batch_size, [cfg.seed, STREAM.dropout, 0]);
     const out = grads.map((g) => g.dataSync() as Float32Array);
     tf.dispose(grads);
