@@ -54,8 +54,12 @@ export class WorkerCompute {
     });
   }
 
-  /** Forward + backward on the windows; gradients (and magnitudes in synced mode) as host arrays. */
-  computeGrads(w: Work): { loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; phases: Record<string, number> } {
+  /**
+   * Forward + backward on the windows; gradients (and magnitudes when `w.magnitudes`: the star's synced mode) as
+   * host arrays. `keep`: hold the gradients for a later `blend` of this step (the owners' synced mode, which may
+   * blend here under --synced-blend workers) as the star's synced and local modes do.
+   */
+  computeGrads(w: Work, o: { keep?: boolean } = {}): { loss: number; grads: Float32Array[]; magnitudes?: Float32Array[]; phases: Record<string, number> } {
     if (w.step !== this.keptStep) {
       this.raw.clear();
       this.keptStep = w.step;
@@ -72,7 +76,7 @@ export class WorkerCompute {
     tf.dispose(grads);
     const phases: Record<string, number> = { compute: t1 - t0 };
     // kept for a `blend` (synced with --synced-blend workers, local mode); held by reference, no copy
-    if (w.magnitudes || this.localSmi) this.raw.set(w.attempt, host);
+    if (w.magnitudes || o.keep || this.localSmi) this.raw.set(w.attempt, host);
     if (w.magnitudes) {
       const magnitudes = tfMags ?? spectrumMagnitudes(host, this.shapes, this.magnitudePool ?? undefined);
       this.magnitudePool ??= magnitudes;

@@ -7,9 +7,9 @@ import { AdamW } from '../shared/model/adamw.ts';
 import type { GPT } from '../shared/model/gpt.ts';
 import type { OwnedState } from '../shared/net/protocol.ts';
 import { weightedSum } from '../shared/parallel/reduce.ts';
-import { blendedBound, magnitudeBound } from '../shared/parallel/share-bounds.ts';
-import { SharedSpectralHistory } from '../shared/parallel/spectral.ts';
-import { SMI_RUNS, view2d } from '../shared/smi/runs.ts';
+import { blendedBound } from '../shared/parallel/share-bounds.ts';
+import { SharedSpectralHistory, spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel/spectral.ts';
+import { SMI_RUNS } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
 import { applyUpdate, sumOfSquares, type Shard } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
@@ -20,7 +20,7 @@ interface Reduction {
   round: number;
   tensors: tf.Tensor[]; // global: ḡ of the owned tensors, for applyUpdate
   mean?: Float32Array[]; // synced: ḡ on the host
-  magnitudes?: Float32Array[][]; // synced: each chunk's |FFT2(g_c)|, chunk order
+  magnitudes?: Float32Array[][]; // synced: each chunk's |FFT2(g_c)|, chunk order (this owner's, from the shares)
   weights?: number[]; // synced: n_c / B
 }
 
@@ -61,19 +61,20 @@ export class OwnedTensors {
   readonly shard: Shard;
   readonly sizes: number[];
   private readonly shares = new Map<string, Map<number, Kept>>(); // `step/round` → chunk → its share
-  readonly synced: boolean; // synced mode: shares carry magnitudes, one shared history, the mask applied once to κḡ
+  readonly synced: boolean; // synced mode: each share's magnitudes computed here, one shared history, the mask applied once to κḡ
   readonly local: boolean; // local mode: a second round of shares, each holder's own clip → SMI of its chunk; AdamW alone here
   private readonly blends = new Map<string, Map<number, Float32Array[]>>(); // local: `step/round` → chunk → b_c
   private chunkSS: number[] = []; // the reduced step's Σ g_c² over the owned tensors, per chunk (the blends' bound)
   private blending = false; // this step's update takes the holders' blends: local mode, or synced after masks()
-  private readonly views: [number, number][];
-  private readonly halfSizes: number[];
   private readonly meanBuf: Float32Array[];
   private readonly valuesBuf: Float32Array[];
   private reduction: Reduction | null = null;
+  private readonly magnitudePool = new Map<number, Float32Array[]>(); // synced: per chunk index, the buffers of its last magnitudes
+  private readonly spectral: BackendInfo['spectral'];
 
   constructor(model: GPT, readonly tensors: readonly number[], cfg: TrainConfig, backend: Pick<BackendInfo, 'spectral'>, state?: OwnedState) {
     const params = tensors.map((i) => model.params[i]!);
+    this.spectral = backend.spectral;
     const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay });
     this.synced = cfg.smi !== 'baseline' && cfg.spectral === 'synced';
     this.local = cfg.smi !== 'baseline' && cfg.spectral === 'local';
@@ -82,8 +83,6 @@ export class OwnedTensors {
     const shared = this.synced ? new SharedSpectralHistory(run.beta, run.q) : null;
     this.shard = { names: params.map((p) => p.name), shapes: params.map((p) => p.shape), params: params.map((p) => p.variable), opt, smi, shared };
     this.sizes = params.map((p) => p.variable.size);
-    this.views = params.map((p) => view2d(p.shape));
-    this.halfSizes = this.views.map(([rows, cols]) => rows * (Math.floor(cols / 2) + 1));
     this.meanBuf = this.sizes.map((n) => new Float32Array(n));
     this.valuesBuf = this.sizes.map((n) => new Float32Array(n));
     if (state) {
@@ -95,23 +94,39 @@ export class OwnedTensors {
   }
 
   /**
-   * Checks a chunk's share (tensor count, lengths, finiteness; synced: its magnitudes likewise, each within the
-   * Parseval bound its gradient sets, E_OUTLIER) and keeps it for its step and round.
+   * Checks a chunk's share (tensor count, lengths, finiteness) and keeps it for its step and round; synced, with
+   * its magnitudes |FFT2(g_c)|, computed here from the share's gradient (as the worker that computed g_c would:
+   * tf.spectral on the TensorFlow backends, the host FFT otherwise), so that none travel and none need trusting.
+   * Returns the milliseconds spent on the magnitudes (the owner's `spectral` phase; 0 outside synced mode).
    */
-  accept(step: number, round: number, chunk: number, tensors: Float32Array[], magnitudes?: Float32Array[]): void {
+  accept(step: number, round: number, chunk: number, tensors: Float32Array[]): number {
     const sq = this.check(`share of chunk ${chunk}`, tensors, this.sizes);
-    if (this.synced) {
-      if (!magnitudes) throw protocolError('E_SHAPE', `share of chunk ${chunk}: synced mode needs magnitudes`);
-      this.check(`magnitudes of chunk ${chunk}`, magnitudes, this.halfSizes).forEach((msq, i) => {
-        const bound = magnitudeBound(sq[i]!, ...this.views[i]!);
-        if (!(Math.sqrt(msq) <= bound)) throw protocolError('E_OUTLIER', `magnitudes of tensor ${this.tensors[i]} (chunk ${chunk}): norm ${Math.sqrt(msq).toExponential(3)}, over the ${bound.toExponential(3)} its gradient allows (Parseval)`);
-      });
-    } else if (magnitudes) throw protocolError('E_UNEXPECTED', `share of chunk ${chunk}: magnitudes outside synced mode`);
     const key = `${step}/${round}`;
     let m = this.shares.get(key);
     if (!m) this.shares.set(key, (m = new Map()));
     if (m.has(chunk)) throw protocolError('E_UNEXPECTED', `a second share of chunk ${chunk} for step ${step} round ${round}`);
+    const t0 = performance.now();
+    const magnitudes = this.synced ? this.magnitudesOf(chunk, tensors) : undefined;
     m.set(chunk, { tensors, magnitudes, ss: sq.reduce((a, b) => a + b, 0) });
+    return magnitudes ? performance.now() - t0 : 0;
+  }
+
+  /** |FFT2(g_c)| of a checked share, into its chunk's buffers of the last step unless a kept share or the reduction still holds them. */
+  private magnitudesOf(chunk: number, tensors: Float32Array[]): Float32Array[] {
+    let pool = this.magnitudePool.get(chunk);
+    const held = (x: Float32Array[]) => this.reduction?.magnitudes?.includes(x) || [...this.shares.values()].some((m) => [...m.values()].some((k) => k.magnitudes === x));
+    if (pool && held(pool)) pool = undefined;
+    let out: Float32Array[];
+    if (this.spectral === 'tf') {
+      const ts = tensors.map((g, i) => tf.tensor(g, this.shard.shapes[i]!));
+      try {
+        out = tfGradientMagnitudes(ts, pool);
+      } finally {
+        tf.dispose(ts);
+      }
+    } else out = spectrumMagnitudes(tensors, this.shard.shapes, pool);
+    this.magnitudePool.set(chunk, out);
+    return out;
   }
 
   /** Count, lengths and finiteness of a share's arrays; their squared norms in float64. */

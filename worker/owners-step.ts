@@ -54,6 +54,7 @@ export class OwnersStep {
   private pendingCommit: Commit | null = null; // local mode, --synced-blend workers: a commit waiting for the holders' blends
   private masksFrom = new Map<string, Masks>(); // --synced-blend workers, a holder: this step's masks, by owner
   private applied: number[] = []; // --synced-blend workers, a holder: the checksums of the masks it applied, per chunk
+  private cpuAt: { user: number; system: number } | undefined; // process.cpuUsage() at the last done (or load)
   private bytesAt = { sent: 0, received: 0, outSent: 0, outReceived: 0, inSent: 0, inReceived: 0 }; // the counts at the last done (or load)
   selfId = '';
 
@@ -119,9 +120,8 @@ export class OwnersStep {
     this.maskChecksums = undefined;
     for (const chunk of t.mine) {
       const tc = performance.now();
-      const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: synced });
+      const r = c.computeGrads({ type: 'work', step: t.step, round: t.round, attempt: chunk.index, offsets: chunk.offsets, tokens: chunk.tokens, magnitudes: false }, { keep: synced });
       this.phase('compute', tc, r.phases.compute ?? 0);
-      if (r.phases.spectral !== undefined) this.phase('spectral', tc + (r.phases.compute ?? 0), r.phases.spectral);
       const t0 = performance.now();
       const sends: Promise<unknown>[] = [];
       fault('before-shares', t.step);
@@ -129,10 +129,9 @@ export class OwnersStep {
       for (const o of this.plan.owners) {
         if (o.workerId === this.selfId) continue; // its own part once the others' are out (below)
         const tensors = o.tensors.map((j) => r.grads[j]!);
-        const magnitudes = r.magnitudes && o.tensors.map((j) => r.magnitudes![j]!);
         const link = this.exchange.to(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
-        const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encodeArrays(wire, tensors), ...(magnitudes ? { magnitudes: encodeArrays(wire, magnitudes) } : {}), ...shareDtype(wire) });
+        const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encodeArrays(wire, tensors), ...shareDtype(wire) });
         sends.push(sent.catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
         if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
       }
@@ -143,8 +142,7 @@ export class OwnersStep {
         // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
         const copy = t.mine.length > 1;
         const tensors = own.tensors.map((j) => r.grads[j]!);
-        const magnitudes = r.magnitudes && own.tensors.map((j) => r.magnitudes![j]!);
-        this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy), magnitudes && asReceived(wire, magnitudes, copy));
+        this.spectralPhase(this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy)));
       }
       this.sending = false;
       this.replay(this.held.splice(0));
@@ -172,9 +170,9 @@ export class OwnersStep {
       if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
       if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
       try {
-        const { tensors, magnitudes } = decodeShare(this.compute().cfg.wire_dtype, msg);
+        const tensors = decodeShare(this.compute().cfg.wire_dtype, msg);
         if (msg.blended) this.owned.acceptBlend(msg.step, msg.round, msg.chunk, tensors);
-        else this.owned.accept(msg.step, msg.round, msg.chunk, tensors, magnitudes);
+        else this.spectralPhase(this.owned.accept(msg.step, msg.round, msg.chunk, tensors));
       } catch (e) {
         // the link is closed with the code (the throw); the coordinator is told whose chunk it was, to drop its holder
         if (e instanceof ProtocolError) void this.toCoordinator({ type: 'rejected', step: msg.step, round: msg.round, chunk: msg.chunk, code: e.code, message: e.message }).catch(() => {});
@@ -375,6 +373,7 @@ export class OwnersStep {
     const b = this.exchange.bytes();
     const cb = this.controlBytes();
     const at = this.bytesAt;
+    const cpuMs = this.cpuSince();
     this.markBytes();
     await this.toCoordinator({
       type: 'done', step: t.step, round: t.round, phases: { ...this.phases },
@@ -386,10 +385,24 @@ export class OwnersStep {
       },
       ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
       ...(this.applied.length ? { appliedChecksums: this.applied } : {}),
+      ...(cpuMs !== undefined ? { cpuMs } : {}),
     });
   }
 
+  /** This process's CPU ms (user + system, all threads) since markBytes() (the previous done, or the load); undefined in a browser. */
+  private cpuSince(): number | undefined {
+    const usage = globalThis.process?.cpuUsage?.();
+    if (!usage || !this.cpuAt) return undefined;
+    return (usage.user - this.cpuAt.user + usage.system - this.cpuAt.system) / 1000;
+  }
+
+  /** A synced owner's magnitudes of a share, just computed in `ms`. */
+  private spectralPhase(ms: number): void {
+    if (this.owned?.synced) this.phase('spectral', performance.now() - ms, ms);
+  }
+
   /** `ms` spent in phase `name` from `start` (performance.now()): summed into the step's phases, and a span for the trace. */
+
   private phase(name: string, start: number, ms: number): void {
     this.phases[name] = (this.phases[name] ?? 0) + ms;
     this.spans.push({ name, start: Math.max(0, start - this.taskAt), dur: Math.max(0, ms) });
@@ -400,6 +413,7 @@ export class OwnersStep {
     const b = this.exchange.bytes();
     const cb = this.controlBytes();
     this.bytesAt = { ...b, sent: b.sent + cb.sent, received: b.received + cb.received };
+    this.cpuAt = globalThis.process?.cpuUsage?.();
   }
 
   /** The losses of the coordinator's evaluation batches on this replica, between steps (the weights after e.step). */

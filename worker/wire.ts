@@ -1,6 +1,6 @@
 // The precision of a worker's shares on the wire (--wire-dtype): encoded by the sender, decoded and its dtype checked by the owner.
 //
-// Only what flows toward the owners is reduced: gradients, synced magnitudes and blends, which the owner averages
+// Only what flows toward the owners is reduced: gradients and blends, which the owner averages
 // and filters. Values (the all-gather), loads and commits stay fp32: the owner's fp32 weights are the master copy
 // and every replica must equal it to the bit (docs/distributed.md, "Wire precision").
 import { protocolError } from '../shared/errors.ts';
@@ -31,10 +31,9 @@ export function asReceived(dtype: WireDtype, arrays: Float32Array[], copy: boole
  * refused a section of another kind than its `dtype` says, E_MALFORMED). Lengths and finiteness are the owner's
  * checks (worker/owner.ts), on the decoded values: a bf16 NaN or Inf decodes to NaN or Inf.
  */
-export function decodeShare(dtype: WireDtype, msg: Share): { tensors: Float32Array[]; magnitudes?: Float32Array[] } {
+export function decodeShare(dtype: WireDtype, msg: Share): Float32Array[] {
   const got: WireDtype = msg.dtype ?? 'fp32';
   if (got !== dtype) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} in ${got}, this run sends ${dtype} (--wire-dtype)`);
-  if (dtype === 'fp32') return { tensors: msg.tensors as Float32Array[], ...(msg.magnitudes ? { magnitudes: msg.magnitudes as Float32Array[] } : {}) };
-  const dec = (xs: Uint16Array[]) => xs.map((x) => fromBf16(x));
-  return { tensors: dec(msg.tensors as Uint16Array[]), ...(msg.magnitudes ? { magnitudes: dec(msg.magnitudes as Uint16Array[]) } : {}) };
+  if (dtype === 'fp32') return msg.tensors as Float32Array[];
+  return (msg.tensors as Uint16Array[]).map((x) => fromBf16(x));
 }

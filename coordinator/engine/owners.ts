@@ -412,6 +412,7 @@ export function ownersEngine(server: Server, cfg: TrainConfig, corpus: Corpus, o
     const ownersStep = Object.fromEntries([...inbox.done].map(([id, d]) => [id, {
       phases: d.phases, sent: d.bytesSent, received: d.bytesReceived, one_way_ms: Math.round(clocks[id]! * 1000) / 1000,
       ...(d.links ? { shares_sent: d.links.sharesSent, shares_received: d.links.sharesReceived, values_sent: d.links.valuesSent, values_received: d.links.valuesReceived } : {}),
+      ...(d.cpuMs !== undefined ? { cpu_ms: Math.round(d.cpuMs * 1000) / 1000 } : {}),
     }]));
     const extra: Record<string, unknown> = { compute_ms: computeMs, owners_step: ownersStep };
     if (synced) {

@@ -36,22 +36,23 @@ export interface ExchangeBytes {
   starWorker: number;
   /** star: the coordinator receives N gradients (and magnitudes) and sends N weight copies */
   starCoordinator: number;
-  /** sharded: reduce-scatter + all-gather, (N−1)/N of the model each way per phase, per process */
+  /** sharded: reduce-scatter + all-gather, (N−1)/N of the model each way per phase, per process (no magnitudes: synced owners compute them from the shares) */
   sharded: number;
 }
 
 /**
  * Exchange bytes per step for N workers with `params` values of `bytesPerValue` on the wire (weights always fp32)
- * and, in synced mode, `magnitudes` spectra values (fp32). Framing and the token windows are left out (< 0.1%).
+ * and, in synced mode, `magnitudes` spectra values (fp32), which only the star sends: the sharded design's owners
+ * compute every chunk's magnitudes from its share (protocol 5). Framing and the token windows are left out (< 0.1%).
  */
 export function exchangeBytes(n: number, params: number, o: { magnitudes?: number; gradBytes?: number } = {}): ExchangeBytes {
   const g = o.gradBytes ?? 4;
   const m = 4 * (o.magnitudes ?? 0);
   const worker = params * g + m + params * 4;
   const share = (n - 1) / n;
-  // a process sends the others' shares and magnitudes and receives the values of theirs; as an owner it receives
-  // the others' shares of its 1/N and sends its values to the N−1 others: the same (N−1)/N of each, both ways
-  return { starWorker: worker, starCoordinator: n * worker, sharded: 2 * share * worker };
+  // a process sends the others' shares and receives the values of theirs; as an owner it receives the others'
+  // shares of its 1/N and sends its values to the N−1 others: the same (N−1)/N of each, both ways
+  return { starWorker: worker, starCoordinator: n * worker, sharded: 2 * share * (params * g + params * 4) };
 }
 
 /** Per-unit costs the model multiplies out: CPU figures, per core, measured on a loaded 2-core VM (MEASURED). */
@@ -135,7 +136,7 @@ export function modelStep(design: 'star' | 'sharded', n: number, o: ModelInput):
 }
 
 export const MODEL_LEAVES_OUT = [
-  'GPU-side costs: SMI on tf.spectral and AdamW on the device (tables A, C, D, E count them as zero), and the device ↔ host copies of gradients and weights',
+  'GPU-side costs: SMI on tf.spectral and AdamW on the device (tables A, C, D, E count them as zero; in C, the owners’ FFTs of every chunk’s share for its magnitudes too), and the device ↔ host copies of gradients and weights',
   'latency: a message costs its bytes ÷ rate, with no round-trip time, no TCP slow start, no TCP window limits',
   'stragglers: every worker computes in exactly the compute time, while a real step waits for the slowest',
   'congestion: every link runs at its full rate in both directions at once, through a non-blocking switch',
@@ -163,7 +164,7 @@ export function modelTables(costs: UnitCosts = COSTS, computeMs = 30): ModelTabl
   const variants: [string, Omit<ModelInput, 'linkGbit'>][] = [
     ['A. global mode; the owners update on their GPU (cost left out), reduce on the host', { ...base, magnitudes: 0, update: 'device', reduce: 'host', wsCap: true }],
     ['B. global mode; the owners update and reduce on the host path (measured per-core costs); t(1) on the host too', { ...base, magnitudes: 0, update: 'host', reduce: 'host', wsCap: true }],
-    ['C. synced mode (+ magnitude spectra each way); as A', { ...base, magnitudes: PAPER_SIZES.magnitudes, update: 'device', reduce: 'host', wsCap: true }],
+    ['C. synced mode: the star\'s workers send magnitude spectra too, the owners compute them from the shares (their FFTs on the GPU, left out as A\'s update); as A', { ...base, magnitudes: PAPER_SIZES.magnitudes, update: 'device', reduce: 'host', wsCap: true }],
     ['D. the links alone: global mode, the owners reduce and update on their GPU, no per-process WebSocket ceiling', { ...base, magnitudes: 0, update: 'device', reduce: 'device', wsCap: false }],
     ['E. as D, with --wire-dtype bf16 gradients (weights stay fp32)', { ...base, magnitudes: 0, gradBytes: 2, update: 'device', reduce: 'device', wsCap: false }],
   ];

@@ -339,7 +339,7 @@ export function scaleMarkdown(r: ScaleResult): string {
   const withBytes = r.rows.filter((x) => x.spec.workers > 0 && x.spec.group !== 'two-hosts' && x.figures.bytes.length > 0);
   if (withBytes.length) {
     lines.push('', '### Bytes per process per step (sent + received, exact counts from the log)', '',
-      'The formulas (scripts/bench/scale-model.ts exchangeBytes; P parameters, M synced-mode magnitude values, 4 bytes each): star: each worker 4P + 4M + 4P, the coordinator N× that; sharded (issue 14): every process 2·(N−1)/N × (4P + 4M + 4P).', '',
+      'The formulas (scripts/bench/scale-model.ts exchangeBytes; P parameters, M synced-mode magnitude values, 4 bytes each): star: each worker 4P + 4M + 4P, the coordinator N× that; sharded (issue 14): every process 2·(N−1)/N × (4P + 4P), synced or not (the owners compute the magnitudes from the shares).', '',
       '| run | N | P | coordinator | star formula | busiest worker | star formula | sharded formula, per process |',
       '|---|---|---|---|---|---|---|---|');
     for (const x of withBytes) {

@@ -6,7 +6,7 @@ import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, typ
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
-export const PROTOCOL_VERSION = 4; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable; evaluation on the workers (evaluate, evaluated)
+export const PROTOCOL_VERSION = 5; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable; evaluation on the workers (evaluate, evaluated). 5: share without magnitudes (a synced owner computes |FFT2(g_c)| from the share's gradient), done.cpuMs
 
 /** worker → coordinator, first message on a connection. */
 export interface Hello {
@@ -177,7 +177,6 @@ export interface Share {
   round: number;
   chunk: number;
   tensors: Float32Array[] | Uint16Array[]; // fp32, or with `dtype: 'bf16'` bf16 bit patterns (shared/net/dtype.ts)
-  magnitudes?: Float32Array[] | Uint16Array[]; // synced: |FFT2(g_c)| of the same tensors, in the same dtype
   blended?: boolean; // local mode's second round: the holder's own clip → SMI of its chunk, b_c, not g_c
   dtype?: 'bf16'; // --wire-dtype bf16: every array above is bf16; absent: fp32
 }
@@ -267,6 +266,7 @@ export interface Done {
   links?: LinkBytes; // the part of those bytes on the exchange's links, by direction of the data
   spans?: Span[]; // the step's phases on this worker's clock, from the task's arrival
   elapsed?: number; // ms from the task's arrival to this message (the coordinator's clock offset is estimated from it)
+  cpuMs?: number; // this worker process's CPU time (user + system, all threads) since its previous step's done
   maskChecksums?: number[]; // synced, an owner: each owned tensor's mask checksum (its order)
   appliedChecksums?: number[]; // --synced-blend workers, a holder: per chunk it blended, combineChecksums of the masks it applied
 }
@@ -656,14 +656,13 @@ export function parseMessage(value: unknown): Message {
       workerId(o, kind, 'workerId');
       break;
     case 'share':
-      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['magnitudes', 'blended', 'dtype']);
+      fields(o, kind, ['type', 'step', 'round', 'chunk', 'tensors'], ['blended', 'dtype']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       count(o, kind, 'chunk');
       opt(o, 'dtype', () => (o.dtype === 'bf16' ? undefined : bad(`${kind}.dtype`, `expected 'bf16' or no dtype (fp32), got ${describe(o.dtype)}`)));
       // every section in the share's one dtype: a Float32Array in a bf16 share (or the reverse) is malformed
       (o.dtype === 'bf16' ? u16s : f32s)(o, kind, 'tensors');
-      opt(o, 'magnitudes', () => (o.dtype === 'bf16' ? u16s : f32s)(o, kind, 'magnitudes'));
       opt(o, 'blended', () => bool(o, kind, 'blended'));
       break;
     case 'clip':
@@ -714,7 +713,7 @@ export function parseMessage(value: unknown): Message {
       f32s(o, kind, 'tensors');
       break;
     case 'done':
-      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums', 'appliedChecksums', 'links', 'spans', 'elapsed']);
+      fields(o, kind, ['type', 'step', 'round', 'phases', 'bytesSent', 'bytesReceived'], ['maskChecksums', 'appliedChecksums', 'links', 'spans', 'elapsed', 'cpuMs']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       phases(o, kind, 'phases');
@@ -723,6 +722,7 @@ export function parseMessage(value: unknown): Message {
       opt(o, 'links', () => linkBytes(o.links, `${kind}.links`));
       opt(o, 'spans', () => spans(o, kind, 'spans'));
       opt(o, 'elapsed', () => (finite(o, kind, 'elapsed') >= 0 ? undefined : bad(`${kind}.elapsed`, `expected ms ≥ 0, got ${String(o.elapsed)}`)));
+      opt(o, 'cpuMs', () => (finite(o, kind, 'cpuMs') >= 0 ? undefined : bad(`${kind}.cpuMs`, `expected ms ≥ 0, got ${String(o.cpuMs)}`)));
       opt(o, 'appliedChecksums', () => list(o, kind, 'appliedChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
       opt(o, 'maskChecksums', () => list(o, kind, 'maskChecksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`))));
       break;

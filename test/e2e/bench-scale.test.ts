@@ -36,7 +36,7 @@ t.test('the quick variant runs every probe once and writes scale.json and scale.
       const formula = exchangeBytes(row.spec.workers, f.params, { magnitudes }).starWorker;
       for (const w of ws) t.ok(w.sent + w.received >= formula && w.sent + w.received < 1.02 * formula, `${row.spec.id} ${w.process}: ${w.sent + w.received} bytes/step, formula ${formula}`);
     } else if (row.spec.workers >= 2) {
-      // the owners: 2·(N−1)/N of (gradient + magnitudes + values) per process, worker to worker (exact for N = 2
+      // the owners: 2·(N−1)/N of (gradient + values) per process, worker to worker, no magnitudes (exact for N = 2
       // whatever the plan's balance; the framing and the coordinator's token windows within 2%)
       const formula = exchangeBytes(row.spec.workers, f.params, { magnitudes }).sharded;
       for (const w of ws) t.ok(w.sent + w.received >= 0.98 * formula && w.sent + w.received < 1.02 * formula, `${row.spec.id} ${w.process}: ${w.sent + w.received} bytes/step, the sharded formula ${formula}`);

@@ -72,7 +72,9 @@ for (const [spectral, wire] of [['global', 'fp32'], ['synced', 'fp32'], ['global
       const doneA = got.A!.find((m) => m.type === 'done') as Extract<Message, { type: 'done' }>;
       if (k === 2) shareBytes[`${spectral} ${wire}`] = doneA.links!.sharesSent;
       t.ok(doneA.links!.sharesSent > 0 && doneA.links!.valuesReceived > 0, `step ${k}: A's bytes toward the owner and back counted (${doneA.links!.sharesSent}, ${doneA.links!.valuesReceived})`);
+      t.ok(doneA.cpuMs! > 0, `step ${k}: A's CPU time in the step reported (${doneA.cpuMs} ms)`);
       if (spectral === 'synced') {
+        t.ok(doneA.phases.spectral! > 0, `step ${k}: owner A computed its shares' magnitudes (spectral ${doneA.phases.spectral?.toFixed(2)} ms)`);
         const sums = ids.map((id) => (got[id]!.find((m) => m.type === 'done') as Extract<Message, { type: 'done' }>).maskChecksums);
         t.same(sums.map((s) => s?.length), owners.map((o) => o.tensors.length), `step ${k}: each owner reports a mask checksum per tensor`);
       }
@@ -88,11 +90,15 @@ for (const [spectral, wire] of [['global', 'fp32'], ['synced', 'fp32'], ['global
   });
 }
 
-t.test('bf16 shares are about half the bytes of fp32 ones (gradients, and synced magnitudes)', async (t) => {
+t.test('bf16 shares are about half the bytes of fp32 ones; synced shares are the gradients alone, as global ones', async (t) => {
   for (const spectral of ['global', 'synced']) {
     const [f, b] = [shareBytes[`${spectral} fp32`]!, shareBytes[`${spectral} bf16`]!];
     t.ok(f > 0 && b > 0, `${spectral}: counted (${f}, ${b} bytes)`);
     t.ok(b / f > 0.49 && b / f < 0.52, `${spectral}: bf16 / fp32 = ${(b / f).toFixed(4)}`);
+  }
+  for (const wire of ['fp32', 'bf16']) {
+    const [g, s] = [shareBytes[`global ${wire}`]!, shareBytes[`synced ${wire}`]!];
+    t.ok(Math.abs(g - s) <= 16, `${wire}: a synced share (${s} bytes) carries no magnitudes: a global one's size (${g})`);
   }
 });
 
@@ -160,9 +166,8 @@ t.test('the guard: a bf16 share holds Uint16Array sections only, an fp32 one Flo
     }
   };
   t.equal(code({ ...base, tensors: [new Uint16Array(4)], dtype: 'bf16' }), 'ok');
-  t.equal(code({ ...base, tensors: [new Uint16Array(4)], magnitudes: [new Uint16Array(3)], dtype: 'bf16' }), 'ok');
   t.equal(code({ ...base, tensors: [new Float32Array(4)], dtype: 'bf16' }), 'E_MALFORMED', 'a Float32Array in a bf16 share');
-  t.equal(code({ ...base, tensors: [new Uint16Array(4)], magnitudes: [new Float32Array(3)], dtype: 'bf16' }), 'E_MALFORMED', 'fp32 magnitudes in a bf16 share');
+  t.equal(code({ ...base, tensors: [new Uint16Array(4)], magnitudes: [new Uint16Array(3)], dtype: 'bf16' }), 'E_MALFORMED', 'magnitudes: not a share field since protocol 5 (the owner computes them)');
   t.equal(code({ ...base, tensors: [new Uint16Array(4)] }), 'E_MALFORMED', 'a Uint16Array in an fp32 share');
   t.equal(code({ ...base, tensors: [new Float32Array(4)], dtype: 'fp16' }), 'E_MALFORMED', 'a dtype other than bf16');
   // through the frames: a bf16 share's sections arrive as Uint16Array, 2 bytes a value
