@@ -1,8 +1,9 @@
-// An owner whose exchange address nobody can reach: it is blamed (it only computes from then on), not the worker that could not reach it; the run matches --local.
+// An owner whose exchange address nobody can reach: it is blamed (it only computes from then on), not the worker that could not reach it; a worker that reaches none of the owners the others reach is the one cut off (E_CUT_OFF). The runs match --local.
 import t from 'tap';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights } from '../helpers.ts';
+import { netnsUnavailable, twoHosts } from '../../scripts/dev/netns.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights, type Started } from '../helpers.ts';
 import { Exchange } from '../../worker/exchange.ts';
 
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '10', '--eval-interval', '10', '--smi', 'cosine', '--spectral', 'global'];
@@ -53,6 +54,47 @@ t.test('a worker advertising an address nobody can reach: it only computes; the 
   t.ok(steps.length === 10 && steps.every((s) => s.workers === 2), 'every step computed by both');
   const plan = steps[0]!.owners_plan as { version: number; owners: { worker: string; tensors: number }[]; compute_only: string[] };
   t.ok(plan.version >= 2 && plan.owners.length === 1 && plan.owners[0]!.worker === reporter && plan.compute_only.join() === owner, `the log's plan (version ${plan.version}): ${reporter} owns all, ${owner} only computes`);
+  const diff = maxRelativeDiff(weights(out), weights(local));
+  t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
+});
+
+const unavailable = netnsUnavailable();
+
+t.test('a worker that reaches none of the owners the others reach (two network namespaces: their addresses are loopback ones of the other host) is dropped with E_CUT_OFF, nobody else is blamed; global ≡ --local', { skip: unavailable !== null && process.env.CI !== 'true' ? `cannot emulate two hosts: ${unavailable}` : false }, async (t) => {
+  if (unavailable) return t.fail(`CI=true and two hosts cannot be emulated here: ${unavailable}`);
+  const dir = tempDir('smi-cut-off-');
+  const local = join(dir, 'local');
+  const r = await runScript('train', ['--local', ...small, '--out', local]);
+  t.equal(r.code, 0, r.stderr);
+  const hosts = twoHosts();
+  t.teardown(() => hosts.close());
+  const inside = (h: typeof hosts.a, script: string, args: string[]): Started => {
+    const s = startScript(script, args, { wrap: h.wrap });
+    hosts.adopt(s.child);
+    return s;
+  };
+  const out = join(dir, 'run');
+  // on host A: the coordinator, and two workers whose exchange servers listen on A's loopback only: they reach each
+  // other; on host B, a third worker that reaches the coordinator over the link, and whose own server the others reach
+  // there, but whose links to ws://127.0.0.1:… end on B's own loopback: refused
+  const coord = inside(hosts.a, 'coordinator/main', [...small, '--out', out, '--host', hosts.a.addr, '--port', '0', '--token', 'tok', '--min-workers', '3', '--step-timeout', '60000']);
+  const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);
+  const url = `ws://${hosts.a.addr}:${port}`;
+  const w1 = inside(hosts.a, 'worker/main', ['--connect', url, '--token', 'tok', '--listen', '127.0.0.1:0']);
+  const w2 = inside(hosts.a, 'worker/main', ['--connect', url, '--token', 'tok', '--listen', '127.0.0.1:0']);
+  const cut = inside(hosts.b, 'worker/main', ['--connect', url, '--token', 'tok', '--retry-for', '3000']);
+  t.equal(await coord.exited, 0, 'the run finishes', { output: coord.output() });
+  t.equal(await w1.exited, 0);
+  t.equal(await w2.exited, 0);
+  await cut.exited;
+  const [, who] = /worker (\S+) could not reach any owner, which the others reached: dropping it \(E_CUT_OFF\)/.exec(coord.output()) ?? [];
+  t.ok(who, 'the coordinator names the worker cut off and drops it (E_CUT_OFF)');
+  t.match(cut.output(), new RegExp(`joined as ${who} `), `that is the worker on host B (${who})`);
+  t.match(cut.output(), /E_CUT_OFF|4017/, 'it is told why it was closed, with the code');
+  t.notMatch(coord.output(), /it only computes from now on/, 'no reachable owner is blamed');
+  const steps = readLog(out).filter((x) => x.kind === 'step');
+  t.same(steps.map((s) => s.step), Array.from({ length: 10 }, (_, i) => i + 1), 'every step once');
+  t.ok(steps.every((s) => s.workers === 2), 'every step by the two workers that reach each other');
   const diff = maxRelativeDiff(weights(out), weights(local));
   t.ok(diff < 1e-5, `final weights within 1e-5 relative of --local (${diff.toExponential(2)})`);
 });
