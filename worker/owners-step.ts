@@ -402,7 +402,6 @@ export class OwnersStep {
   }
 
   /** `ms` spent in phase `name` from `start` (performance.now()): summed into the step's phases, and a span for the trace. */
-
   private phase(name: string, start: number, ms: number): void {
     this.phases[name] = (this.phases[name] ?? 0) + ms;
     this.spans.push({ name, start: Math.max(0, start - this.taskAt), dur: Math.max(0, ms) });
