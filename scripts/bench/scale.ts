@@ -46,6 +46,7 @@ export interface Figures {
   outsideMs: number; // step − slowest compute
   tokensPerSec: number;
   cpuMs: number; // the loop process's CPU (the coordinator's; --local's whole process); NaN when not logged
+  workerCpuMs: number; // --update owners: the busiest worker process's CPU in the step (owners_step cpu_ms); NaN when not logged
   /** per process ('coordinator', 'worker 1', …): the median ms of each phase it logs */
   phases: Record<string, Record<string, number>>;
   /** who ran the update: the owners (the log's owners_step) or the coordinator (the star) */
@@ -80,6 +81,7 @@ export function figures(records: readonly Rec[], o: { warmup: number; tokens: nu
     b.received.push(received);
   };
   let sharded = false;
+  const workerCpu: number[] = [];
   for (const r of steps) {
     const c = r.phases?.coordinator;
     const ws = r.phases?.workers ?? {};
@@ -98,7 +100,9 @@ export function figures(records: readonly Rec[], o: { warmup: number; tokens: nu
       }
     }
     // --update owners: each worker's own phases and the bytes it sent and received on every link (its own side)
-    const os = (r as { owners_step?: Record<string, { phases?: Record<string, unknown>; sent?: unknown; received?: unknown }> }).owners_step ?? {};
+    const os = (r as { owners_step?: Record<string, { phases?: Record<string, unknown>; sent?: unknown; received?: unknown; cpu_ms?: unknown }> }).owners_step ?? {};
+    const cpus = Object.values(os).map((w) => num(w.cpu_ms)).filter((x): x is number => x !== undefined);
+    if (cpus.length) workerCpu.push(Math.max(...cpus));
     for (const [id, w] of Object.entries(os)) {
       if (!names.has(id)) names.set(id, `worker ${names.size + 1}`);
       const proc = names.get(id)!;
@@ -133,6 +137,7 @@ export function figures(records: readonly Rec[], o: { warmup: number; tokens: nu
     outsideMs: med(outside),
     tokensPerSec: tokensPerSec(o.tokens, ms),
     cpuMs: med(steps.map((r) => num(r.cpu_ms)).filter((x): x is number => x !== undefined)),
+    workerCpuMs: med(workerCpu),
     phases: Object.fromEntries([...phases.keys()].sort(order).map((p) => [p, Object.fromEntries([...phases.get(p)!].map(([k, v]) => [k, med(v)]))])),
     bytes: [...bytes.keys()].sort(order).map((p) => ({ process: p, sent: med(bytes.get(p)!.sent), received: med(bytes.get(p)!.received) })),
   };
@@ -170,7 +175,7 @@ export function combine(specs: readonly Spec[], reps: readonly ReadonlyMap<strin
       : [];
     rows.push({
       spec, reps: mine, vsBase, efficiency,
-      figures: { ...byMs, steps: m((f) => f.steps), msPerStep: m((f) => f.msPerStep), computeMs: m((f) => f.computeMs), outsideMs: m((f) => f.outsideMs), tokensPerSec: m((f) => f.tokensPerSec), cpuMs: m((f) => f.cpuMs) },
+      figures: { ...byMs, steps: m((f) => f.steps), msPerStep: m((f) => f.msPerStep), computeMs: m((f) => f.computeMs), outsideMs: m((f) => f.outsideMs), tokensPerSec: m((f) => f.tokensPerSec), cpuMs: m((f) => f.cpuMs), workerCpuMs: m((f) => f.workerCpuMs) },
     });
   }
   return rows;
@@ -317,13 +322,13 @@ export function scaleMarkdown(r: ScaleResult): string {
   lines.push(`Machine: ${r.machine}. ${r.repeat} repetition(s), interleaved; each figure the median over them (ratios: median, range in brackets); the first ${r.warmup} steps of every run left out.${r.quick ? '' : ' Issue 14\'s bar for a figure follows it in brackets.'}${r.quick ? ' **--quick: the test preset, a smoke run, not the figures of issue 14.**' : ''}`);
   if (probe.length) {
     lines.push('', `### ${r.quick ? 'Probe (quick: test preset)' : 'Paper-size probe'} (\`${probe[0]!.spec.flags.filter((f) => !['--local'].includes(f)).join(' ').replace(/ --batch-size \d+/, '')}\`)`, '',
-      '| run | tokens/step | ms/step | tokens/s vs `--local` | outside slowest compute, ms | coordinator CPU, ms/step | coordinator MB/step | busiest worker MB/step | coordinator phases, ms |',
-      '|---|---|---|---|---|---|---|---|---|');
+      '| run | tokens/step | ms/step | tokens/s vs `--local` | outside slowest compute, ms | coordinator CPU, ms/step | busiest worker CPU, ms/step | coordinator MB/step | busiest worker MB/step | phases, ms (the star: the coordinator\'s; the owners: worker 1\'s) |',
+      '|---|---|---|---|---|---|---|---|---|---|');
     for (const x of probe) {
       const f = x.figures;
       const b = busiest(f);
       const t = x.spec.target;
-      lines.push(`| ${x.spec.label} | ${x.spec.batch * x.spec.block} | ${f1(f.msPerStep)} | ${x.spec.workers ? bar(ratio(x.vsBase), t?.vsLocal, '≥') : '1'} | ${x.spec.workers ? bar(f1(f.outsideMs), t?.outsideMs, '≤') : '–'} | ${bar(f1(f.cpuMs), x.spec.workers ? t?.cpuMs : undefined, '≤')} | ${mb(b.coordinator)} | ${mb(b.worker)} | ${phaseList(f.phases.coordinator, ['step'])} |`);
+      lines.push(`| ${x.spec.label} | ${x.spec.batch * x.spec.block} | ${f1(f.msPerStep)} | ${x.spec.workers ? bar(ratio(x.vsBase), t?.vsLocal, '≥') : '1'} | ${x.spec.workers ? bar(f1(f.outsideMs), t?.outsideMs, '≤') : '–'} | ${bar(f1(f.cpuMs), x.spec.workers ? t?.cpuMs : undefined, '≤')} | ${x.spec.workers ? f1(f.workerCpuMs) : '–'} | ${mb(b.coordinator)} | ${mb(b.worker)} | ${phaseList(f.update === 'owners' ? f.phases['worker 1'] : f.phases.coordinator, ['step'])} |`);
     }
   }
   if (cpu.length) {

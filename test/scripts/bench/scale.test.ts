@@ -51,13 +51,15 @@ t.test('figures: medians over the steps after the warmup; bytes from each proces
 });
 
 t.test('figures under --update owners: each worker\'s own phases and bytes from owners_step; no coordinator bytes', async (t) => {
-  const step = (k: number, a: number) => ({ kind: 'step', step: k, ms: 100, compute_ms: 40, owners_step: { wA: { phases: { compute: 40, update: a }, sent: 1000 + k, received: 2000 }, wB: { phases: { compute: 30, update: 5 }, sent: 3000, received: 4000 } } });
+  const step = (k: number, a: number) => ({ kind: 'step', step: k, ms: 100, compute_ms: 40, owners_step: { wA: { phases: { compute: 40, update: a }, sent: 1000 + k, received: 2000, cpu_ms: 80 + k }, wB: { phases: { compute: 30, update: 5 }, sent: 3000, received: 4000, cpu_ms: 81 } } });
   const f = figures([{ kind: 'start', params: 10 }, step(1, 9), step(2, 7), step(3, 8)] as never, { warmup: 0, tokens: 8 });
   t.equal(f.update, 'owners');
   t.same(f.bytes, [{ process: 'worker 1', sent: 1002, received: 2000 }, { process: 'worker 2', sent: 3000, received: 4000 }], 'median bytes per worker, its own side');
   t.equal(f.phases['worker 1']!.update, 8, 'median of its update phase');
   t.equal(f.outsideMs, 60, 'outside the slowest compute');
+  t.equal(f.workerCpuMs, 82, 'the busiest worker\'s CPU per step (max over workers: 81, 82, 83), median over steps');
   t.equal(figures([{ kind: 'step', step: 1, ms: 5 }] as never, { warmup: 0, tokens: 1 }).update, 'coordinator', 'no owners_step: the star');
+  t.ok(Number.isNaN(figures([{ kind: 'step', step: 1, ms: 5 }] as never, { warmup: 0, tokens: 1 }).workerCpuMs), 'no worker CPU logged: NaN');
 });
 
 t.test('figures under --update owners with coordinator_bytes: the coordinator\'s own control-link bytes, median per step', async (t) => {
@@ -66,7 +68,7 @@ t.test('figures under --update owners with coordinator_bytes: the coordinator\'s
   t.same(f.bytes, [{ process: 'coordinator', sent: 502, received: 60 }, { process: 'worker 1', sent: 10, received: 20 }], 'the coordinator first, then the workers');
 });
 
-const fig = (tps: number, ms = 1000 / tps): Figures => ({ steps: 20, update: 'coordinator', params: 10, msPerStep: ms, computeMs: ms / 2, outsideMs: ms / 2, tokensPerSec: tps, cpuMs: 1, phases: {}, bytes: [{ process: 'coordinator', sent: 80, received: 80 }, { process: 'worker 1', sent: 40, received: 40 }] });
+const fig = (tps: number, ms = 1000 / tps): Figures => ({ steps: 20, update: 'coordinator', params: 10, msPerStep: ms, computeMs: ms / 2, outsideMs: ms / 2, tokensPerSec: tps, cpuMs: 1, workerCpuMs: NaN, phases: {}, bytes: [{ process: 'coordinator', sent: 80, received: 80 }, { process: 'worker 1', sent: 40, received: 40 }] });
 const spec = (id: string, group: Spec['group'], workers: number, base: string): Spec => ({ id, group, label: id, workers, batch: 4, block: 8, flags: [], base, model: { params: 10, magnitudes: 6 }, mode: 'global' });
 
 t.test('combine: each ratio against the base of the same repetition; E(N) against the group\'s 1-worker run; medians', async (t) => {
