@@ -8,6 +8,13 @@ export interface AdamWOptions {
   weightDecay: number;
 }
 
+/** A moment variable holding `init`'s values; `init` itself is disposed (it would stay counted and keep the memory alive after dispose()). */
+function moment(init: tf.Tensor): tf.Variable {
+  const v = tf.variable(init, false);
+  init.dispose();
+  return v;
+}
+
 /**
  * Moments are created on first use and updated in one tf.tidy with assign(). Tensors of rank >= 2 get
  * weight decay, the others (LayerNorm gains) none. State order for checkpoints: step, then m and v per
@@ -26,8 +33,8 @@ export class AdamW {
   /** One update of `params` with gradients `grads` (same order) at learning rate `lr`. Does not dispose grads. */
   apply(params: tf.Variable[], grads: tf.Tensor[], lr: number): void {
     if (this.m.length === 0) {
-      this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
-      this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
+      this.m = params.map((p) => moment(tf.zerosLike(p)));
+      this.v = params.map((p) => moment(tf.zerosLike(p)));
     }
     this.step += 1;
     const { beta1, beta2, eps, weightDecay } = this.opts;
@@ -60,8 +67,8 @@ export class AdamW {
     this.step = state.step;
     if (state.moments.length === 0) return;
     if (state.moments.length !== 2 * params.length) throw new Error(`AdamW state has ${state.moments.length} moments, expected ${2 * params.length}`);
-    this.m = params.map((p, i) => tf.variable(tf.tensor(state.moments[2 * i]!, p.shape), false));
-    this.v = params.map((p, i) => tf.variable(tf.tensor(state.moments[2 * i + 1]!, p.shape), false));
+    this.m = params.map((p, i) => moment(tf.tensor(state.moments[2 * i]!, p.shape)));
+    this.v = params.map((p, i) => moment(tf.tensor(state.moments[2 * i + 1]!, p.shape)));
   }
 
   dispose(): void {

@@ -94,3 +94,23 @@ t.test('tf.memory().numTensors flat over 50 steps once the moments exist', async
   opt.dispose();
   tf.dispose(p);
 });
+
+t.test('dispose() frees every tensor the moments made, whether created on the first step or by setState (numTensors and bytes back where they were)', async (t) => {
+  const p = [tf.variable(tf.ones([8, 6])), tf.variable(tf.ones([6]))];
+  const before = tf.memory();
+  const opt = new AdamW({ beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+  const g = p.map((v) => tf.fill(v.shape, 0.5));
+  opt.apply(p, g, 1e-3);
+  tf.dispose(g);
+  const state = opt.getState();
+  opt.dispose();
+  t.equal(tf.memory().numTensors, before.numTensors, 'after the first step\'s moments: numTensors as before');
+  t.equal(tf.memory().numBytes, before.numBytes, 'and their bytes freed');
+  const again = new AdamW({ beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
+  again.setState(p, state);
+  t.same(again.getState().moments.map((m) => [...m]), state.moments.map((m) => [...m]), 'setState holds the moments given');
+  again.dispose();
+  t.equal(tf.memory().numTensors, before.numTensors, 'after setState\'s moments too');
+  t.equal(tf.memory().numBytes, before.numBytes);
+  tf.dispose(p);
+});
