@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ERROR_CODE_NAMES } from '../shared/errors.ts';
-import { overhead, processBytes, slowestComputeMs, stepPhases, tokensPerSec, type DoneRecord, type EvalRecord, type LogRecord, type OwnersPlanRecord, type StartRecord, type StepRecord } from '../shared/train/log.ts';
+import { overhead, processBytes, processCpu, slowestComputeMs, stepPhases, tokensPerSec, type DoneRecord, type EvalRecord, type LogRecord, type OwnersPlanRecord, type StartRecord, type StepRecord } from '../shared/train/log.ts';
 
 export interface WorkerInfo {
   id: string;
@@ -30,6 +30,7 @@ export interface StepEntry {
   compute_ms: number | null; // the slowest worker's compute; null when the record has none
   overhead: number | null; // 1 − compute/step (shared/train/log.ts overhead); null without a compute time
   process_bytes: Record<string, { sent: number; received: number }>; // this step's bytes by process, each from its own side (shared/train/log.ts processBytes)
+  process_cpu_ms: Record<string, number>; // this step's CPU ms by process, where logged (shared/train/log.ts processCpu)
 }
 
 /** What GET /api/state returns; the page starts from it and then applies /events with a larger `seq`. */
@@ -175,6 +176,7 @@ export class Monitor {
       compute_ms: slowestComputeMs(r),
       overhead: overhead(r),
       process_bytes: processBytes(r),
+      process_cpu_ms: processCpu(r),
     };
     this.steps.push(entry);
     if (this.steps.length > this.historyLimit) this.steps.splice(0, this.steps.length - this.historyLimit);
@@ -205,6 +207,8 @@ export class Monitor {
       this.m.bytes.inc({ direction: 'sent' }, sent);
       this.m.bytes.inc({ direction: 'received' }, received);
     }
+    this.m.processStepCpu.reset();
+    for (const [proc, ms] of Object.entries(entry.process_cpu_ms)) this.m.processStepCpu.set({ process: proc }, ms / 1000);
     this.m.processStepBytes.reset(); // the last step's processes only: a worker that left is not shown with its old count
     for (const [proc, b] of Object.entries(entry.process_bytes)) {
       for (const d of ['sent', 'received'] as const) {
@@ -393,6 +397,7 @@ function metrics(registry: Registry) {
     liveWorkers: new Gauge({ name: 'smi_live_workers', help: 'Workers connected now', registers }),
     bytes: new Counter({ name: 'smi_bytes_total', help: 'Bytes the coordinator sent to / received from workers', labelNames: ['direction'] as const, registers }),
     processStepBytes: new Gauge({ name: 'smi_process_step_bytes', help: 'Bytes each process (coordinator or a worker id) sent / received in the last step, on all its links, from its own side', labelNames: ['process', 'direction'] as const, registers }),
+    processStepCpu: new Gauge({ name: 'smi_process_step_cpu_seconds', help: 'CPU time (user + system, all threads) of each process (coordinator or a worker id) in the last step, where it reports one', labelNames: ['process'] as const, registers }),
     processBytes: new Counter({ name: 'smi_process_bytes_total', help: 'Bytes each process sent / received over the logged steps, on all its links, from its own side', labelNames: ['process', 'direction'] as const, registers }),
     planVersion: new Gauge({ name: 'smi_plan_version', help: 'The owners plan in force (--update owners); 0 before the first', registers }),
     ownerTensors: new Gauge({ name: 'smi_owner_tensors', help: 'Parameter tensors each worker owns under the plan (0: it only computes)', labelNames: ['worker'] as const, registers }),

@@ -30,7 +30,7 @@ const model = {
   done: null,
   workers: [],
   errors: {},
-  steps: [], // StepEntry: { record, tokens_per_sec, compute_ms, overhead, process_bytes }
+  steps: [], // StepEntry: { record, tokens_per_sec, compute_ms, overhead, process_bytes, process_cpu_ms }
   plan: null, // --update owners: { version, owners: [{ worker, tensors, params }], compute_only }
   evals: [],
   totals: { steps: 0, tokens: 0, bytes_sent: 0, bytes_received: 0, errors: 0 },
@@ -323,12 +323,13 @@ function renderWorkers() {
 function renderProcesses() {
   const last = model.steps.at(-1);
   const bytes = (last && last.process_bytes) || {};
+  const cpu = (last && last.process_cpu_ms) || {};
   const owns = new Map(((model.plan && model.plan.owners) || []).map((o) => [o.worker, o]));
   const ids = [...new Set([...Object.keys(bytes), ...owns.keys(), ...((model.plan && model.plan.compute_only) || [])])];
-  $('processes-note').textContent = `${last ? `step ${last.record.step}` : 'no step yet'}${model.plan ? ` · plan ${model.plan.version}` : ''}: bytes each process sent and received, from its own side; what each worker owns`;
+  $('processes-note').textContent = `${last ? `step ${last.record.step}` : 'no step yet'}${model.plan ? ` · plan ${model.plan.version}` : ''}: bytes each process sent and received, from its own side; its CPU time in the step; what each worker owns`;
   if (ids.length === 0) {
     const tr = el('tr');
-    tr.append(el('td', { colSpan: 5, className: 'empty' }, 'no step yet'));
+    tr.append(el('td', { colSpan: 6, className: 'empty' }, 'no step yet'));
     return $('processes').replaceChildren(tr);
   }
   $('processes').replaceChildren(...ids.map((id) => {
@@ -342,6 +343,7 @@ function renderProcesses() {
       el('td', { className: 'num' }, plain ? '–' : fmtSI(o ? o.params : 0)),
       el('td', { className: 'num' }, b ? fmtBytes(b.sent) : '–'),
       el('td', { className: 'num' }, b ? fmtBytes(b.received) : '–'),
+      el('td', { className: 'num' }, cpu[id] === undefined ? '–' : fmt(cpu[id], 1)),
     );
     return tr;
   }));

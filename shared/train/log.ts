@@ -89,6 +89,7 @@ export interface OwnersStepWorker {
   shares_received?: number;
   values_sent?: number;
   values_received?: number;
+  cpu_ms?: number; // its process's CPU time (user + system, all threads) since its previous step's done; absent for a browser tab
 }
 export interface EvalRecord { kind: 'eval'; step: number; train_loss: number; val_loss: number; eval_workers?: number }
 export interface DoneRecord { kind: 'done'; step: number; ms: number; tokens_per_sec: number; train_loss: number; val_loss: number }
@@ -155,6 +156,23 @@ export function processBytes(r: Pick<StepRecord, 'phases' | 'owners_step' | 'coo
     c.received += n(w.bytes_received);
   }
   return { coordinator: c, ...out };
+}
+
+/**
+ * CPU milliseconds of each process in a step: under --update owners the coordinator's (`coordinator_cpu_ms`) and
+ * each worker's (`owners_step.*.cpu_ms`) where logged; the star's (a record with phases) its coordinator's (`cpu_ms`);
+ * nothing for one process (its `cpu_ms` is the step's own). Processes that logged none are left out.
+ */
+export function processCpu(r: Pick<StepRecord, 'cpu_ms' | 'owners_step' | 'coordinator_cpu_ms' | 'phases'>): Record<string, number> {
+  const ok = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  const out: Record<string, number> = {};
+  if (r.owners_step) {
+    if (ok(r.coordinator_cpu_ms)) out.coordinator = r.coordinator_cpu_ms;
+    for (const [id, w] of Object.entries(r.owners_step)) if (ok(w.cpu_ms)) out[id] = w.cpu_ms;
+    return out;
+  }
+  if (r.phases && ok(r.cpu_ms)) out.coordinator = r.cpu_ms;
+  return out;
 }
 
 /** Wall time of a step at the coordinator (`phases.coordinator.step`), else the loop's `ms` (one process: the whole step). */

@@ -314,8 +314,8 @@ t.test('bytes per process per step and the owner plan: /metrics gauges and count
   const plan = (version: number, owners: [string, number, number][], computeOnly: string[] = []) => ({ version, owners: owners.map(([worker, tensors, params]) => ({ worker, tensors, params })), compute_only: computeOnly });
   const owners = (n: number, extra: object = {}) => ({
     kind: 'step', step: n, loss: 1, lr: 1, alpha: 0, ms: 100, tokens: 64, workers: 2, grad_norm: 1, compute_ms: 60,
-    owners_step: { wa: { phases: { compute: 60 }, sent: 1000 * n, received: 1500 }, wb: { phases: { compute: 50 }, sent: 2000, received: 2500 } },
-    coordinator_bytes: { sent: 300, received: 400 },
+    owners_step: { wa: { phases: { compute: 60 }, sent: 1000 * n, received: 1500, cpu_ms: 90 + n }, wb: { phases: { compute: 50 }, sent: 2000, received: 2500 } },
+    coordinator_bytes: { sent: 300, received: 400 }, coordinator_cpu_ms: 4.5,
     ...extra,
   }) as unknown as LogRecord;
   monitor.record(owners(1, { owners_plan: plan(1, [['wa', 8, 600], ['wb', 7, 500]]) }));
@@ -327,12 +327,17 @@ t.test('bytes per process per step and the owner plan: /metrics gauges and count
   t.equal(value(m.samples, 'smi_process_step_bytes', { process: 'wb', direction: 'received' }), 2500);
   t.equal(value(m.samples, 'smi_process_step_bytes', { process: 'coordinator', direction: 'sent' }), 300, "the coordinator's, on its control links");
   t.equal(value(m.samples, 'smi_process_bytes_total', { process: 'wa', direction: 'sent' }), 3000, 'summed over the steps');
+  t.equal(m.types.get('smi_process_step_cpu_seconds'), 'gauge');
+  t.equal(value(m.samples, 'smi_process_step_cpu_seconds', { process: 'wa' }), 0.092, "a worker's CPU in the last step, as it reported it");
+  t.equal(value(m.samples, 'smi_process_step_cpu_seconds', { process: 'coordinator' }), 0.0045, "the coordinator's");
+  t.notOk(m.samples.some((x) => x.name === 'smi_process_step_cpu_seconds' && x.labels.process === 'wb'), 'a worker that reported none (a browser tab) has no sample');
   t.equal(value(m.samples, 'smi_plan_version'), 1);
   t.equal(value(m.samples, 'smi_owner_tensors', { worker: 'wa' }), 8, 'tensors per owner');
   t.equal(value(m.samples, 'smi_owner_params', { worker: 'wb' }), 500, 'values per owner');
   let state = (await (await serveOnce(monitor, '/api/state')).json()) as MonitorState;
   t.same(state.plan, plan(1, [['wa', 8, 600], ['wb', 7, 500]]), '/api/state carries the plan');
   t.same(state.steps.at(-1)!.process_bytes, { coordinator: { sent: 300, received: 400 }, wa: { sent: 2000, received: 1500 }, wb: { sent: 2000, received: 2500 } }, 'and each step its bytes per process');
+  t.same(state.steps.at(-1)!.process_cpu_ms, { coordinator: 4.5, wa: 92 }, 'and its CPU ms per process, where reported');
   // wb left: a plan with one owner and a compute-only worker
   monitor.record(owners(3, { owners_plan: plan(2, [['wa', 15, 1100]], ['wc']) }));
   m = parseProm(await (await serveOnce(monitor, '/metrics')).text());

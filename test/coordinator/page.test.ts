@@ -132,22 +132,22 @@ t.test('live page in headless Chromium', { skip: !BROWSER.found && !isCi() ? BRO
     t.pass('done shows as finished');
   });
 
-  await t.test('the Processes table: bytes per process in the last step, then the owner plan under --update owners', async (t) => {
+  await t.test('the Processes table: bytes (and CPU) per process in the last step, then the owner plan under --update owners', async (t) => {
     const rows = () => page.$$eval('#processes tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
-    t.same(await rows(), [['coordinator', '–', '–', '8.0 KiB', '8.0 KiB'], ['w1', '–', '–', '4.0 KiB', '4.0 KiB'], ['w2', '–', '–', '4.0 KiB', '4.0 KiB']], "the star: the coordinator's links from both ends");
+    t.same(await rows(), [['coordinator', '–', '–', '8.0 KiB', '8.0 KiB', '–'], ['w1', '–', '–', '4.0 KiB', '4.0 KiB', '–'], ['w2', '–', '–', '4.0 KiB', '4.0 KiB', '–']], "the star: the coordinator's links from both ends (no CPU in these records)");
     monitor.record({
       kind: 'step', step: 32, loss: 1, lr: 1e-3, alpha: 0.5, ms: 100, tokens: 1024, workers: 3, grad_norm: 1,
-      owners_step: { w1: { phases: { compute: 50 }, sent: 3072, received: 2048 }, w2: { phases: { compute: 40 }, sent: 1024, received: 2048 }, w3: { phases: { compute: 45 }, sent: 1024, received: 1024 } },
-      coordinator_bytes: { sent: 512, received: 256 },
+      owners_step: { w1: { phases: { compute: 50 }, sent: 3072, received: 2048, cpu_ms: 47.2 }, w2: { phases: { compute: 40 }, sent: 1024, received: 2048 }, w3: { phases: { compute: 45 }, sent: 1024, received: 1024 } },
+      coordinator_bytes: { sent: 512, received: 256 }, coordinator_cpu_ms: 3.5,
       owners_plan: { version: 2, owners: [{ worker: 'w1', tensors: 8, params: 60_000 }, { worker: 'w2', tensors: 7, params: 40_000 }], compute_only: ['w3'] },
     } as LogRecord);
     await page.waitForFunction(() => document.querySelector('#processes tr td')?.textContent === 'coordinator' && document.querySelectorAll('#processes tr').length === 4 && document.getElementById('processes-note')?.textContent?.includes('plan 2'));
     t.same(await rows(), [
-      ['coordinator', '–', '–', '512 B', '256 B'],
-      ['w1', '8', '60.0k', '3.0 KiB', '2.0 KiB'],
-      ['w2', '7', '40.0k', '1.0 KiB', '2.0 KiB'],
-      ['w3', '0', '0', '1.0 KiB', '1.0 KiB'],
-    ], 'each worker: what it owns and its own bytes; a compute-only worker owns nothing');
+      ['coordinator', '–', '–', '512 B', '256 B', '3.5'],
+      ['w1', '8', '60.0k', '3.0 KiB', '2.0 KiB', '47.2'],
+      ['w2', '7', '40.0k', '1.0 KiB', '2.0 KiB', '–'],
+      ['w3', '0', '0', '1.0 KiB', '1.0 KiB', '–'],
+    ], 'each worker: what it owns, its own bytes and its CPU where it reported one; a compute-only worker owns nothing');
   });
 
   t.same(problems, [], 'no page errors, console errors or failed requests');
