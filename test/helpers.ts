@@ -149,3 +149,15 @@ export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
   }
   return out;
 }
+
+/** tap's skip option for a test that emulates two hosts in network namespaces: skipped with the reason where it cannot, unless CI=true (then the test must fail). */
+export function twoHostsSkip(unavailable: string | null): { skip: string | false } {
+  return { skip: unavailable !== null && process.env.CI !== 'true' ? `cannot emulate two hosts: ${unavailable}` : false };
+}
+
+/** A script started inside one of two emulated hosts (scripts/dev/netns.ts), killed with them on close(). */
+export function startInside(hosts: { adopt(child: ChildProcess): ChildProcess }, host: { wrap(argv: string[]): string[] }, script: string, args: string[]): Started {
+  const s = startScript(script, args, { wrap: host.wrap });
+  hosts.adopt(s.child);
+  return s;
+}

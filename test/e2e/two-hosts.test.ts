@@ -2,14 +2,14 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { netnsUnavailable, twoHosts } from '../../scripts/dev/netns.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights, type Started } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startInside, tempDir, twoHostsSkip, weights } from '../helpers.ts';
 
 const steps = (dir: string) => readLog(dir).filter((r) => r.kind === 'step');
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '20', '--eval-interval', '10', '--smi', 'cosine'];
 
 const unavailable = netnsUnavailable();
 
-t.test('a worker on each of two hosts (network namespaces, veth rate-limited to 1 Gbit/s by tc tbf), global mode: the --local run', { skip: unavailable !== null && process.env.CI !== 'true' ? `cannot emulate two hosts: ${unavailable}` : false }, async (t) => {
+t.test('a worker on each of two hosts (network namespaces, veth rate-limited to 1 Gbit/s by tc tbf), global mode: the --local run', twoHostsSkip(unavailable), async (t) => {
   if (unavailable) return t.fail(`CI=true and two hosts cannot be emulated here: ${unavailable}`);
   const dir = tempDir('smi-two-hosts-');
   const local = join(dir, 'local');
@@ -20,11 +20,7 @@ t.test('a worker on each of two hosts (network namespaces, veth rate-limited to 
   t.teardown(() => hosts.close());
   t.match(hosts.a.qdisc(), /tbf .*rate 1Gbit/, 'the link is rate-limited on A');
   t.match(hosts.b.qdisc(), /tbf .*rate 1Gbit/, 'and on B');
-  const inside = (h: typeof hosts.a, script: string, args: string[]): Started => {
-    const s = startScript(script, args, { wrap: h.wrap });
-    hosts.adopt(s.child);
-    return s;
-  };
+  const inside = (h: typeof hosts.a, script: string, args: string[]) => startInside(hosts, h, script, args);
   const out = join(dir, 'two-hosts');
   const coord = inside(hosts.a, 'coordinator/main', [...small, '--spectral', 'global', '--out', out, '--host', hosts.a.addr, '--port', '0', '--token', 'tok', '--min-workers', '2']);
   const [, port] = await coord.waitFor(/listening on ws:\/\/[^:]+:(\d+)/);

@@ -3,7 +3,7 @@ import t from 'tap';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { netnsUnavailable, twoHosts } from '../../scripts/dev/netns.ts';
-import { DATA, maxRelativeDiff, readLog, runScript, startScript, tempDir, weights, type Started } from '../helpers.ts';
+import { DATA, maxRelativeDiff, readLog, runScript, startInside, startScript, tempDir, twoHostsSkip, weights } from '../helpers.ts';
 import { Exchange } from '../../worker/exchange.ts';
 
 const small = ['--preset', 'test', '--data', DATA, '--max-iters', '10', '--eval-interval', '10', '--smi', 'cosine', '--spectral', 'global'];
@@ -60,7 +60,7 @@ t.test('a worker advertising an address nobody can reach: it only computes; the 
 
 const unavailable = netnsUnavailable();
 
-t.test('a worker that reaches none of the owners the others reach (two network namespaces: their addresses are loopback ones of the other host) is dropped with E_CUT_OFF, nobody else is blamed; global ≡ --local', { skip: unavailable !== null && process.env.CI !== 'true' ? `cannot emulate two hosts: ${unavailable}` : false }, async (t) => {
+t.test('a worker that reaches none of the owners the others reach (two network namespaces: their addresses are loopback ones of the other host) is dropped with E_CUT_OFF, nobody else is blamed; global ≡ --local', twoHostsSkip(unavailable), async (t) => {
   if (unavailable) return t.fail(`CI=true and two hosts cannot be emulated here: ${unavailable}`);
   const dir = tempDir('smi-cut-off-');
   const local = join(dir, 'local');
@@ -68,11 +68,7 @@ t.test('a worker that reaches none of the owners the others reach (two network n
   t.equal(r.code, 0, r.stderr);
   const hosts = twoHosts();
   t.teardown(() => hosts.close());
-  const inside = (h: typeof hosts.a, script: string, args: string[]): Started => {
-    const s = startScript(script, args, { wrap: h.wrap });
-    hosts.adopt(s.child);
-    return s;
-  };
+  const inside = (h: typeof hosts.a, script: string, args: string[]) => startInside(hosts, h, script, args);
   const out = join(dir, 'run');
   // on host A: the coordinator, and two workers whose exchange servers listen on A's loopback only: they reach each
   // other; on host B, a third worker that reaches the coordinator over the link, and whose own server the others reach

@@ -117,7 +117,7 @@ t.test('a synced owner computes every share\'s magnitudes itself: its steps equa
     }
     const chunks = [rand(step), rand(step + 50)];
     const sequences = [1, 2];
-    t.equal(owner.accept(step, round, 1, chunks[1]!) >= 0, true, 'accept reports its magnitudes\' ms');
+    owner.accept(step, round, 1, chunks[1]!);
     owner.accept(step, round, 0, chunks[0]!);
     const { ss } = owner.reduce(step, round, sequences);
     const clip = Math.min(1, 0.05 / Math.sqrt(ss.reduce((a, b) => a + b, 0)));
