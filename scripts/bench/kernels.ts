@@ -1,4 +1,4 @@
-// Benchmarks stock vs supplied tfjs wasm kernels (BatchMatMul, Slice/Unpack/SplitV, GPT fwd+bwd).
+// Benchmarks stock vs supplied tfjs wasm kernels (BatchMatMul, Slice/Unpack/SplitV, GPT fwd+bwd), and a·bᵀ with few rows.
 //
 // Usage: npm run bench -- kernels [--runs N] [--big]
 //   --runs N  timed runs per measurement (median is printed; default 7; matmuls 3N, GPT step max(3, N/2))
@@ -164,10 +164,72 @@ function benchGpt(): void {
   model.dispose();
 }
 
+// ---------------------------------------------------------------------------------------
+// (d) a·bᵀ with few rows: transposing b against computing (b·aᵀ)ᵀ
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The paper preset at block 8 (issue 14's cheap-compute probe): every linear layer's product has 8 rows per sequence.
+ * Each product gets a new b, as in training, where each step's weights are new tensors (XNNPACK keeps packed
+ * weights by b's id, so a b used again is cheap on the plain path).
+ */
+function benchSmallRows(): void {
+  console.log('\n(d) few rows against a large b (linear layers at small batches), a new b per product, median ms');
+  row('shape', ['plain', 'swapped', 'speedup']);
+  const cases: Array<[string, number[], number[], boolean]> = [
+    ['fwd, 2 seq: [16,384]x[384,1536]', [16, 384], [384, 1536], false],
+    ['fwd, 2 seq: [16,1536]x[1536,384]', [16, 1536], [1536, 384], false],
+    ['dX, 2 seq: [16,1536]x[384,1536]^T', [16, 1536], [384, 1536], true],
+    ['dX, 2 seq: [16,384]x[1536,384]^T', [16, 384], [1536, 384], true],
+    ['fwd, 4 seq: [32,384]x[384,1152]', [32, 384], [384, 1152], false],
+    ['dX, 4 seq: [32,1152]x[384,1152]^T', [32, 1152], [384, 1152], true],
+  ];
+  for (const [label, sa, sb, tb] of cases) {
+    const a = tf.randomNormal(sa);
+    const bd = tf.randomNormal(sb).dataSync() as Float32Array;
+    const product = (): tf.Tensor => tf.tidy(() => tf.matMul(a, tf.tensor(bd, sb), false, tb));
+    registerWasmKernels({ swapSmallRows: false });
+    const plain = timeMs(product, 3 * RUNS, 2);
+    registerWasmKernels({ swapSmallRows: true });
+    const swapped = timeMs(product, 3 * RUNS, 2);
+    row(label, [plain, swapped, `${(plain / swapped).toFixed(1)}x`]);
+    a.dispose();
+  }
+  console.log('\nthe trained GPT, paper preset at block 8, dropout 0, new weights each step: forward+backward, median ms; largest gradient difference');
+  row('batch', ['plain', 'swapped', 'speedup', 'max |dg|']);
+  for (const batch of [2, 4]) {
+    const cfg = resolveConfig({ preset: 'paper', overrides: { block_size: 8, dropout: 0, batch_size: batch } });
+    const model = new GPT(cfg, cfg.seed);
+    const weights = model.params.map((p) => p.variable.dataSync().slice() as Float32Array);
+    const rng = new Rng(0, STREAM.train);
+    const n = batch * cfg.block_size;
+    const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+    const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
+    const step = (): tf.Tensor[] => {
+      model.assignAll(weights); // new tensors, as each training step's weights are
+      return model.gradients(x, y, batch).grads;
+    };
+    const ms: number[] = [];
+    const seen: Float32Array[][] = [];
+    for (const swap of [false, true]) {
+      registerWasmKernels({ swapSmallRows: swap });
+      const g = step(); // also the warm-up
+      seen.push(g.map((t) => t.dataSync() as Float32Array));
+      tf.dispose(g);
+      ms.push(timeMs(step, Math.max(3, RUNS)));
+    }
+    let diff = 0;
+    seen[0]!.forEach((g, i) => g.forEach((v, j) => { diff = Math.max(diff, Math.abs(v - seen[1]![i]![j]!)); }));
+    row(`${batch} sequences (${n} tokens)`, [ms[0]!, ms[1]!, `${(ms[0]! / ms[1]!).toFixed(1)}x`, diff.toExponential(1)]);
+    model.dispose();
+  }
+}
+
 await tf.setBackend('wasm');
 await tf.ready();
 console.log(`tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}, node ${process.version}, runs ${RUNS}`);
 benchMatMul();
 benchSlices();
 benchGpt();
+benchSmallRows();
 console.log(`\nnumTensors at exit: ${tf.memory().numTensors}`);

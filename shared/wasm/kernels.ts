@@ -45,6 +45,12 @@ import type {
  *   scratch allocations or extra memory traffic.
  * - Ids for views come from the backend's own counter (`dataIdNextNumber`), so they can
  *   never collide with ids of real tensors.
+ * - XNNPACK packs b (its "weights") for every new b id, a pass that costs ~5 ms for a 384×1536
+ *   matrix, about three times the product itself when a has 16 rows. Training makes new weight
+ *   tensors every step, so at small batches (the paper preset at block 8: 8 rows per sequence)
+ *   the packing dominated a forward + backward. A few rows against a large b are therefore
+ *   computed swapped, `(b·aᵀ)ᵀ` for a·bᵀ and `(bᵀ·aᵀ)ᵀ` for a new b's a·b: the small aᵀ is
+ *   packed, the large operand streamed. Equal to the bit (tested); `npm run bench -- kernels` (d).
  */
 
 /** Kernel names this module registers for the `wasm` backend. */
@@ -65,6 +71,12 @@ export interface WasmKernelOptions {
    * copies every slice into scratch tensors first. Kept for benchmarking.
    */
   matMulSlices?: 'view' | 'copy';
+  /**
+   * A product of a few rows of a with a large b (a linear layer at small batches) is computed as `(b·aᵀ)ᵀ` (or
+   * `(bᵀ·aᵀ)ᵀ`), so that XNNPACK packs the small operand, not b (default true); false: the plain path. Kept for
+   * benchmarking.
+   */
+  swapSmallRows?: boolean;
   /**
    * Subset of {@link WASM_KERNELS} to install (default: all). Kernels of this module that are
    * not listed are put back to stock. E.g. `['UnsortedSegmentSum']` gives the stock backend plus
@@ -123,6 +135,9 @@ const ours = new Map<string, KernelConfig>();
 /** Per-backend-instance cwrapped native functions. */
 const nativeCache = new WeakMap<object, NativeBatchMatMul>();
 let matMulSlices: 'view' | 'copy' = 'view';
+let swapSmallRows = true;
+/** The b operands of a·b products computed swapped so far: their next product packs them (see batchMatMulKernel). */
+let multiplied = new WeakSet<DataId>();
 
 /** Reinterprets the opaque kernel backend as the wasm backend internals used here. */
 function asWasm(backend: {}): WasmBackendLike {
@@ -476,6 +491,32 @@ function batchedViaCopies(
 }
 
 /**
+ * `a·bᵀ` as `(b·aᵀ)ᵀ`, or (`bLayout` 'KN') `a·b` as `(bᵀ·aᵀ)ᵀ`: a is `rows` × K (its batch entries stacked), b one
+ * matrix. The native product then packs the small aᵀ as its weights and streams the large operand once; only the
+ * small operand and the small result are transposed, and b too in the 'KN' case (a transpose costs less than the
+ * packing XNNPACK does for new weights: bench kernels (d)). Same sums in the same order: equal to the bit.
+ */
+function swappedProduct(
+  be: WasmBackendLike, native: NativeBatchMatMul, a: TensorInfo, b: TensorInfo, bLayout: 'NK' | 'KN',
+  rows: number, K: number, N: number, outShape: number[],
+): TensorInfo {
+  const temps: TensorInfo[] = [];
+  try {
+    const lhs = bLayout === 'NK' ? b : transposeLast2(be, { dataId: b.dataId, shape: [K, N], dtype: 'float32' });
+    if (lhs !== b) temps.push(lhs);
+    const aT = transposeLast2(be, { dataId: a.dataId, shape: [rows, K], dtype: 'float32' });
+    temps.push(aT);
+    const bt = be.makeOutput([N, rows], 'float32');
+    temps.push(bt);
+    native(dataOf(be, lhs).id, shapeBytes([1, N, K]), 3, dataOf(be, aT).id, shapeBytes([1, K, rows]), 3, false, false, dataOf(be, bt).id);
+    const out = transposeLast2(be, bt); // [rows, N]: the output's layout, under its batch shape
+    return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+}
+
+/**
  * `BatchMatMul` kernel: routes every float32 product of rank >= 2 (any transpose flags,
  * broadcast batch dims) through the native XNNPACK 2-D path; anything unusual (non-float32,
  * empty tensors, shape errors) goes to the stock kernel.
@@ -505,11 +546,22 @@ function batchMatMulKernel(args: KernelArgs): TensorInfo | TensorInfo[] {
   } catch {
     return callOriginal('BatchMatMul', args); // lets the stock kernel raise its usual error
   }
+  const native = nativeBatchMatMul(be);
+  // A few rows of a against a large b (a linear layer at small batches): XNNPACK packs b as its weights, a pass
+  // over all of it that costs more than the product; (b·aᵀ)ᵀ packs the small aᵀ instead. For a·b (the forward)
+  // only while b is new: packed weights are kept by b's id, so a b used again (evaluation batches) takes the
+  // stock path and its cache from its second use on.
+  const rows = batchA * M;
+  if (swapSmallRows && !transposeA && batchB === 1 && rows * (K + N) < N * K) {
+    if (transposeB) return swappedProduct(be, native, a, b, 'NK', rows, K, N, [...outBatch, M, N]);
+    if (!multiplied.has(b.dataId)) {
+      multiplied.add(b.dataId);
+      return swappedProduct(be, native, a, b, 'KN', rows, K, N, [...outBatch, M, N]);
+    }
+  }
   // Already the fast path in the stock kernel (and it keeps XNNPACK's packed-weight cache
   // on b's id across calls): plain 2-D product.
   if (!transposeA && !transposeB && batchA === 1 && batchB === 1) return callOriginal('BatchMatMul', args);
-
-  const native = nativeBatchMatMul(be);
   const temps: TensorInfo[] = [];
   try {
     let aa = a;
@@ -562,6 +614,8 @@ const kernelFuncs: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[
  */
 export function registerWasmKernels(options: WasmKernelOptions = {}): void {
   if (options.matMulSlices != null) matMulSlices = options.matMulSlices;
+  if (options.swapSmallRows != null) swapSmallRows = options.swapSmallRows;
+  multiplied = new WeakSet<DataId>();
   const wanted = options.kernels ?? WASM_KERNELS;
   for (const name of wanted) {
     if (!WASM_KERNELS.includes(name)) throw new Error(`wasm-kernels: unknown kernel '${name}'`);

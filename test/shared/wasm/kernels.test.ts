@@ -124,6 +124,11 @@ t.test('BatchMatMul matches cpu', async (tt) => {
     [[3, 7, 5], [1, 5, 6]],
     [[2, 1, 7, 5], [1, 3, 5, 6]],
     [[2, 3, 7, 5], [3, 5, 6]],
+    // a few rows against a large b: with tB, computed as (b·aᵀ)ᵀ (a linear layer's backward at small batches)
+    [[4, 96], [96, 80]],
+    [[2, 3, 96], [96, 80]],
+    [[3, 96], [1, 96, 80]],
+    [[1, 2, 2, 64], [64, 50]],
   ];
   const swap = (s: number[]): number[] => [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]];
   for (const [sa, sb] of base) {
@@ -153,6 +158,40 @@ t.test('BatchMatMul matches cpu', async (tt) => {
   const bd = randData([3, 2, 5, 9]);
   await compare(tt, 'matMul copy mode', () => tf.matMul(tf.tensor(ad, [3, 2, 9, 7]), tf.tensor(bd, [3, 2, 5, 9]), true, true));
   registerWasmKernels({ matMulSlices: 'view' });
+});
+
+t.test('few-row products: swapped equals the plain path to the bit, on a new b and on one used again', async (tt) => {
+  await tf.setBackend('wasm');
+  const cases: Array<[number[], number[], boolean]> = [
+    [[16, 384], [384, 1536], false], // a linear layer's forward, 2 sequences of 8
+    [[16, 1536], [1536, 384], false],
+    [[2, 8, 384], [384, 1152], false], // rows from a batch
+    [[16, 1536], [384, 1536], true], // its input gradient
+    [[32, 384], [1152, 384], true],
+  ];
+  for (const [sa, sb, tb] of cases) {
+    const a = tf.tensor(randData(sa), sa);
+    const bd = randData(sb);
+    const run = (swap: boolean): Float32Array[] => {
+      registerWasmKernels({ swapSmallRows: swap });
+      const b = tf.tensor(bd, sb);
+      const outs = [0, 1, 2].map(() => tf.matMul(a, b, false, tb)); // a new b, then the same b twice
+      const host = outs.map((o) => o.dataSync() as Float32Array);
+      tf.dispose([b, ...outs]);
+      return host;
+    };
+    const plain = run(false);
+    const swapped = run(true);
+    const label = `${sa} x ${sb}${tb ? '^T' : ''}`;
+    tt.same(swapped[0]!.length, plain[0]!.length, `${label}: size`);
+    for (let i = 0; i < 3; i++) {
+      let same = swapped[i]!.length === plain[i]!.length;
+      for (let j = 0; same && j < plain[i]!.length; j++) same = Object.is(swapped[i]![j], plain[i]![j]);
+      tt.ok(same, `${label}, use ${i + 1} of b: equal to the bit`);
+    }
+    a.dispose();
+  }
+  registerWasmKernels({ swapSmallRows: true });
 });
 
 t.test('Slice matches cpu', async (tt) => {
@@ -321,12 +360,18 @@ t.test('no leaks of tensors, data ids or temporary view ids', async (tt) => {
     const big = tf.tensor(randData([8, 9, 10]), [8, 9, 10]);
     const emb = tf.tensor(randData([10, 4]), [10, 4]);
     const ids = tf.tensor1d([1, 2, 2, 9], 'int32');
+    const rows2 = tf.tensor(randData([2, 96]), [2, 96]);
     const step = (): void => {
       tf.tidy(() => {
         tf.matMul(a3, b3, false, true);
         tf.matMul(a3, b3, true, false);
         tf.matMul(a3, b3.reshape([6 * 16, 8]), false, true);
         tf.matMul(a3.reshape([2, 3, 16, 8]), b3.slice([0, 0, 0], [3, 16, 8]).reshape([1, 3, 16, 8]), true, false);
+        // few rows against a large b: the swapped products (a new b, then the same b again), a·bᵀ
+        const wide = tf.tensor(randData([96, 80]), [96, 80]);
+        tf.matMul(rows2, wide);
+        tf.matMul(rows2, wide);
+        tf.matMul(tf.tensor(randData([2, 80]), [2, 80]), wide, false, true);
         tf.unstack(big, 1);
         tf.split(big, [2, 3, 5], 2);
         tf.slice(big, [1, 1, 1], [3, 3, 3]);
@@ -342,7 +387,7 @@ t.test('no leaks of tensors, data ids or temporary view ids', async (tt) => {
     tt.equal(tf.memory().numTensors, tensors0, 'tf.memory().numTensors stable');
     tt.equal(be.numDataIds(), dataIds0, 'backend numDataIds stable');
     tt.equal(live.size, live0, 'no C++ tensor ids left registered (view ids disposed)');
-    tf.dispose([a3, b3, big, emb, ids]);
+    tf.dispose([a3, b3, big, emb, ids, rows2]);
   } finally {
     mod.registerTensor = origReg;
     mod.disposeData = origDisp;
