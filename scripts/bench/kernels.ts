@@ -118,17 +118,24 @@ function benchSlices(): void {
 // (c) GPT forward + backward
 // ---------------------------------------------------------------------------------------
 
-/** The project's GPT (shared/model/gpt.ts, the model that is trained) on the cpu preset, fed a fixed random batch. */
-function buildGpt(): { cfg: TrainConfig; step: () => tf.Tensor[]; dispose: () => void } {
-  const cfg = resolveConfig({ preset: 'cpu' });
+/**
+ * The project's GPT (shared/model/gpt.ts, the model that is trained), by default on the cpu preset, fed a fixed
+ * random batch. `step` returns the loss and the gradients; `freshWeights` makes new weight tensors first, as each
+ * training step does (XNNPACK keeps packed weights by tensor id).
+ */
+function buildGpt(cfg = resolveConfig({ preset: 'cpu' })): {
+  cfg: TrainConfig; step: (o?: { freshWeights?: boolean }) => tf.Tensor[]; dispose: () => void;
+} {
   const model = new GPT(cfg, cfg.seed);
+  const weights = model.params.map((p) => p.variable.dataSync().slice() as Float32Array);
   const rng = new Rng(0, STREAM.train);
   const n = cfg.batch_size * cfg.block_size;
   const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
   const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
   return {
     cfg,
-    step: () => {
+    step: (o = {}) => {
+      if (o.freshWeights) model.assignAll(weights);
       const { loss, grads } = model.gradients(x, y, cfg.batch_size);
       return [tf.scalar(loss), ...grads];
     },
@@ -186,7 +193,9 @@ function benchSmallRows(): void {
   ];
   for (const [label, sa, sb, tb] of cases) {
     const a = tf.randomNormal(sa);
-    const bd = tf.randomNormal(sb).dataSync() as Float32Array;
+    const bRandom = tf.randomNormal(sb);
+    const bd = bRandom.dataSync() as Float32Array;
+    bRandom.dispose();
     const product = (): tf.Tensor => tf.tidy(() => tf.matMul(a, tf.tensor(bd, sb), false, tb));
     registerWasmKernels({ swapSmallRows: false });
     const plain = timeMs(product, 3 * RUNS, 2);
@@ -198,17 +207,8 @@ function benchSmallRows(): void {
   console.log('\nthe trained GPT, paper preset at block 8, dropout 0, new weights each step: forward+backward, median ms; largest gradient difference');
   row('batch', ['plain', 'swapped', 'speedup', 'max |dg|']);
   for (const batch of [2, 4]) {
-    const cfg = resolveConfig({ preset: 'paper', overrides: { block_size: 8, dropout: 0, batch_size: batch } });
-    const model = new GPT(cfg, cfg.seed);
-    const weights = model.params.map((p) => p.variable.dataSync().slice() as Float32Array);
-    const rng = new Rng(0, STREAM.train);
-    const n = batch * cfg.block_size;
-    const x = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-    const y = Int32Array.from({ length: n }, () => rng.int(cfg.vocab_size));
-    const step = (): tf.Tensor[] => {
-      model.assignAll(weights); // new tensors, as each training step's weights are
-      return model.gradients(x, y, batch).grads;
-    };
+    const model = buildGpt(resolveConfig({ preset: 'paper', overrides: { block_size: 8, dropout: 0, batch_size: batch } }));
+    const step = (): tf.Tensor[] => model.step({ freshWeights: true });
     const ms: number[] = [];
     const seen: Float32Array[][] = [];
     for (const swap of [false, true]) {
@@ -220,7 +220,7 @@ function benchSmallRows(): void {
     }
     let diff = 0;
     seen[0]!.forEach((g, i) => g.forEach((v, j) => { diff = Math.max(diff, Math.abs(v - seen[1]![i]![j]!)); }));
-    row(`${batch} sequences (${n} tokens)`, [ms[0]!, ms[1]!, `${(ms[0]! / ms[1]!).toFixed(1)}x`, diff.toExponential(1)]);
+    row(`${batch} sequences (${batch * model.cfg.block_size} tokens)`, [ms[0]!, ms[1]!, `${(ms[0]! / ms[1]!).toFixed(1)}x`, diff.toExponential(1)]);
     model.dispose();
   }
 }

@@ -124,7 +124,7 @@ t.test('BatchMatMul matches cpu', async (tt) => {
     [[3, 7, 5], [1, 5, 6]],
     [[2, 1, 7, 5], [1, 3, 5, 6]],
     [[2, 3, 7, 5], [3, 5, 6]],
-    // a few rows against a large b: with tB, computed as (b·aᵀ)ᵀ (a linear layer's backward at small batches)
+    // a few rows against a large b, computed swapped: a·bᵀ as (b·aᵀ)ᵀ, a new b's a·b as (bᵀ·aᵀ)ᵀ (linear layers at small batches)
     [[4, 96], [96, 80]],
     [[2, 3, 96], [96, 80]],
     [[3, 96], [1, 96, 80]],
