@@ -1,11 +1,17 @@
 // AdamW with PyTorch's torch.optim.AdamW semantics: decoupled decay, bias-corrected moments, decay by rank.
 import * as tf from '@tensorflow/tfjs';
+import { wasmAdamW, wasmAdamWAvailable } from '../wasm/adamw.ts';
 
 export interface AdamWOptions {
   beta1: number;
   beta2: number;
   eps: number;
   weightDecay: number;
+  /**
+   * 'auto' (the default): on the wasm backend one SIMD pass per tensor in its heap (shared/wasm/adamw.ts, the same
+   * bits), elsewhere the tensor ops below; 'tensor': the tensor ops everywhere (tests and benchmarks).
+   */
+  engine?: 'auto' | 'tensor';
 }
 
 /** A moment variable holding `init`'s values; `init` itself is disposed (it would stay counted and keep the memory alive after dispose()). */
@@ -16,7 +22,8 @@ function moment(init: tf.Tensor): tf.Variable {
 }
 
 /**
- * Moments are created on first use and updated in one tf.tidy with assign(). Tensors of rank >= 2 get
+ * Moments are created on first use and updated in one tf.tidy with assign() (on wasm: in place, by the fused pass;
+ * they never leave this class but as copies). Tensors of rank >= 2 get
  * weight decay, the others (LayerNorm gains) none. State order for checkpoints: step, then m and v per
  * parameter in the order of `params`.
  */
@@ -41,6 +48,14 @@ export class AdamW {
     const bc1 = 1 - beta1 ** this.step;
     const bc2Sqrt = Math.sqrt(1 - beta2 ** this.step);
     const stepSize = lr / bc1;
+    if (this.opts.engine !== 'tensor' && wasmAdamWAvailable()) {
+      // each constant rounded to float32 as a tensor op's scalar operand is
+      const f = Math.fround;
+      const decay = params.map((p) => (p.rank >= 2 && weightDecay > 0 ? f(1 - lr * weightDecay) : 1));
+      const c = { beta1: f(beta1), oneMinusBeta1: f(1 - beta1), beta2: f(beta2), oneMinusBeta2: f(1 - beta2), bc2Sqrt: f(bc2Sqrt), eps: f(eps), stepSize: f(stepSize) };
+      wasmAdamW(params, grads, this.m, this.v, decay, c);
+      return;
+    }
     tf.tidy(() => {
       params.forEach((p, i) => {
         const g = grads[i]!;

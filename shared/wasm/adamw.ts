@@ -1,0 +1,153 @@
+// AdamW's update of a tensor as one wasm SIMD pass in the tfjs wasm backend's heap (WAT, assembled at load).
+//
+// shared/model/adamw.ts writes the update as eleven tensor ops, each a pass over the tensor with a new output in
+// the heap: ~10 ns per parameter on this machine, the largest part of an owner's update at the paper preset's size.
+// Here the same operations, in the same order, on the same float32 values, run in one pass that reads g, p, m and v
+// once and writes m and v in place and p into a new tensor. f32x4 and f32 mul, add, sub, div and sqrt round once to
+// float32 as the backend's kernels do (IEEE 754), so the moments and weights are those of the tensor ops to the bit
+// (test/shared/model/adamw.test.ts compares them bit for bit).
+import * as tf from '@tensorflow/tfjs';
+import type { DataId, TensorInfo } from '@tensorflow/tfjs';
+import { instantiate, wasmAsmReady } from './asm.ts';
+
+/** AdamW's float32 constants of one step, as the tensor ops see them (each a float32 scalar). */
+export interface AdamWConstants {
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  /** √(1 − β₂ᵗ) */
+  bc2Sqrt: number;
+  eps: number;
+  /** lr / (1 − β₁ᵗ) */
+  stepSize: number;
+}
+
+interface AdamWKernel {
+  /** pointers in bytes, n values; decay 1 for a tensor without weight decay */
+  adamw(g: number, p: number, out: number, m: number, v: number, n: number, b1: number, c1: number, b2: number, c2: number, bc: number, eps: number, ss: number, decay: number): void;
+}
+
+const ADAMW_WAT = `
+(module
+  (import "env" "memory" (memory 0))
+  ;; m = f32(m·b1) + f32(g·c1); v = f32(v·b2) + f32(f32(g·g)·c2); den = f32(f32(√v / bc) + eps);
+  ;; out = f32(p·decay) − f32(f32(m / den)·ss): 4 lanes at a time, then one at a time
+  (func $adamw (export "adamw") (param $g i32) (param $p i32) (param $out i32) (param $m i32) (param $v i32) (param $n i32)
+    (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $bc f32) (param $eps f32) (param $ss f32) (param $dec f32)
+    (local $end4 i32) (local $end i32)
+    (local $b1v v128) (local $c1v v128) (local $b2v v128) (local $c2v v128) (local $bcv v128) (local $epsv v128) (local $ssv v128) (local $decv v128)
+    (local $gv v128) (local $mv v128) (local $vv v128)
+    (local $gs f32) (local $ms f32) (local $vs f32)
+    local.get $out local.get $n i32.const -4 i32.and i32.const 2 i32.shl i32.add local.set $end4
+    local.get $out local.get $n i32.const 2 i32.shl i32.add local.set $end
+    local.get $b1 f32x4.splat local.set $b1v
+    local.get $c1 f32x4.splat local.set $c1v
+    local.get $b2 f32x4.splat local.set $b2v
+    local.get $c2 f32x4.splat local.set $c2v
+    local.get $bc f32x4.splat local.set $bcv
+    local.get $eps f32x4.splat local.set $epsv
+    local.get $ss f32x4.splat local.set $ssv
+    local.get $dec f32x4.splat local.set $decv
+    block $done4
+      local.get $out local.get $end4 i32.ge_u br_if $done4
+      loop $top4
+        local.get $g v128.load local.set $gv
+        local.get $m v128.load local.get $b1v f32x4.mul
+        local.get $gv local.get $c1v f32x4.mul
+        f32x4.add local.set $mv
+        local.get $m local.get $mv v128.store
+        local.get $v v128.load local.get $b2v f32x4.mul
+        local.get $gv local.get $gv f32x4.mul local.get $c2v f32x4.mul
+        f32x4.add local.set $vv
+        local.get $v local.get $vv v128.store
+        local.get $out
+        local.get $p v128.load local.get $decv f32x4.mul
+        local.get $mv
+        local.get $vv f32x4.sqrt local.get $bcv f32x4.div local.get $epsv f32x4.add
+        f32x4.div local.get $ssv f32x4.mul
+        f32x4.sub v128.store
+        local.get $g i32.const 16 i32.add local.set $g
+        local.get $p i32.const 16 i32.add local.set $p
+        local.get $m i32.const 16 i32.add local.set $m
+        local.get $v i32.const 16 i32.add local.set $v
+        local.get $out i32.const 16 i32.add local.tee $out
+        local.get $end4 i32.lt_u br_if $top4
+      end
+    end
+    block $done
+      local.get $out local.get $end i32.ge_u br_if $done
+      loop $top
+        local.get $g f32.load local.set $gs
+        local.get $m f32.load local.get $b1 f32.mul
+        local.get $gs local.get $c1 f32.mul
+        f32.add local.set $ms
+        local.get $m local.get $ms f32.store
+        local.get $v f32.load local.get $b2 f32.mul
+        local.get $gs local.get $gs f32.mul local.get $c2 f32.mul
+        f32.add local.set $vs
+        local.get $v local.get $vs f32.store
+        local.get $out
+        local.get $p f32.load local.get $dec f32.mul
+        local.get $ms
+        local.get $vs f32.sqrt local.get $bc f32.div local.get $eps f32.add
+        f32.div local.get $ss f32.mul
+        f32.sub f32.store
+        local.get $g i32.const 4 i32.add local.set $g
+        local.get $p i32.const 4 i32.add local.set $p
+        local.get $m i32.const 4 i32.add local.set $m
+        local.get $v i32.const 4 i32.add local.set $v
+        local.get $out i32.const 4 i32.add local.tee $out
+        local.get $end i32.lt_u br_if $top
+      end
+    end))
+`;
+
+/** The parts of the (partly private) wasm backend this reaches: its module's memory and its tensors' places in it. */
+interface WasmBackendLike {
+  wasm: { asm?: { memory?: unknown } };
+  dataIdMap: { get(dataId: DataId): { memoryOffset: number; dtype: string } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+}
+
+let compiled: { memory: WebAssembly.Memory; kernel: AdamWKernel } | undefined;
+
+/** The kernel in the current backend's heap, or undefined: not the wasm backend, a shared (threaded) heap, no assembler loaded. */
+function kernelOf(be: WasmBackendLike): AdamWKernel | undefined {
+  const memory = be.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof ArrayBuffer) || !wasmAsmReady()) return undefined;
+  if (compiled?.memory !== memory) compiled = { memory, kernel: instantiate<AdamWKernel>(ADAMW_WAT, { env: { memory } }, 'adamw.wat') };
+  return compiled.kernel;
+}
+
+/** Whether wasmAdamW() can run here: the wasm backend is current and its heap can be reached. */
+export function wasmAdamWAvailable(): boolean {
+  return tf.getBackend() === 'wasm' && kernelOf(tf.backend() as unknown as WasmBackendLike) !== undefined;
+}
+
+/**
+ * One AdamW step of every params[i] with grads[i], its moments m[i] and v[i] updated in place (they must be this
+ * optimizer's own: no other tensor may share their data) and params[i] assigned a new tensor (other tensors may
+ * hold its old data, e.g. a product's packed weights). `decay[i]`: the float32 factor 1 − lr·wd, or 1.
+ * Needs wasmAdamWAvailable(); all tensors float32 on the wasm backend.
+ */
+export function wasmAdamW(params: readonly tf.Variable[], grads: readonly tf.Tensor[], m: readonly tf.Variable[], v: readonly tf.Variable[], decay: readonly number[], c: AdamWConstants): void {
+  const be = tf.backend() as unknown as WasmBackendLike;
+  const k = kernelOf(be);
+  if (!k || tf.getBackend() !== 'wasm') throw new Error('wasmAdamW: the wasm backend with a reachable heap is needed (wasmAdamWAvailable())');
+  const at = (t: TensorInfo, what: string): number => {
+    const d = be.dataIdMap.get(t.dataId);
+    if (!d || d.dtype !== 'float32') throw new TypeError(`wasmAdamW: ${what} is not a float32 tensor of the wasm backend`);
+    return d.memoryOffset;
+  };
+  params.forEach((p, i) => {
+    const g = grads[i]!;
+    if (g.size !== p.size || m[i]!.size !== p.size || v[i]!.size !== p.size) throw new RangeError(`wasmAdamW: tensor ${i}: sizes differ (p ${p.size}, g ${g.size})`);
+    const out = be.makeOutput(p.shape.slice(), 'float32'); // before the offsets: a malloc may grow the heap (offsets stay)
+    k.adamw(at(g, 'a gradient'), at(p, 'a parameter'), at(out, 'the output'), at(m[i]!, 'a moment'), at(v[i]!, 'a moment'), p.size,
+      c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.bc2Sqrt, c.eps, c.stepSize, decay[i]!);
+    const t = tf.engine().makeTensorFromTensorInfo(out);
+    p.assign(t);
+    t.dispose();
+  });
+}
