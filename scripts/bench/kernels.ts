@@ -1,4 +1,4 @@
-// Benchmarks stock vs supplied tfjs wasm kernels (BatchMatMul, Slice/Unpack/SplitV, GPT fwd+bwd), and a·bᵀ with few rows.
+// Benchmarks stock vs supplied tfjs wasm kernels (BatchMatMul, Slice/Unpack/SplitV, GPT fwd+bwd), a·bᵀ with few rows, and AdamW.
 //
 // Usage: npm run bench -- kernels [--runs N] [--big]
 //   --runs N  timed runs per measurement (median is printed; default 7; matmuls 3N, GPT step max(3, N/2))
@@ -8,6 +8,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { resolveConfig, type TrainConfig } from '../../shared/config.ts';
 import { GPT } from '../../shared/model/gpt.ts';
 import { Rng, STREAM } from '../../shared/model/rng.ts';
+import { AdamW } from '../../shared/model/adamw.ts';
+import { initWasmAsm } from '../../shared/wasm/asm.ts';
 import { registerWasmKernels, WASM_KERNELS } from '../../shared/wasm/kernels.ts';
 
 const argv = process.argv.slice(2);
@@ -225,6 +227,53 @@ function benchSmallRows(): void {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// (e) AdamW: its tensor ops against the fused pass (shared/wasm/adamw.ts)
+// ---------------------------------------------------------------------------------------
+
+/** One AdamW step of all the paper preset's parameters, both engines interleaved, and the largest weight difference. */
+function benchAdamW(): void {
+  console.log('\n(e) AdamW, one step of every paper-preset parameter, median ms (tensor ops, then the fused pass, interleaved)');
+  row('parameters', ['tensor ops', 'fused', 'speedup', 'ns/param', 'max |dp|']);
+  const cfg = resolveConfig({ preset: 'paper' });
+  const model = new GPT(cfg, cfg.seed);
+  const init = model.params.map((p) => p.variable.dataSync().slice() as Float32Array);
+  const shapes = model.params.map((p) => p.variable.shape);
+  const count = init.reduce((a, x) => a + x.length, 0);
+  model.dispose();
+  const rng = new Rng(1, STREAM.train);
+  const grads = shapes.map((s) => tf.tensor(Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, () => (rng.uniform() - 0.5) * 0.02), s));
+  const engines = ['tensor', 'auto'] as const;
+  const runs = engines.map((engine) => ({
+    params: shapes.map((s, i) => tf.variable(tf.tensor(init[i]!, s))),
+    opt: new AdamW({ beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, engine }),
+    ms: [] as number[],
+  }));
+  for (let i = 0; i < 2 + RUNS; i++) {
+    for (const r of runs) {
+      const t0 = performance.now();
+      r.opt.apply(r.params, grads, 1e-3);
+      r.params[r.params.length - 1]!.dataSync();
+      if (i >= 2) r.ms.push(performance.now() - t0);
+    }
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+  let diff = 0;
+  runs[0]!.params.forEach((p, i) => {
+    const a = p.dataSync();
+    const b = runs[1]!.params[i]!.dataSync();
+    for (let j = 0; j < a.length; j++) diff = Math.max(diff, Math.abs(a[j]! - b[j]!));
+  });
+  const [opsMs, fusedMs] = runs.map((r) => med(r.ms)) as [number, number];
+  row(`${count} (${shapes.length} tensors)`, [opsMs, fusedMs, `${(opsMs / fusedMs).toFixed(1)}x`, `${((opsMs * 1e6) / count).toFixed(1)} / ${((fusedMs * 1e6) / count).toFixed(1)}`, diff.toExponential(1)]);
+  for (const r of runs) {
+    r.opt.dispose();
+    tf.dispose(r.params);
+  }
+  tf.dispose(grads);
+}
+
+await initWasmAsm();
 await tf.setBackend('wasm');
 await tf.ready();
 console.log(`tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}, node ${process.version}, runs ${RUNS}`);
@@ -232,4 +281,5 @@ benchMatMul();
 benchSlices();
 benchGpt();
 benchSmallRows();
+benchAdamW();
 console.log(`\nnumTensors at exit: ${tf.memory().numTensors}`);
