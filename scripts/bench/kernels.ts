@@ -245,7 +245,7 @@ function benchAdamW(): void {
   const grads = shapes.map((s) => tf.tensor(Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, () => (rng.uniform() - 0.5) * 0.02), s));
   const engines = ['tensor', 'auto'] as const;
   const runs = engines.map((engine) => ({
-    params: shapes.map((s, i) => tf.variable(tf.tensor(init[i]!, s))),
+    params: shapes.map((s, i) => tf.tidy(() => tf.variable(tf.tensor(init[i]!, s)))), // the variable outlives the tidy, its initial tensor not
     opt: new AdamW({ beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, engine }),
     ms: [] as number[],
   }));

@@ -73,7 +73,7 @@ export interface UnitCosts {
 export const MEASURED = {
   date: '2026-12-01, 2-core AMD EPYC VM, Node 20.20.2, tfjs wasm; load average 4.6–7.5 from other jobs (per-core CPU figures, pessimistic)',
   smi: { ms: 215.9, params: 10_745_088, command: 'npm run bench -- fft --preset paper --reps 3', what: '"all parameters, SMI apply (host)", auto FFT library' },
-  adamw: { ms: 205.6, params: 10_649_856, command: 'npm run train -- --preset paper --block-size 8 --dropout 0 --eval-iters 1 --eval-interval 1000 --max-iters 10 --smi cosine --workers 2 --spectral global --batch-size 8', what: "the coordinator's optimizer phase, median of steps 4–10" },
+  adamw: { ms: 16.04, params: 10_745_088, command: 'npm run bench -- kernels', what: 'section (e), the fused pass (shared/wasm/adamw.ts), median of 7 steps, on the quiet machine (2026-12-02; the tensor ops: 89.84 ms)' },
   reduce: { ms: 185.4, params: 10_649_856, gradients: 2, command: 'the same run', what: "the coordinator's reduce phase (weighted mean + clip norm of 2 gradients), median of steps 4–10" },
   codec: { ms: 0.377 + 0.451, bytes: 2 * 42_980_352, command: 'npm run bench -- transport --rounds 5 --warmup 1 --only masked --json', what: 'encodeMs + decodeMs of 43 MB each' },
   ws: { bytes: 85_962_664, ms: 167.3, command: 'the same bench', what: 'round trip of weights out and a gradient back: one process sends and receives 86 MB' },
