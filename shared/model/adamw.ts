@@ -43,19 +43,21 @@ export class AdamW {
       this.m = params.map((p) => moment(tf.zerosLike(p)));
       this.v = params.map((p) => moment(tf.zerosLike(p)));
     }
-    this.step += 1;
+    const step = this.step + 1;
     const { beta1, beta2, eps, weightDecay } = this.opts;
-    const bc1 = 1 - beta1 ** this.step;
-    const bc2Sqrt = Math.sqrt(1 - beta2 ** this.step);
+    const bc1 = 1 - beta1 ** step;
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
     const stepSize = lr / bc1;
     if (this.opts.engine !== 'tensor' && wasmAdamWAvailable()) {
       // each constant rounded to float32 as a tensor op's scalar operand is
       const f = Math.fround;
       const decay = params.map((p) => (p.rank >= 2 && weightDecay > 0 ? f(1 - lr * weightDecay) : 1));
       const c = { beta1: f(beta1), oneMinusBeta1: f(1 - beta1), beta2: f(beta2), oneMinusBeta2: f(1 - beta2), bc2Sqrt: f(bc2Sqrt), eps: f(eps), stepSize: f(stepSize) };
-      wasmAdamW(params, grads, this.m, this.v, decay, c);
+      wasmAdamW(params, grads, this.m, this.v, decay, c); // checks every tensor before it writes any
+      this.step = step;
       return;
     }
+    this.step = step;
     tf.tidy(() => {
       params.forEach((p, i) => {
         const g = grads[i]!;

@@ -140,9 +140,14 @@ export function wasmAdamW(params: readonly tf.Variable[], grads: readonly tf.Ten
     if (!d || d.dtype !== 'float32') throw new TypeError(`wasmAdamW: ${what} is not a float32 tensor of the wasm backend`);
     return d.memoryOffset;
   };
+  // every tensor checked before any is written: a refused step leaves weights and moments as they were
+  params.forEach((p, i) => {
+    const g = grads[i];
+    if (!g || g.size !== p.size || m[i]?.size !== p.size || v[i]?.size !== p.size) throw new RangeError(`wasmAdamW: tensor ${i}: sizes differ (p ${p.size}, g ${g?.size})`);
+    for (const [x, what] of [[g, 'a gradient'], [p, 'a parameter'], [m[i]!, 'a moment'], [v[i]!, 'a moment']] as const) at(x, what);
+  });
   params.forEach((p, i) => {
     const g = grads[i]!;
-    if (g.size !== p.size || m[i]!.size !== p.size || v[i]!.size !== p.size) throw new RangeError(`wasmAdamW: tensor ${i}: sizes differ (p ${p.size}, g ${g.size})`);
     const out = be.makeOutput(p.shape.slice(), 'float32'); // before the offsets: a malloc may grow the heap (offsets stay)
     k.adamw(at(g, 'a gradient'), at(p, 'a parameter'), at(out, 'the output'), at(m[i]!, 'a moment'), at(v[i]!, 'a moment'), p.size,
       c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.bc2Sqrt, c.eps, c.stepSize, decay[i]!);

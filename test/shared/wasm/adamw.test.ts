@@ -114,15 +114,21 @@ t.test('numTensors and bytes flat over 30 fused steps; getState/setState continu
   tf.dispose([a, b]);
 });
 
-t.test('sizes that differ are refused before anything is written', async (t) => {
+t.test('sizes that differ are refused before anything is written, in any tensor of the step', async (t) => {
   await tf.setBackend('wasm');
-  const p = tf.variable(tf.ones([4, 4]));
-  const m = tf.variable(tf.zeros([4, 4]));
-  const v = tf.variable(tf.zeros([4, 4]));
-  const g = tf.ones([3, 4]);
+  const p = [tf.variable(tf.ones([4, 4])), tf.variable(tf.ones([2, 3]))];
+  const m = [tf.variable(tf.zeros([4, 4])), tf.variable(tf.zeros([2, 3]))];
+  const v = [tf.variable(tf.zeros([4, 4])), tf.variable(tf.zeros([2, 3]))];
+  const g = [tf.ones([4, 4]), tf.ones([3, 3])]; // the first fits, the second does not
   const c = { beta1: 0.9, oneMinusBeta1: 0.1, beta2: 0.99, oneMinusBeta2: 0.01, bc2Sqrt: 0.1, eps: 1e-8, stepSize: 0.01 };
-  t.throws(() => wasmAdamW([p], [g], [m], [v], [1], c), RangeError);
-  t.same([...p.dataSync()], new Array(16).fill(1), 'weights unchanged');
-  t.same([...m.dataSync()], new Array(16).fill(0), 'moments unchanged');
-  tf.dispose([p, m, v, g]);
+  t.throws(() => wasmAdamW(p, g, m, v, [1, 1], c), RangeError);
+  t.same([...p[0]!.dataSync()], new Array(16).fill(1), 'the first tensor\'s weights unchanged');
+  t.same([...m[0]!.dataSync()], new Array(16).fill(0), 'and its moments');
+  t.same([...p[1]!.dataSync()], new Array(6).fill(1), 'the second\'s too');
+  const opt = new AdamW(OPTS);
+  t.throws(() => opt.apply(p, g, 1e-3), RangeError, 'through AdamW.apply too');
+  t.equal(opt.step, 0, 'and the refused step is not counted');
+  t.same([...p[0]!.dataSync()], new Array(16).fill(1), 'weights still unchanged');
+  opt.dispose();
+  tf.dispose([...p, ...m, ...v, ...g]);
 });
