@@ -28,79 +28,56 @@ interface AdamWKernel {
   adamw(g: number, p: number, out: number, m: number, v: number, n: number, b1: number, c1: number, b2: number, c2: number, bc: number, eps: number, ss: number, decay: number): void;
 }
 
+/**
+ * One loop of the pass over [out, end): `v` = 4 lanes of v128 at a time (the constants splat into $…v locals), `s` =
+ * one f32 at a time (the tail). The same instructions in both, so the tail rounds as the lanes do.
+ */
+function adamwLoop(w: 'v' | 's', end: string): string {
+  const [t, load, store, bytes, k] = w === 'v' ? ['f32x4', 'v128.load', 'v128.store', 16, 'v'] : ['f32', 'f32.load', 'f32.store', 4, ''];
+  return `
+    block $done_${w}
+      local.get $out local.get ${end} i32.ge_u br_if $done_${w}
+      loop $top_${w}
+        local.get $g ${load} local.set $g${w}
+        local.get $m ${load} local.get $b1${k} ${t}.mul
+        local.get $g${w} local.get $c1${k} ${t}.mul
+        ${t}.add local.set $m${w}
+        local.get $m local.get $m${w} ${store}
+        local.get $v ${load} local.get $b2${k} ${t}.mul
+        local.get $g${w} local.get $g${w} ${t}.mul local.get $c2${k} ${t}.mul
+        ${t}.add local.set $v${w}
+        local.get $v local.get $v${w} ${store}
+        local.get $out
+        local.get $p ${load} local.get $dec${k} ${t}.mul
+        local.get $m${w}
+        local.get $v${w} ${t}.sqrt local.get $bc${k} ${t}.div local.get $eps${k} ${t}.add
+        ${t}.div local.get $ss${k} ${t}.mul
+        ${t}.sub ${store}
+        local.get $g i32.const ${bytes} i32.add local.set $g
+        local.get $p i32.const ${bytes} i32.add local.set $p
+        local.get $m i32.const ${bytes} i32.add local.set $m
+        local.get $v i32.const ${bytes} i32.add local.set $v
+        local.get $out i32.const ${bytes} i32.add local.tee $out
+        local.get ${end} i32.lt_u br_if $top_${w}
+      end
+    end`;
+}
+
+const CONSTANTS = ['b1', 'c1', 'b2', 'c2', 'bc', 'eps', 'ss', 'dec'];
+
 const ADAMW_WAT = `
 (module
   (import "env" "memory" (memory 0))
   ;; m = f32(m·b1) + f32(g·c1); v = f32(v·b2) + f32(f32(g·g)·c2); den = f32(f32(√v / bc) + eps);
   ;; out = f32(p·decay) − f32(f32(m / den)·ss): 4 lanes at a time, then one at a time
   (func $adamw (export "adamw") (param $g i32) (param $p i32) (param $out i32) (param $m i32) (param $v i32) (param $n i32)
-    (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $bc f32) (param $eps f32) (param $ss f32) (param $dec f32)
+    ${CONSTANTS.map((c) => `(param $${c} f32)`).join(' ')}
     (local $end4 i32) (local $end i32)
-    (local $b1v v128) (local $c1v v128) (local $b2v v128) (local $c2v v128) (local $bcv v128) (local $epsv v128) (local $ssv v128) (local $decv v128)
-    (local $gv v128) (local $mv v128) (local $vv v128)
-    (local $gs f32) (local $ms f32) (local $vs f32)
+    ${CONSTANTS.map((c) => `(local $${c}v v128)`).join(' ')}
+    (local $gv v128) (local $mv v128) (local $vv v128) (local $gs f32) (local $ms f32) (local $vs f32)
     local.get $out local.get $n i32.const -4 i32.and i32.const 2 i32.shl i32.add local.set $end4
     local.get $out local.get $n i32.const 2 i32.shl i32.add local.set $end
-    local.get $b1 f32x4.splat local.set $b1v
-    local.get $c1 f32x4.splat local.set $c1v
-    local.get $b2 f32x4.splat local.set $b2v
-    local.get $c2 f32x4.splat local.set $c2v
-    local.get $bc f32x4.splat local.set $bcv
-    local.get $eps f32x4.splat local.set $epsv
-    local.get $ss f32x4.splat local.set $ssv
-    local.get $dec f32x4.splat local.set $decv
-    block $done4
-      local.get $out local.get $end4 i32.ge_u br_if $done4
-      loop $top4
-        local.get $g v128.load local.set $gv
-        local.get $m v128.load local.get $b1v f32x4.mul
-        local.get $gv local.get $c1v f32x4.mul
-        f32x4.add local.set $mv
-        local.get $m local.get $mv v128.store
-        local.get $v v128.load local.get $b2v f32x4.mul
-        local.get $gv local.get $gv f32x4.mul local.get $c2v f32x4.mul
-        f32x4.add local.set $vv
-        local.get $v local.get $vv v128.store
-        local.get $out
-        local.get $p v128.load local.get $decv f32x4.mul
-        local.get $mv
-        local.get $vv f32x4.sqrt local.get $bcv f32x4.div local.get $epsv f32x4.add
-        f32x4.div local.get $ssv f32x4.mul
-        f32x4.sub v128.store
-        local.get $g i32.const 16 i32.add local.set $g
-        local.get $p i32.const 16 i32.add local.set $p
-        local.get $m i32.const 16 i32.add local.set $m
-        local.get $v i32.const 16 i32.add local.set $v
-        local.get $out i32.const 16 i32.add local.tee $out
-        local.get $end4 i32.lt_u br_if $top4
-      end
-    end
-    block $done
-      local.get $out local.get $end i32.ge_u br_if $done
-      loop $top
-        local.get $g f32.load local.set $gs
-        local.get $m f32.load local.get $b1 f32.mul
-        local.get $gs local.get $c1 f32.mul
-        f32.add local.set $ms
-        local.get $m local.get $ms f32.store
-        local.get $v f32.load local.get $b2 f32.mul
-        local.get $gs local.get $gs f32.mul local.get $c2 f32.mul
-        f32.add local.set $vs
-        local.get $v local.get $vs f32.store
-        local.get $out
-        local.get $p f32.load local.get $dec f32.mul
-        local.get $ms
-        local.get $vs f32.sqrt local.get $bc f32.div local.get $eps f32.add
-        f32.div local.get $ss f32.mul
-        f32.sub f32.store
-        local.get $g i32.const 4 i32.add local.set $g
-        local.get $p i32.const 4 i32.add local.set $p
-        local.get $m i32.const 4 i32.add local.set $m
-        local.get $v i32.const 4 i32.add local.set $v
-        local.get $out i32.const 4 i32.add local.tee $out
-        local.get $end i32.lt_u br_if $top
-      end
-    end))
+    ${CONSTANTS.map((c) => `local.get $${c} f32x4.splat local.set $${c}v`).join('\n    ')}${adamwLoop('v', '$end4')}${adamwLoop('s', '$end')}))
 `;
 
 /** The parts of the (partly private) wasm backend this reaches: its module's memory and its tensors' places in it. */
@@ -140,17 +117,16 @@ export function wasmAdamW(params: readonly tf.Variable[], grads: readonly tf.Ten
     if (!d || d.dtype !== 'float32') throw new TypeError(`wasmAdamW: ${what} is not a float32 tensor of the wasm backend`);
     return d.memoryOffset;
   };
-  // every tensor checked before any is written: a refused step leaves weights and moments as they were
-  params.forEach((p, i) => {
+  // every tensor checked (and placed) before any is written: a refused step leaves weights and moments as they were
+  const places = params.map((p, i) => {
     const g = grads[i];
     if (!g || g.size !== p.size || m[i]?.size !== p.size || v[i]?.size !== p.size) throw new RangeError(`wasmAdamW: tensor ${i}: sizes differ (p ${p.size}, g ${g?.size})`);
-    for (const [x, what] of [[g, 'a gradient'], [p, 'a parameter'], [m[i]!, 'a moment'], [v[i]!, 'a moment']] as const) at(x, what);
+    return { g: at(g, 'a gradient'), p: at(p, 'a parameter'), m: at(m[i]!, 'a moment'), v: at(v[i]!, 'a moment') };
   });
   params.forEach((p, i) => {
-    const g = grads[i]!;
-    const out = be.makeOutput(p.shape.slice(), 'float32'); // before the offsets: a malloc may grow the heap (offsets stay)
-    k.adamw(at(g, 'a gradient'), at(p, 'a parameter'), at(out, 'the output'), at(m[i]!, 'a moment'), at(v[i]!, 'a moment'), p.size,
-      c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.bc2Sqrt, c.eps, c.stepSize, decay[i]!);
+    const o = places[i]!; // tensors do not move in the heap: an allocation that grows it keeps every offset
+    const out = be.makeOutput(p.shape.slice(), 'float32');
+    k.adamw(o.g, o.p, at(out, 'the output'), o.m, o.v, p.size, c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.bc2Sqrt, c.eps, c.stepSize, decay[i]!);
     const t = tf.engine().makeTensorFromTensorInfo(out);
     p.assign(t);
     t.dispose();
