@@ -26,6 +26,7 @@ const OPTIONS = {
   data: { type: 'string' as const, arg: 'FILE', section: S, help: `corpus [${DEFAULT_DATA_PATH}]` },
   'train-only': { type: 'boolean' as const, section: S, help: 'train, do not write the report' },
   'report-only': { type: 'boolean' as const, section: S, help: 'write the report from the runs that are there' },
+  prior: { type: 'string' as const, arg: 'FILE', section: S, help: "a previous report.json: runs whose directories are gone are taken from it as it measured them (all one-process runs or none)" },
   help: { type: 'boolean' as const, section: S, help: 'this text' },
 };
 const HELP = `Usage: npm run reproduce -- --preset cpu --seeds 1337,1338 [--runs all] [--parallel N] --out DIR
@@ -58,6 +59,6 @@ runMain(async () => {
   writeFileSync(join(out, 'command.json'), JSON.stringify({ argv: process.argv.slice(2), host: hostname(), cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version }, null, 2) + '\n');
   if (!v['report-only']) await trainAll(specs, { preset, parallel, data: v.data as string | undefined, maxIters: v['max-iters'] as string | undefined, log: (l) => console.log(l) });
   if (v['train-only']) return 0;
-  await writeReport({ out, specs, preset, seeds, runs, retrain: planArgs(plan), data: (v.data as string | undefined) ?? DEFAULT_DATA_PATH, log: (l) => console.log(l) });
+  await writeReport({ out, specs, preset, seeds, runs, retrain: planArgs(plan), prior: v.prior as string | undefined, data: (v.data as string | undefined) ?? DEFAULT_DATA_PATH, log: (l) => console.log(l) });
   return 0;
 });

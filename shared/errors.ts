@@ -75,6 +75,8 @@ export const RUN_ERROR_CODES = {
   E_INIT_FROM: { exit: 2, meaning: '--init-from weights that do not fit the model' },
   E_SAFETENSORS: { exit: 2, meaning: 'a malformed safetensors file' },
   E_BAD_RUN: { exit: 2, meaning: 'a directory given to the report that is not a run (config.json and log.jsonl)' },
+  E_BAD_PRIOR: { exit: 2, meaning: 'a --prior file for the reproduction report that is missing, not its report.json, or of another preset' },
+  E_PRIOR_MIX: { exit: 2, meaning: 'the reproduction report would take one-process runs both from their directories and from a --prior report' },
   E_BACKEND_MISSING: { exit: 2, meaning: 'the requested backend is not installed or sees no GPU (the install command is named)' },
   E_NO_GPU_DEVICE: { exit: 2, meaning: 'tensorflow-gpu loaded but TensorFlow found no usable GPU device' },
   E_DATA_MISSING: { exit: 2, meaning: 'no corpus at the data path (both ways to get it are named)' },

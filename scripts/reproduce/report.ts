@@ -5,7 +5,7 @@
 // runs and one Markdown document written top to bottom in writeReport, kept whole so that it reads as the report does.
 import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, hostname, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
 import { initBackend } from '../../shared/backend/backend.ts';
 import { PAPER_RUN_NAMES, PRESETS, SMI_RUN_NAMES, type PaperRunName, type PresetName, type SmiRunName, type SpectralMode } from '../../shared/config.ts';
@@ -21,6 +21,8 @@ import { PALETTE, blankCanvas, renderChart } from '../report/charts.ts';
 import { READING_SHORT, compareFrom, controlsConclusion, effectsChart, modesConclusion, said, type Compared, type ControlsReading, type EffectRow } from './questions.ts';
 import { RUN_COLOR, heatmapFigure, lineChart, spectralFigure, thin } from './figures.ts';
 import type { RunSpec } from './plan.ts';
+import { loadPrior, priorRecord } from './prior.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { judge, lateStageVariance, meanSem, pct, stepsToTrainThreshold, stepsToValThreshold, tCritical95, trailingMean, type Judgement } from './verdicts.ts';
 
 // ---- the paper's numbers ---------------------------------------------------------------------------------
@@ -357,6 +359,11 @@ export interface ReportOptions {
   inferenceRounds?: number;
   /** the reproduce flags that train these runs again [--preset, --seeds, --runs, --out] */
   retrain?: string[];
+  /**
+   * a previous report.json: runs of the plan whose directories are absent are taken from it as it measured them
+   * (one-process runs all from it or none, since its thresholds and interleaved inference timing are its own)
+   */
+  prior?: string;
 }
 
 export async function writeReport(o: ReportOptions): Promise<{ report: string; pngs: string[] }> {
@@ -368,8 +375,15 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   const runs = finished.filter((r) => !r.spec.spectral);
   const distRuns = finished.filter((r) => r.spec.spectral);
   const statuses = read.map((r) => r.status);
-  const missing = statuses.filter((s): s is Extract<Status, { why: string }> => s.state !== 'done');
-  log(`report: ${finished.length} of ${specs.length} runs finished${missing.length ? `; missing: ${missing.map((s) => `${specLabel(s.spec)} seed ${s.spec.seed}`).join(', ')}` : ''}`);
+  // runs whose directories are gone, as a previous report recorded them
+  const prior = o.prior ? loadPrior(o.prior, o.preset) : undefined;
+  const fromPrior = prior ? statuses.filter((s) => s.state === 'absent' && priorRecord(prior, s.spec)).map((s) => s.spec) : [];
+  const priorLocal = fromPrior.filter((s) => !s.spectral);
+  if (priorLocal.length > 0 && runs.length > 0) {
+    throw new ConfigError('E_PRIOR_MIX', `--prior ${o.prior}: ${priorLocal.length} one-process run(s) would come from it and ${runs.length} from their directories; the thresholds and the interleaved inference timing of one report cannot mix the two. Take all one-process runs from one or the other.`);
+  }
+  const missing = statuses.filter((s): s is Extract<Status, { why: string }> => s.state !== 'done' && !fromPrior.includes(s.spec));
+  log(`report: ${finished.length} of ${specs.length} runs finished${fromPrior.length ? `, ${fromPrior.length} more from ${o.prior}` : ''}${missing.length ? `; missing: ${missing.map((s) => `${specLabel(s.spec)} seed ${s.spec.seed}`).join(', ')}` : ''}`);
 
   const loadBefore = loadavg()[0]!;
   const backend = await initBackend('auto', log);
@@ -392,12 +406,22 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   const rounds = o.inferenceRounds ?? (Number.isInteger(envRounds) && envRounds > 0 ? envRounds : o.preset === 'test' ? 3 : 5);
   let inference: InferenceResult | undefined;
   let control: { label: string; model: GPT; chars: string[] } | undefined;
+  /** the A/A control's label and the model it is a copy of */
+  let aa: { label: string; vs: string } | undefined;
   const firstBase = loaded.find((l) => l.r.spec.run === 'baseline');
-  if (firstBase) control = { label: `${key('baseline', firstBase.r.spec.seed)} (A/A control)`, model: loadRunModel(firstBase.r.spec.dir).model, chars: firstBase.chars };
+  if (firstBase) {
+    control = { label: `${key('baseline', firstBase.r.spec.seed)} (A/A control)`, model: loadRunModel(firstBase.r.spec.dir).model, chars: firstBase.chars };
+    aa = { label: control.label, vs: key('baseline', firstBase.r.spec.seed) };
+  }
   if (loaded.length > 0) {
     const models = [...loaded.map((l) => ({ label: key(l.r.spec.run, l.r.spec.seed), model: l.model, chars: l.chars })), ...(control ? [control] : [])];
     log(`inference: ${models.length} models × ${rounds} interleaved rounds of 500 tokens`);
     inference = measureInference(models, { rounds, onRound: (r, tps) => log(`inference round ${r + 1}/${rounds}: ${tps.map((t) => t.toFixed(0)).join(' ')} tokens/s`) });
+  } else if (prior && priorLocal.length > 0 && prior.inference) {
+    // the prior report's interleaved timing of the same models (their files are gone: nothing to time again)
+    inference = prior.inference;
+    const c = inference.models.find((m) => m.label.endsWith(' (A/A control)'));
+    if (c) aa = { label: c.label, vs: c.label.slice(0, -' (A/A control)'.length) };
   }
   const loadAfter = loadavg()[0]!;
   const tpsOf = (run: string, seed: number) => inference?.models.find((m) => m.label === key(run, seed))?.median ?? NaN;
@@ -406,10 +430,12 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   const byRun = (run: SmiRunName) => runs.filter((r) => r.spec.run === run);
   const finalEval = (r: RunData) => r.evals.at(-1)!;
   const ref = byRun('baseline').length ? byRun('baseline') : runs;
-  const thrTrain = ref.length ? mean(ref.map((r) => finalEval(r).train_loss)) * 1.05 : NaN;
-  const thrVal = ref.length ? mean(ref.map((r) => finalEval(r).val_loss)) * 1.05 : NaN;
+  const usePrior = prior !== undefined && priorLocal.length > 0;
+  // one-process runs from a prior report: its thresholds, which its runs' steps-to-threshold were counted against
+  const thrTrain = usePrior ? prior.thresholds.train : ref.length ? mean(ref.map((r) => finalEval(r).train_loss)) * 1.05 : NaN;
+  const thrVal = usePrior ? prior.thresholds.val : ref.length ? mean(ref.map((r) => finalEval(r).val_loss)) * 1.05 : NaN;
   const maxIters = runs[0]?.cfg.max_iters ?? PRESETS[o.preset as PresetName]?.max_iters ?? 1;
-  const smoothW = Math.max(1, Math.round(maxIters / 40));
+  const smoothW = usePrior ? prior.thresholds.smoothing : Math.max(1, Math.round(maxIters / 40));
 
   const outcome = (r: RunData): Outcome => {
     const losses = r.steps.map((s) => s.loss);
@@ -421,8 +447,14 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
       lateVar: late.raw, lateVarDetrended: late.detrended,
     };
   };
-  const measured: Measured[] = runs.map((r) => ({ ...outcome(r), tps: tpsOf(r.spec.run, r.spec.seed), quality: qualityValues(quality.get(r)!) }));
-  const distMeasured: DistMeasured[] = distRuns.map((r) => ({ ...outcome(r), spectral: r.spec.spectral!, workers: r.spec.workers ?? 2 }));
+  const measured: Measured[] = [
+    ...runs.map((r) => ({ ...outcome(r), tps: tpsOf(r.spec.run, r.spec.seed), quality: qualityValues(quality.get(r)!) })),
+    ...priorLocal.map((s) => priorRecord(prior!, s) as unknown as Measured),
+  ];
+  const distMeasured: DistMeasured[] = [
+    ...distRuns.map((r) => ({ ...outcome(r), spectral: r.spec.spectral!, workers: r.spec.workers ?? 2 })),
+    ...fromPrior.filter((s) => s.spectral).map((s) => priorRecord(prior!, s) as unknown as DistMeasured),
+  ];
   const get = (run: SmiRunName) => measured.filter((m) => m.run === run);
   const base = get('baseline');
   const presentRuns = o.runs.filter((r) => get(r).length > 0);
@@ -482,14 +514,25 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
       return ds.length ? [{ x: s, y: mean(ds) }] : [];
     });
   };
-  save('fig3-train-loss-diff.png', await renderChart(lineChart(
-    `Training loss minus baseline (trailing mean over ${w3} steps, mean over seeds)`, 'step', 'Δ train loss vs baseline',
-    smiRuns.map((run) => ({ label: LABEL[run], color: RUN_COLOR(run), data: diffSeries(run, 'train') })),
-  ), 800, 450));
-  save('fig3-val-loss-diff.png', await renderChart(lineChart(
-    'Validation loss minus baseline (at each evaluation, mean over seeds)', 'step', 'Δ val loss vs baseline',
-    smiRuns.map((run) => ({ label: LABEL[run], color: RUN_COLOR(run), data: diffSeries(run, 'val') })),
-  ), 800, 450));
+  /** the prior report's own figure, drawn from the same runs when their directories were there */
+  const priorFigure = (name: string): boolean => {
+    const f = prior ? join(dirname(prior.file), name) : '';
+    if (!usePrior || !existsSync(f)) return false;
+    if (resolve(f) !== resolve(join(out, name))) save(name, readFileSync(f));
+    else pngs.push(name);
+    return true;
+  };
+  const copied: string[] = [];
+  for (const [name, kind, title, y] of [
+    ['fig3-train-loss-diff.png', 'train', `Training loss minus baseline (trailing mean over ${w3} steps, mean over seeds)`, 'Δ train loss vs baseline'],
+    ['fig3-val-loss-diff.png', 'val', 'Validation loss minus baseline (at each evaluation, mean over seeds)', 'Δ val loss vs baseline'],
+  ] as const) {
+    if (usePrior) {
+      if (priorFigure(name)) copied.push(name);
+      continue;
+    }
+    save(name, await renderChart(lineChart(title, 'step', y, smiRuns.map((run) => ({ label: LABEL[run], color: RUN_COLOR(run), data: diffSeries(run, kind) }))), 800, 450));
+  }
   // Figure 4: α schedules
   const tsAlpha = [...new Set(Array.from({ length: 201 }, (_, i) => Math.round((i * maxIters) / 200)))];
   const schedules: { label: string; run: SmiRunName; dash?: number[] }[] = [
@@ -504,6 +547,10 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   // Figure 5: spectral filtering of a real gradient
   const fig5Run = loaded.find((l) => l.r.spec.run === 'cosine') ?? loaded.find((l) => l.r.spec.run !== 'baseline') ?? loaded[0];
   let fig5Note = 'no finished run: no figure';
+  if (!fig5Run && priorFigure('fig5-spectral-filtering.png')) {
+    copied.push('fig5-spectral-filtering.png');
+    fig5Note = 'a gradient of a trained cosine model, filtered as SMI filters it (drawn by the prior report, whose model files are gone)';
+  }
   if (fig5Run) {
     const B = fig5Run.cfg.batch_size;
     const vb = validationBatches(val, B, fig5Run.cfg.block_size, 1)[0]!;
@@ -590,14 +637,17 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   L.push(`- Command (from \`command.json\`, the latest \`npm run reproduce\` in this directory): \`npm run reproduce -- ${(cmd?.argv ?? []).map(shellQuote).join(' ')}\``);
   const retrain = o.retrain ?? ['--preset', o.preset, '--seeds', o.seeds.join(','), '--runs', o.runs.join(','), '--out', out];
   L.push(`- The runs can be retrained with: \`npm run reproduce -- ${retrain.map(shellQuote).join(' ')}\` (finished runs are kept; an interrupted one resumes)`);
-  L.push(`- Machine that ran it: ${cmd ? `${cmd.cpu ?? 'unknown CPU'}, ${cmd.cpus ?? '?'} cores, Node ${cmd.node ?? '?'}, host ${cmd.host ?? '?'}` : 'unknown (no command.json)'}; training backend: ${[...new Set(runs.map((r) => r.cfg.backend))].join(', ') || 'n/a'} (from the runs' config.json)`);
+  L.push(`- Machine that ran it: ${cmd ? `${cmd.cpu ?? 'unknown CPU'}, ${cmd.cpus ?? '?'} cores, Node ${cmd.node ?? '?'}, host ${cmd.host ?? '?'}` : 'unknown (no command.json)'}; training backend: ${[...new Set([...runs, ...distRuns].map((r) => r.cfg.backend))].join(', ') || 'n/a'} (from the runs' config.json${fromPrior.length ? '; the prior report\'s runs: as it says' : ''})`);
   L.push(`- This report: written ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, host ${hostname()}; measurements on the ${backend.name} backend (${backend.device}); 1-minute load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after the inference timing`);
   L.push(`- Seeds: ${o.seeds.join(', ')}; runs: ${o.runs.join(', ')}; ${finished.length} of ${specs.length} finished${runs[0] ? `; ${runs[0].cfg.max_iters} steps, ${runs[0].cfg.n_layer} layers × ${runs[0].cfg.n_embd} wide, batch ${runs[0].cfg.batch_size} × ${runs[0].cfg.block_size}` : ''}`);
   L.push(`- Seeds per run (finished): ${seedsPerRun(measured, distMeasured)}`);
+  if (fromPrior.length) {
+    L.push(`- **From a prior report** (${fromPrior.length} run(s) whose directories are gone): ${fromPrior.map((s) => `${specLabel(s)} seed ${s.seed}`).join(', ')}. Their outcomes, model quality${usePrior && inference ? ', interleaved inference timing' : ''} and steps-to-threshold (against that report's thresholds) are as \`${o.prior}\` recorded them when the runs were there; nothing of them is measured again${copied.length ? `; ${copied.join(', ')} ${copied.length === 1 ? 'is' : 'are'} that report's figure(s) of the same runs` : ''}${usePrior ? '; the figures that need their loss curves against other runs (Figure 8) are left out' : ''}.`);
+  }
   const resumed = finished.filter((r) => r.resumed);
   if (resumed.length) L.push(`- Resumed from a checkpoint after an interruption (${resumed.length}): ${resumed.map((r) => `${specLabel(r.spec)} seed ${r.spec.seed}`).join(', ')}. A resumed run repeats the uninterrupted one exactly, except in the distributed \`local\` mode, whose per-worker histories are not in the checkpoint and start again.`);
   if (missing.length) L.push(`- **Missing from this report** (${missing.length}): ${missing.map((s) => `${specLabel(s.spec)} seed ${s.spec.seed} (${s.why})`).join('; ')}`);
-  if (runs.length === 0) L.push('', '**No run has finished yet: the tables below are empty.** Train with the command above.');
+  if (runs.length === 0 && measured.length === 0) L.push('', '**No run has finished yet: the tables below are empty.** Train with the command above.');
   L.push('', 'The paper trained the `paper` preset (10.7M parameters, 5,000 steps) on one GPU; these runs use the preset above, so absolute numbers differ and only the changes against the baseline are comparable.', '');
 
   const hl = headlineRows(verdicts, qualityClaims);
@@ -654,7 +704,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   }
   L.push(mdTable(t1), '');
   L.push('- Losses: the last evaluation (mean over `eval_iters` batches of each split, after the last step). SEM = sample sd / √n ("n/a" with one seed).');
-  L.push(`- Inference: the change is the mean over seeds of the per-round paired ratio (run / same-seed baseline in the same round, median over rounds) − 1, which cancels drift better than the ratio of the medians. Tokens/s of generating 500 new tokens (batch 1, temperature 0.8, top_k 200, seed 1337, nanoGPT's generate without a KV cache), median of ${rounds} runs per model, all models measured interleaved in one process (round r runs every model once) so that machine drift falls on all alike. Forward FLOPs per token, the same for every run (same architecture): ${runs[0] ? forwardFlopsPerToken(runs[0].cfg).toExponential(3) : 'n/a'} (nanoGPT/Kaplan inference estimate 2N + 2·n_layer·T·C, N without the position embedding; training is 3× that).`);
+  L.push(`- Inference: the change is the mean over seeds of the per-round paired ratio (run / same-seed baseline in the same round, median over rounds) − 1, which cancels drift better than the ratio of the medians. Tokens/s of generating 500 new tokens (batch 1, temperature 0.8, top_k 200, seed 1337, nanoGPT's generate without a KV cache), median of ${rounds} runs per model, all models measured interleaved in one process (round r runs every model once) so that machine drift falls on all alike. Forward FLOPs per token, the same for every run (same architecture): ${runs[0] ? forwardFlopsPerToken(runs[0].cfg).toExponential(3) : inference?.models[0] ? inference.models[0].flopsPerToken.toExponential(3) : 'n/a'} (nanoGPT/Kaplan inference estimate 2N + 2·n_layer·T·C, N without the position embedding; training is 3× that).`);
   L.push('- Train time: the sum of the logged step times (`ms`, a step\'s wall time without evaluation); wall: config.json written → last log line (includes evaluation and any interruption; n/a where the file times are not consistent, e.g. copied directories). Runs were trained at different times, under whatever else the machine was doing (and side by side with `--parallel`): load during one run and not another biases these comparisons, which no pairing can undo; the median step time resists short disturbances (evaluations, GC, brief jobs) and is what the overhead verdict uses.');
   if (inference) {
     const rr: string[][] = [['Model', 'vs', 'median ratio', 'IQR', 'range', 'rounds']];
@@ -663,9 +713,9 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
       const r = speedRatio(inference, key(m.run, m.seed), key('baseline', m.seed));
       rr.push([key(m.run, m.seed), key('baseline', m.seed), r.median.toFixed(4), `${r.q1.toFixed(4)}–${r.q3.toFixed(4)}`, `${r.min.toFixed(4)}–${r.max.toFixed(4)}`, String(r.rounds)]);
     }
-    if (control && firstBase) {
-      const r = speedRatio(inference, control.label, key('baseline', firstBase.r.spec.seed));
-      rr.push([control.label, key('baseline', firstBase.r.spec.seed), r.median.toFixed(4), `${r.q1.toFixed(4)}–${r.q3.toFixed(4)}`, `${r.min.toFixed(4)}–${r.max.toFixed(4)}`, String(r.rounds)]);
+    if (aa && inference.models.some((m) => m.label === aa!.vs)) {
+      const r = speedRatio(inference, aa.label, aa.vs);
+      rr.push([aa.label, aa.vs, r.median.toFixed(4), `${r.q1.toFixed(4)}–${r.q3.toFixed(4)}`, `${r.min.toFixed(4)}–${r.max.toFixed(4)}`, String(r.rounds)]);
       if (Math.abs(r.median - 1) > 0.02 || r.q3 - r.q1 > 0.05) {
         L.push(`- **Warning: noisy timing.** The A/A control (one model against a copy of itself) gives a median ratio of ${r.median.toFixed(3)} with an IQR of ${r.q1.toFixed(3)}–${r.q3.toFixed(3)}: differences in inference speed below about ${(Math.max(Math.abs(r.median - 1), (r.q3 - r.q1) / 2) * 100).toFixed(0)}% cannot be told from noise here. Rerun the report (\`--report-only\`) on an idle machine, or with more rounds (SMI_INFERENCE_ROUNDS=N).`);
       }
@@ -676,7 +726,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
 
   // Table 7
   L.push('## Table 7 analogue: training dynamics', '');
-  L.push(`Thresholds for this preset (the paper's 1.0 / 1.5 fit its preset only): train loss ≤ **${num(thrTrain)}** and val loss ≤ **${num(thrVal)}**, i.e. the ${byRun('baseline').length ? 'baseline\'s' : 'runs\''} mean final train / val loss + 5%. Train: the first step whose trailing mean of the step loss over ${smoothW} steps is at or below it; val: the first crossing, linear between evaluations (every ${runs[0]?.cfg.eval_interval ?? '?'} steps). Late-stage variance: the variance (÷n) of the step losses over the last 20% of steps (the paper: the last 1,000 of 5,000); "detrended" subtracts a least-squares line first (the loss still falls there).`, '');
+  L.push(`Thresholds for this preset (the paper's 1.0 / 1.5 fit its preset only): train loss ≤ **${num(thrTrain)}** and val loss ≤ **${num(thrVal)}**, i.e. the ${get('baseline').length ? 'baseline\'s' : 'runs\''} mean final train / val loss + 5%${usePrior ? ' (as the prior report computed them from the same runs)' : ''}. Train: the first step whose trailing mean of the step loss over ${smoothW} steps is at or below it; val: the first crossing, linear between evaluations (every ${runs[0]?.cfg.eval_interval ?? PRESETS[o.preset as PresetName]?.eval_interval ?? '?'} steps). Late-stage variance: the variance (÷n) of the step losses over the last 20% of steps (the paper: the last 1,000 of 5,000); "detrended" subtracts a least-squares line first (the loss still falls there).`, '');
   const it = (xs: (number | null)[], baseXs?: (number | null)[]) => {
     const never = xs.filter((x) => x === null).length;
     const ok = xs.filter((x): x is number => x !== null);
@@ -709,7 +759,7 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
   // figures
   L.push('## Figures', '');
   L.push('![Figure 2](fig2-val-loss-vs-inference.png)', '', 'Figure 2 analogue: final validation loss against inference speed per run (lower right is better).', '');
-  L.push('![Figure 3a](fig3-train-loss-diff.png)', '', '![Figure 3b](fig3-val-loss-diff.png)', '', 'Figure 3 analogue: loss of each SMI run minus the same-seed baseline (negative = better than AdamW).', '');
+  if (pngs.includes('fig3-train-loss-diff.png')) L.push('![Figure 3a](fig3-train-loss-diff.png)', '', '![Figure 3b](fig3-val-loss-diff.png)', '', `Figure 3 analogue: loss of each SMI run minus the same-seed baseline (negative = better than AdamW)${copied.includes('fig3-train-loss-diff.png') ? '; drawn by the prior report from the same runs' : ''}.`, '');
   L.push('![Figure 4](fig4-alpha-schedules.png)', '', 'Figure 4 analogue: the blending coefficient α_t of each schedule (linear-0.5, ema-0.99 and top75 share one).', '');
   if (pngs.includes('fig5-spectral-filtering.png')) L.push('![Figure 5](fig5-spectral-filtering.png)', '', `Figure 5 analogue: ${fig5Note}. Our layout of the weight is [in, out], PyTorch's transposed; FFT2(Gᵀ) = FFT2(G)ᵀ, so the masks are the same bins.`, '');
 
@@ -738,7 +788,9 @@ export async function writeReport(o: ReportOptions): Promise<{ report: string; p
       controls: { reading: Q.controlsReading, text: Q.controlsText, comparisons: Q.controls.map((r) => ({ label: r.label, metric: r.metric, verdict: r.c.verdict, n: r.c.j.n, mean: r.c.j.mean, lo: r.c.j.lo, hi: r.c.j.hi, margin: r.c.margin })) },
       modes: { text: Q.modesText, comparisons: Q.modesRows.map((r) => ({ label: r.label, metric: r.metric, verdict: r.c.verdict, n: r.c.j.n, mean: r.c.j.mean, lo: r.c.j.lo, hi: r.c.j.hi, margin: r.c.margin })) },
     },
-    quality: Object.fromEntries(runs.map((r) => [key(r.spec.run, r.spec.seed), quality.get(r)])), definitions: QUALITY_DEFINITIONS,
+    quality: Object.fromEntries([...runs.map((r) => [key(r.spec.run, r.spec.seed), quality.get(r)]), ...priorLocal.map((s) => [key(s.run, s.seed), prior!.quality[key(s.run, s.seed)]])]),
+    definitions: QUALITY_DEFINITIONS,
+    prior: prior ? { file: o.prior, runs: fromPrior.map((s) => ({ run: s.run, seed: s.seed, ...(s.spectral ? { spectral: s.spectral, workers: s.workers ?? 2 } : {}) })) } : undefined,
   }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
   log(`report written: ${report} (${pngs.length} figures)`);
   return { report, pngs };

@@ -147,6 +147,37 @@ t.test('the report\'s question sections on synthetic runs with known outcomes: v
   t.equal(c.n, 3);
   t.ok(c.lo > 0.04 && c.hi < 0.06, `interval ${c.lo}–${c.hi} around +5%`);
   t.equal(json.questions.seeds.headline[0].early.n, 2, 'the early-seed verdicts use n = 2');
+
+  // --prior: the same report from the first one's report.json once the run directories are gone (all one-process
+  // runs and one distributed run), with five distributed runs still on disk
+  const out2 = join(root, 'repro-again');
+  mkdirSync(join(out2, 'runs'), { recursive: true });
+  for (const seed of SEEDS) for (const mode of ['synced', 'local']) if (!(mode === 'local' && seed === 3)) cpSync(join(out, 'runs', `cosine-${mode}-w2-seed${seed}`), join(out2, 'runs', `cosine-${mode}-w2-seed${seed}`), { recursive: true });
+  const plan2 = plan.map((a) => (a === out ? out2 : a));
+  const p = await runScript('reproduce', [...plan2, '--report-only', '--data', DATA, '--prior', join(out, 'report.json')], { timeoutMs: 240_000 });
+  t.equal(p.code, 0, '--prior: exits 0', { stdout: p.stdout, stderr: p.stderr });
+  const md2 = readFileSync(join(out2, 'report.md'), 'utf8');
+  const json2 = JSON.parse(readFileSync(join(out2, 'report.json'), 'utf8'));
+  t.notMatch(md2, /NaN|undefined|\[object|Missing from this report/, '--prior: no NaN, nothing missing');
+  t.match(md2, /\*\*From a prior report\*\* \(13 run\(s\) whose directories are gone\): baseline seed 1, .*cosine local ×2 seed 3\. .*interleaved inference timing/, 'the runs taken from the prior file are named');
+  t.same(json2.measured, json.measured, 'the one-process runs as the first report measured them');
+  t.same(json2.distributed.map((d: { seed: number; spectral: string; val: number }) => [d.spectral, d.seed, d.val]).sort(), json.distributed.map((d: { seed: number; spectral: string; val: number }) => [d.spectral, d.seed, d.val]).sort(), 'the distributed runs: five read again, one from the prior file');
+  t.same(json2.verdicts, json.verdicts, 'every claim judged as before (thresholds and inference timing from the prior report)');
+  t.same(json2.questions, json.questions, 'every question answered as before');
+  t.same(json2.thresholds, json.thresholds);
+  t.same(json2.prior.runs.length, 13);
+  t.ok(readFileSync(join(out2, 'fig3-train-loss-diff.png')).equals(readFileSync(join(out, 'fig3-train-loss-diff.png'))), 'Figure 3: the prior report\'s own, of the same runs');
+  t.match(md2, /Figure 3 analogue: .*drawn by the prior report from the same runs/);
+  t.notMatch(md2, /fig8-modes-val-diff/, 'Figure 8 (curves against one-process cosine) left out: those curves are gone');
+  // one one-process run back on disk: the two sources cannot mix; a prior of another preset is refused
+  cpSync(join(out, 'runs', 'cosine-seed1'), join(out2, 'runs', 'cosine-seed1'), { recursive: true });
+  const mix = await runScript('reproduce', [...plan2, '--report-only', '--data', DATA, '--prior', join(out, 'report.json')], { timeoutMs: 120_000 });
+  t.equal(mix.code, 2, 'mixed sources: exit 2');
+  t.match(mix.stderr, /E_PRIOR_MIX.*11 one-process run\(s\) would come from it and 1 from their directories/);
+  writeFileSync(join(root, 'cpu-report.json'), JSON.stringify({ ...json, preset: 'cpu' }));
+  const other = await runScript('reproduce', [...plan2, '--report-only', '--data', DATA, '--prior', join(root, 'cpu-report.json')], { timeoutMs: 120_000 });
+  t.equal(other.code, 2, 'a prior of another preset: exit 2');
+  t.match(other.stderr, /E_BAD_PRIOR.*of the cpu preset, this report's of test/);
 });
 
 t.test('reproduce trains a distributed run (2 local workers), resumes one that was stopped, and checks its plan flags', async (t) => {
