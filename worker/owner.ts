@@ -13,6 +13,7 @@ import { SMI_RUNS } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
 import { applyUpdate, sumOfSquares, type Shard } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
+import { sumOfSquares64 } from '../shared/wasm/reduce.ts';
 
 /** A step's reduced gradient, kept from `reduced` to `commit`. */
 interface Reduction {
@@ -28,28 +29,6 @@ interface Kept {
   tensors: Float32Array[];
   magnitudes?: Float32Array[];
   ss: number; // Σ g_c² over its tensors, float64, from the check on arrival
-}
-
-/** Σ x² in float64 in four interleaved sums (a bound's input, not a weight's: the order is free); NaN or ±Inf if any x is. */
-function sumOfSquares64(t: Float32Array): number {
-  let a0 = 0;
-  let a1 = 0;
-  let a2 = 0;
-  let a3 = 0;
-  const n4 = t.length & ~3;
-  let j = 0;
-  for (; j < n4; j += 4) {
-    const x0 = t[j]!;
-    const x1 = t[j + 1]!;
-    const x2 = t[j + 2]!;
-    const x3 = t[j + 3]!;
-    a0 += x0 * x0;
-    a1 += x1 * x1;
-    a2 += x2 * x2;
-    a3 += x3 * x3;
-  }
-  for (; j < t.length; j++) a0 += t[j]! * t[j]!;
-  return a0 + a1 + (a2 + a3);
 }
 
 /**

@@ -1,4 +1,4 @@
-// Benchmarks stock vs supplied tfjs wasm kernels (BatchMatMul, Slice/Unpack/SplitV, GPT fwd+bwd), a·bᵀ with few rows, and AdamW.
+// Benchmarks stock vs supplied tfjs wasm kernels (BatchMatMul, Slice/Unpack/SplitV, GPT fwd+bwd), a·bᵀ with few rows, AdamW, and the reduce's host passes.
 //
 // Usage: npm run bench -- kernels [--runs N] [--big]
 //   --runs N  timed runs per measurement (median is printed; default 7; matmuls 3N, GPT step max(3, N/2))
@@ -11,6 +11,8 @@ import { Rng, STREAM } from '../../shared/model/rng.ts';
 import { AdamW } from '../../shared/model/adamw.ts';
 import { initWasmAsm } from '../../shared/wasm/asm.ts';
 import { registerWasmKernels, WASM_KERNELS } from '../../shared/wasm/kernels.ts';
+import { setReduceSimd, sumOfSquares64 } from '../../shared/wasm/reduce.ts';
+import { weightedSum } from '../../shared/parallel/reduce.ts';
 
 const argv = process.argv.slice(2);
 const runsArg = argv.indexOf('--runs');
@@ -273,6 +275,51 @@ function benchAdamW(): void {
   tf.dispose(grads);
 }
 
+// (f) the reduce's host passes: JS against the SIMD kernels (shared/wasm/reduce.ts)
+// ---------------------------------------------------------------------------------------
+
+/** An owner's half of the paper preset (5.4M values): the check of a share (Σ x² in float64) and the mean of two shares. */
+function benchReduce(): void {
+  console.log("\n(f) the reduce's host passes over half the paper preset's parameters, median ms (JS, then SIMD, interleaved)");
+  row('pass', ['JS', 'SIMD', 'speedup', 'ns/value', 'same bits']);
+  const cfg = resolveConfig({ preset: 'paper' });
+  const model = new GPT(cfg, cfg.seed);
+  const sizes = model.params.map((p) => p.variable.size);
+  model.dispose();
+  const half: number[] = [];
+  let total = 0;
+  for (const n of sizes) {
+    if (total >= 5_400_000) break; // about the half an owner of two holds
+    half.push(n);
+    total += n;
+  }
+  const rng = new Rng(2, STREAM.train);
+  const make = () => half.map((n) => Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * 0.02));
+  const [a, b] = [make(), make()];
+  const outs = [half.map((n) => new Float32Array(n)), half.map((n) => new Float32Array(n))];
+  const passes: [string, (simd: number) => unknown][] = [
+    ['check: Σ x² (float64), one share', () => a.map((x) => sumOfSquares64(x))],
+    ['mean of two shares (1/3, 2/3)', (simd) => weightedSum([a, b], [1 / 3, 2 / 3], outs[simd])],
+  ];
+  for (const [label, f] of passes) {
+    const ms: number[][] = [[], []];
+    const got: unknown[] = [];
+    for (let i = 0; i < 2 + RUNS; i++) {
+      for (const simd of [0, 1]) {
+        setReduceSimd(simd === 1);
+        const t0 = performance.now();
+        got[simd] = f(simd);
+        if (i >= 2) ms[simd]!.push(performance.now() - t0);
+      }
+    }
+    setReduceSimd(true);
+    const same = JSON.stringify(got[0], (_, v) => (v instanceof Float32Array ? Array.from(new Uint32Array(v.buffer)) : v)) === JSON.stringify(got[1], (_, v) => (v instanceof Float32Array ? Array.from(new Uint32Array(v.buffer)) : v));
+    const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1]!;
+    const [js, simd] = ms.map(med) as [number, number];
+    row(label, [js, simd, `${(js / simd).toFixed(1)}x`, `${((js * 1e6) / total).toFixed(2)}/${((simd * 1e6) / total).toFixed(2)}`, same ? 'yes' : 'NO']);
+  }
+}
+
 await initWasmAsm();
 await tf.setBackend('wasm');
 await tf.ready();
@@ -282,4 +329,5 @@ benchSlices();
 benchGpt();
 benchSmallRows();
 benchAdamW();
+benchReduce();
 console.log(`\nnumTensors at exit: ${tf.memory().numTensors}`);
