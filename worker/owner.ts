@@ -13,7 +13,7 @@ import { SMI_RUNS } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
 import { applyUpdate, sumOfSquares, type Shard } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
-import { sumOfSquares64 } from '../shared/wasm/reduce.ts';
+import { sumOfSquares64, sumOfSquaresInOrder } from '../shared/wasm/reduce.ts';
 
 /** A step's reduced gradient, kept from `reduced` to `commit`. */
 interface Reduction {
@@ -155,7 +155,7 @@ export class OwnedTensors {
   badBlend(step: number, round: number, clip: number): { chunk: number; message: string } | null {
     const got = this.blends.get(`${step}/${round}`);
     for (const [c, l] of [...(got ?? new Map<number, Float32Array[]>())].sort((a, b) => a[0] - b[0])) {
-      const bn = Math.sqrt(l.reduce((a, t) => a + t.reduce((b, x) => b + x * x, 0), 0));
+      const bn = Math.sqrt(l.reduce((a, t) => a + sumOfSquaresInOrder(t), 0));
       const bound = blendedBound(Math.sqrt(this.chunkSS[c] ?? 0), clip);
       if (!(bn <= bound)) return { chunk: c, message: `blend of chunk ${c}: norm ${bn.toExponential(3)} over the ${bound.toExponential(3)} its clipped gradient allows` };
     }

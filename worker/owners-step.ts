@@ -11,24 +11,11 @@ import type { Exchange } from './exchange.ts';
 import { fault, faultArmed } from './fault.ts';
 import { OwnedTensors } from './owner.ts';
 import { asReceived, decodeShare, encodeArrays, shareDtype } from './wire.ts';
+import { allFinite } from '../shared/wasm/reduce.ts';
 
 type ToCoordinator = (msg: Message) => Promise<unknown>;
 
 const key = (step: number, round: number) => `${step}/${round}`;
-
-/** Whether every value is finite: x − x is 0 for a finite x and NaN for ±Inf or NaN, so one sum tells. */
-function allFinite(x: Float32Array): boolean {
-  let a = 0;
-  let b = 0;
-  const n2 = x.length & ~1;
-  let j = 0;
-  for (; j < n2; j += 2) {
-    a += x[j]! - x[j]!;
-    b += x[j + 1]! - x[j + 1]!;
-  }
-  for (; j < x.length; j++) a += x[j]! - x[j]!;
-  return a + b === 0;
-}
 
 /**
  * One worker's side of a step under a plan (docs/distributed.md, "The owners' step"): nothing reaches its weights

@@ -11,7 +11,7 @@ import { Rng, STREAM } from '../../shared/model/rng.ts';
 import { AdamW } from '../../shared/model/adamw.ts';
 import { initWasmAsm } from '../../shared/wasm/asm.ts';
 import { registerWasmKernels, WASM_KERNELS } from '../../shared/wasm/kernels.ts';
-import { setReduceSimd, sumOfSquares64 } from '../../shared/wasm/reduce.ts';
+import { allFinite, setReduceSimd, sumOfSquares64, sumOfSquaresInOrder } from '../../shared/wasm/reduce.ts';
 import { weightedSum } from '../../shared/parallel/reduce.ts';
 
 const argv = process.argv.slice(2);
@@ -299,6 +299,8 @@ function benchReduce(): void {
   const outs = [half.map((n) => new Float32Array(n)), half.map((n) => new Float32Array(n))];
   const passes: [string, (simd: number) => unknown][] = [
     ['check: Σ x² (float64), one share', () => a.map((x) => sumOfSquares64(x))],
+    ['Σ x² in order (float64: synced norm)', () => a.map((x) => sumOfSquaresInOrder(x))],
+    ['new values finite? (one owner\'s)', () => a.map((x) => allFinite(x))],
     ['mean of two shares (1/3, 2/3)', (simd) => weightedSum([a, b], [1 / 3, 2 / 3], outs[simd])],
   ];
   for (const [label, f] of passes) {

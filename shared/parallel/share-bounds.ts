@@ -17,6 +17,7 @@
 // - blended b_c = α·Re(IFFT2(κĜ_c ⊙ Ω)) + (1−α)·κg_c (--synced-blend workers, local mode): masking a spectrum is a
 //   projection, so ‖b_c‖ ≤ κ‖g_c‖; a share may reach DERIVED_SLACK×.
 import { median } from '../stats.ts';
+import { sumOfSquaresInOrder } from '../wasm/reduce.ts';
 
 /** How far above the reference norms a share's gradient norm may be. */
 export const OUTLIER_FACTOR = 100;
@@ -29,11 +30,7 @@ export const DERIVED_SLACK = 2;
 
 /** Σ x² in float64 of each array: Infinity or NaN iff some value is (a finite float32 squared cannot overflow). */
 export function squaredNorms(tensors: readonly Float32Array[]): number[] {
-  return tensors.map((t) => {
-    let sq = 0;
-    for (let i = 0; i < t.length; i++) sq += t[i]! * t[i]!;
-    return sq;
-  });
+  return tensors.map((t) => sumOfSquaresInOrder(t));
 }
 
 /** ‖·‖ of a list of tensors from their squared norms. */

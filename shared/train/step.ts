@@ -18,6 +18,7 @@ import type { AdamW } from '../model/adamw.ts';
 import type { SharedSpectralHistory } from '../parallel/spectral.ts';
 import type { SpectralMomentum } from '../smi/smi.ts';
 import { TrainingError } from '../errors.ts';
+import { sumOfSquaresInOrder } from '../wasm/reduce.ts';
 
 /** Tensors updated together: their names, shapes and variables (parameter order), AdamW's moments and SMI's history. */
 export interface Shard {
@@ -49,7 +50,7 @@ export function sumOfSquares(grads: MeanGradient): number {
     return s;
   }
   let sq = 0;
-  for (const g of grads) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+  for (const g of grads) sq = sumOfSquaresInOrder(g, sq);
   return sq;
 }
 

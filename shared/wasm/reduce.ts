@@ -1,5 +1,5 @@
-// The reduce's two host passes, the weighted sum of the shares and the float64 sum of squares that checks each one
-// on arrival, as wasm SIMD kernels over blocks copied into a small memory of their own (WAT, assembled at load).
+// The reduce's host passes, the weighted sum of the shares and the float64 sums of squares that check each one on
+// arrival and give the synced norm, as wasm SIMD kernels over blocks copied into a small memory of their own (WAT, assembled at load).
 //
 // In JS each pass costs ~2.3–2.8 ns per value on this machine (compute-bound: a double product and a rounding per
 // value): 11–15 ms over an owner's half of the paper preset (5.4M values), and a step makes one check per share and
@@ -63,6 +63,32 @@ const REDUCE_WAT = `
     end
     i32.const ${ACC} local.get $lo v128.store
     i32.const ${ACC + 16} local.get $hi v128.store)
+  ;; acc + x_0² + x_1² + … over n values at $p, one after the other, in double (the order of a plain JS loop)
+  (func (export "ssq") (param $p i32) (param $n i32) (param $acc f64) (result f64)
+    (local $end i32) (local $x f64)
+    local.get $p local.get $n i32.const 2 i32.shl i32.add local.set $end
+    block $done
+      local.get $p local.get $end i32.ge_u br_if $done
+      loop $top
+        local.get $acc local.get $p f32.load f64.promote_f32 local.tee $x local.get $x f64.mul f64.add local.set $acc
+        local.get $p i32.const 4 i32.add local.tee $p
+        local.get $end i32.lt_u br_if $top
+      end
+    end
+    local.get $acc)
+  ;; 1 if every one of n values at $p (a multiple of 4) is finite: Σ (x − x) is 0 then, NaN otherwise
+  (func (export "finite") (param $p i32) (param $n i32) (result i32)
+    (local $end i32) (local $acc v128) (local $x v128)
+    local.get $p local.get $n i32.const 2 i32.shl i32.add local.set $end
+    block $done
+      local.get $p local.get $end i32.ge_u br_if $done
+      loop $top
+        local.get $p v128.load local.tee $x local.get $x f32x4.sub local.get $acc f32x4.add local.set $acc
+        local.get $p i32.const 16 i32.add local.tee $p
+        local.get $end i32.lt_u br_if $top
+      end
+    end
+    local.get $acc v128.const f32x4 0 0 0 0 f32x4.eq i32x4.all_true)
   ;; out = f32(a·w0) (one chunk)
   (func (export "first") (param $a i32) (param $out i32) (param $n i32) (param $w0 f64)
     (local $end i32) (local $x v128) (local $w0v v128)
@@ -81,6 +107,8 @@ const REDUCE_WAT = `
 interface ReduceKernels {
   memory: WebAssembly.Memory;
   ss(p: number, n: number): void;
+  ssq(p: number, n: number, acc: number): number;
+  finite(p: number, n: number): number;
   first(a: number, out: number, n: number, w0: number): void;
   first2(a: number, b: number, out: number, n: number, w0: number, w1: number): void;
   add(a: number, out: number, n: number, w: number): void;
@@ -144,6 +172,48 @@ export function sumOfSquares64(t: Float32Array): number {
   }
   for (j = n4; j < t.length; j++) a0 += t[j]! * t[j]!;
   return a0 + a1 + (a2 + a3);
+}
+
+/**
+ * acc + Σ x² in float64, the values added one after the other (the order of `for (…) acc += x[i] * x[i]`, where the
+ * bits must be a sequential sum's: the synced norm, the star's checks); NaN or ±Inf if any x is. On the kernel where
+ * it runs (a chain of double additions: about twice as fast as JS's, not more), else in JS; the same bits either way.
+ */
+export function sumOfSquaresInOrder(t: Float32Array, acc = 0): number {
+  const kk = get();
+  if (!kk) {
+    for (let i = 0; i < t.length; i++) acc += t[i]! * t[i]!;
+    return acc;
+  }
+  for (let j = 0; j < t.length; j += BLOCK) {
+    const m = Math.min(BLOCK, t.length - j);
+    kk.f32.set(t.subarray(j, j + m), A >> 2);
+    acc = kk.k.ssq(A, m, acc);
+  }
+  return acc;
+}
+
+/** Whether every value is finite (no NaN, no ±Inf): the check of an owner's new values before a replica takes them. */
+export function allFinite(x: Float32Array): boolean {
+  const kk = get();
+  const n4 = kk ? x.length & ~3 : 0;
+  if (kk) {
+    for (let j = 0; j < n4; j += BLOCK) {
+      const m = Math.min(BLOCK, n4 - j);
+      kk.f32.set(x.subarray(j, j + m), A >> 2);
+      if (!kk.k.finite(A, m)) return false;
+    }
+  }
+  let a = 0;
+  let b = 0;
+  const n2 = n4 + ((x.length - n4) & ~1);
+  let j = n4;
+  for (; j < n2; j += 2) {
+    a += x[j]! - x[j]!;
+    b += x[j + 1]! - x[j + 1]!;
+  }
+  for (; j < x.length; j++) a += x[j]! - x[j]!;
+  return a + b === 0;
 }
 
 /**

@@ -1,7 +1,7 @@
 // The reduce's SIMD passes (shared/wasm/reduce.ts) against the JS passes: the same bits for every size and chunk count.
 import t from 'tap';
 import { initWasmAsm } from '../../../shared/wasm/asm.ts';
-import { reduceSimdActive, setReduceSimd, sumOfSquares64, weightedSumInto } from '../../../shared/wasm/reduce.ts';
+import { allFinite, reduceSimdActive, setReduceSimd, sumOfSquares64, sumOfSquaresInOrder, weightedSumInto } from '../../../shared/wasm/reduce.ts';
 import { weightedSum } from '../../../shared/parallel/reduce.ts';
 
 /** Deterministic float32 values (mulberry32): mostly in [-scale, scale), with zeros, large values and subnormals mixed in. */
@@ -83,6 +83,50 @@ t.test('sumOfSquares64: NaN or ±Inf anywhere makes the sum non-finite', async (
     t.notOk(Number.isFinite(s), `${v} at ${at}: simd ${s}`);
     t.notOk(Number.isFinite(j), `${v} at ${at}: js ${j}`);
   }
+});
+
+t.test('sumOfSquaresInOrder: the bits of a plain JS loop (one value after the other), continued from an accumulator', async (t) => {
+  await initWasmAsm();
+  const plain = (x: Float32Array, acc = 0) => {
+    for (let i = 0; i < x.length; i++) acc += x[i]! * x[i]!;
+    return acc;
+  };
+  for (const n of SIZES) {
+    const x = values(n, 21 + n, 3);
+    const [s] = both(() => sumOfSquaresInOrder(x));
+    t.ok(Object.is(s, plain(x)), `n = ${n}: ${s}`);
+    const [c] = both(() => sumOfSquaresInOrder(x, 0.1234));
+    t.ok(Object.is(c, plain(x, 0.1234)), `n = ${n}, continued from 0.1234`);
+  }
+  // the order matters and is kept: the four-lane sum of the same values differs in its last bits
+  const y = values(40_000, 9, 1);
+  y[0] = 1e10;
+  t.ok(Object.is(sumOfSquaresInOrder(y), plain(y)), 'a large first value: the sequential bits');
+  t.not(sumOfSquaresInOrder(y), sumOfSquares64(y), 'and not the interleaved sum (the test can tell the orders apart)');
+  const z = values(20_000, 4, 1);
+  z[17_000] = NaN;
+  t.notOk(Number.isFinite(sumOfSquaresInOrder(z)), 'NaN in a block: non-finite');
+});
+
+t.test('allFinite: false for a NaN or ±Inf anywhere (a block, the tail), true for every finite value', async (t) => {
+  await initWasmAsm();
+  for (const on of [true, false]) {
+    setReduceSimd(on);
+    const how = on ? 'simd' : 'js';
+    for (const n of [0, 1, 5, 16_384, 16_387, 50_001]) {
+      const x = values(n, 31 + n, 1);
+      if (n > 3) x.set([3.4028234663852886e38, -3.4028234663852886e38, 1e-45], 1); // the largest floats and the smallest subnormal
+      t.equal(allFinite(x), true, `${how}, n = ${n}: finite`);
+      for (const at of n ? [0, n - 1, n >> 1] : []) {
+        for (const v of [NaN, Infinity, -Infinity]) {
+          const y = x.slice();
+          y[at] = v;
+          if (!t.equal(allFinite(y), false, `${how}, n = ${n}: ${v} at ${at}`)) return;
+        }
+      }
+    }
+  }
+  setReduceSimd(true);
 });
 
 t.test('weightedSumInto: the bits of the JS passes for 1 to 4 chunks, weights that float32 cannot hold', async (t) => {
