@@ -280,8 +280,6 @@ function benchAdamW(): void {
 
 /** An owner's half of the paper preset (5.4M values): the check of a share (Σ x² in float64) and the mean of two shares. */
 function benchReduce(): void {
-  console.log("\n(f) the reduce's host passes over half the paper preset's parameters, median ms (JS, then SIMD, interleaved)");
-  row('pass', ['JS', 'SIMD', 'speedup', 'ns/value', 'same bits']);
   const cfg = resolveConfig({ preset: 'paper' });
   const model = new GPT(cfg, cfg.seed);
   const sizes = model.params.map((p) => p.variable.size);
@@ -293,6 +291,8 @@ function benchReduce(): void {
     half.push(n);
     total += n;
   }
+  console.log(`\n(f) the reduce's host passes over ${total} values (about half the paper preset's parameters), median ms (JS, then SIMD, interleaved)`);
+  row('pass', ['JS', 'SIMD', 'speedup', 'ns/value', 'same bits']);
   const rng = new Rng(2, STREAM.train);
   const make = () => half.map((n) => Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * 0.02));
   const [a, b] = [make(), make()];

@@ -1,6 +1,6 @@
 // The model of E(N) behind docs/scaling/model.md: bytes and CPU per step of the star and the sharded designs, from measured per-unit costs.
 //
-// It is arithmetic, not a measurement: the per-unit costs below were measured on one loaded 2-core VM (per core,
+// It is arithmetic, not a measurement: the per-unit costs below were measured on one 2-core VM (per core,
 // CPU only; see docs/scaling/model.md for the commands), the sizes come from the preset's parameter shapes, and
 // the link is an ideal pipe of the given rate. What it leaves out is listed in the doc and in MODEL_LEAVES_OUT.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -55,13 +55,13 @@ export function exchangeBytes(n: number, params: number, o: { magnitudes?: numbe
   return { starWorker: worker, starCoordinator: n * worker, sharded: 2 * share * (params * g + params * 4) };
 }
 
-/** Per-unit costs the model multiplies out: CPU figures, per core, measured on a loaded 2-core VM (MEASURED). */
+/** Per-unit costs the model multiplies out: CPU figures, per core, measured on a 2-core VM (MEASURED). */
 export interface UnitCosts {
   /** AdamW on one parameter, ns */
   adamwNs: number;
   /** SMI on one parameter (FFT2, magnitude, history, quantile, mask, IFFT2, blend), ns */
   smiNs: number;
-  /** the weighted mean (and the clip's sum of squares) per parameter per gradient, ns */
+  /** the check of a gradient on arrival, the weighted mean and the clip's sum of squares, per parameter per gradient, ns */
   reduceNs: number;
   /** encode + decode per byte, ns (zero-copy sections: almost nothing) */
   codecNsPerByte: number;
@@ -71,18 +71,19 @@ export interface UnitCosts {
 
 /** The figures behind UnitCosts, each with the command that measured it (docs/scaling/model.md). */
 export const MEASURED = {
-  date: '2026-12-01, 2-core AMD EPYC VM, Node 20.20.2, tfjs wasm; load average 4.6–7.5 from other jobs (per-core CPU figures, pessimistic)',
-  smi: { ms: 215.9, params: 10_745_088, command: 'npm run bench -- fft --preset paper --reps 3', what: '"all parameters, SMI apply (host)", auto FFT library' },
-  adamw: { ms: 16.04, params: 10_745_088, command: 'npm run bench -- kernels', what: 'section (e), the fused pass (shared/wasm/adamw.ts), median of 7 steps, on the quiet machine (2026-12-02; the tensor ops: 89.84 ms)' },
-  reduce: { ms: 185.4, params: 10_649_856, gradients: 2, command: 'the same run', what: "the coordinator's reduce phase (weighted mean + clip norm of 2 gradients), median of steps 4–10" },
-  codec: { ms: 0.377 + 0.451, bytes: 2 * 42_980_352, command: 'npm run bench -- transport --rounds 5 --warmup 1 --only masked --json', what: 'encodeMs + decodeMs of 43 MB each' },
-  ws: { bytes: 85_962_664, ms: 167.3, command: 'the same bench', what: 'round trip of weights out and a gradient back: one process sends and receives 86 MB' },
+  date: "2026-12-02, this project's 2-core Intel Xeon VM (the machine since 2026-12-02), Node 20.20.2, tfjs wasm, nothing else running",
+  smi: { ms: 129.0, params: 10_745_088, command: 'npm run bench -- fft --preset paper --reps 3', what: '"all parameters, SMI apply (host)", auto FFT library' },
+  adamw: { ms: 19.57, params: 10_745_088, command: 'npm run bench -- kernels', what: 'section (e), the fused pass (shared/wasm/adamw.ts), median of 7 steps (the tensor ops: 145.43 ms)' },
+  reduce: { ms: 25.7, params: 5_324_928, gradients: 2, command: 'npm run bench -- scale --repeat 3', what: "the owners' reduce phase (the SIMD weighted mean of 2 shares and the clip's tf.sum of squares), global weak, the two workers' medians (25.4, 26.0 ms) for their mean 5,324,928 owned parameters" },
+  check: { ms: 3.94, values: 5_433_984, command: 'npm run bench -- kernels', what: 'section (f), the SIMD check of a share on arrival (Σ x² in float64), median of 7' },
+  codec: { ms: 0.625, bytes: 2 * 42_980_352, command: 'npm run bench -- transport --rounds 15 --warmup 3 --only masked --json', what: 'encodeMs + decodeMs of 43 MB each' },
+  ws: { bytes: 85_962_664, ms: 73.9, command: 'the same bench', what: 'round trip of weights out and a gradient back: one process sends and receives 86 MB (median of 15 after 3 warm-up rounds)' },
 } as const;
 
 export const COSTS: UnitCosts = {
   adamwNs: (MEASURED.adamw.ms * 1e6) / MEASURED.adamw.params,
   smiNs: (MEASURED.smi.ms * 1e6) / MEASURED.smi.params,
-  reduceNs: (MEASURED.reduce.ms * 1e6) / (MEASURED.reduce.params * MEASURED.reduce.gradients),
+  reduceNs: (MEASURED.reduce.ms * 1e6) / (MEASURED.reduce.params * MEASURED.reduce.gradients) + (MEASURED.check.ms * 1e6) / MEASURED.check.values,
   codecNsPerByte: (MEASURED.codec.ms * 1e6) / MEASURED.codec.bytes,
   wsBytesPerSec: MEASURED.ws.bytes / (MEASURED.ws.ms / 1000),
 };
@@ -143,7 +144,7 @@ export const MODEL_LEAVES_OUT = [
   'overlap: compute, exchange, reduce and update are added; neither design hides one behind another here, though both could (the owners\' forward FFTs as shares complete, the all-gather under the next forward)',
   'evaluation, checkpoints, the commits that fault recovery needs, and the control messages',
   'memory bandwidth shared by the processes of one host, and more than one worker per host',
-  'the CPUs of GPU hosts: the costs were measured per core on a loaded 2-core VM',
+  'the CPUs of GPU hosts: the costs were measured per core on a 2-core VM (a GPU host’s cores may be faster or slower)',
 ];
 
 /** The paper preset's sizes (10.7M parameters, fp32). */
@@ -195,7 +196,7 @@ export function modelMarkdown(tables: ModelTable[] = modelTables()): string {
 /** `npm run bench -- scale --model`: prints the model's tables; with `out`, writes model.json (every N) and model.md there. */
 export function modelMain(out?: string): number {
   const tables = modelTables();
-  const md = `E(N) = t(1)/t(N) for weak scaling, ms/step in brackets; a ${30} ms compute step, the paper preset's ${PAPER_SIZES.params.toLocaleString('en')} parameters (fp32).\nPer-unit costs (per core, measured on a loaded VM): ${Object.entries(COSTS).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(', ')}.\nA model, not a measurement (docs/scaling/model.md). It leaves out:\n${MODEL_LEAVES_OUT.map((l) => `- ${l}`).join('\n')}\n\n${modelMarkdown(tables)}`;
+  const md = `E(N) = t(1)/t(N) for weak scaling, ms/step in brackets; a ${30} ms compute step, the paper preset's ${PAPER_SIZES.params.toLocaleString('en')} parameters (fp32).\nPer-unit costs (per core, measured on a 2-core VM): ${Object.entries(COSTS).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(', ')}.\nA model, not a measurement (docs/scaling/model.md). It leaves out:\n${MODEL_LEAVES_OUT.map((l) => `- ${l}`).join('\n')}\n\n${modelMarkdown(tables)}`;
   console.log(md);
   if (out) {
     mkdirSync(out, { recursive: true });
