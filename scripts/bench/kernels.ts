@@ -278,7 +278,17 @@ function benchAdamW(): void {
 // (f) the reduce's host passes: JS against the SIMD kernels (shared/wasm/reduce.ts)
 // ---------------------------------------------------------------------------------------
 
-/** An owner's half of the paper preset (5.4M values): the check of a share (Σ x² in float64) and the mean of two shares. */
+/** Whether two results hold the same bits: numbers by Object.is, float32 arrays value by value, lists element by element. */
+function sameBits(x: unknown, y: unknown): boolean {
+  if (x instanceof Float32Array && y instanceof Float32Array) {
+    const [p, q] = [new Uint32Array(x.buffer, x.byteOffset, x.length), new Uint32Array(y.buffer, y.byteOffset, y.length)];
+    return p.length === q.length && p.every((v, i) => v === q[i]);
+  }
+  if (Array.isArray(x) && Array.isArray(y)) return x.length === y.length && x.every((v, i) => sameBits(v, y[i]));
+  return Object.is(x, y);
+}
+
+/** The four host passes over an owner's half of the paper preset, JS against SIMD, interleaved, and whether their bits agree. */
 function benchReduce(): void {
   const cfg = resolveConfig({ preset: 'paper' });
   const model = new GPT(cfg, cfg.seed);
@@ -315,7 +325,7 @@ function benchReduce(): void {
       }
     }
     setReduceSimd(true);
-    const same = JSON.stringify(got[0], (_, v) => (v instanceof Float32Array ? Array.from(new Uint32Array(v.buffer)) : v)) === JSON.stringify(got[1], (_, v) => (v instanceof Float32Array ? Array.from(new Uint32Array(v.buffer)) : v));
+    const same = sameBits(got[0], got[1]);
     const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1]!;
     const [js, simd] = ms.map(med) as [number, number];
     row(label, [js, simd, `${(js / simd).toFixed(1)}x`, `${((js * 1e6) / total).toFixed(2)}/${((simd * 1e6) / total).toFixed(2)}`, same ? 'yes' : 'NO']);

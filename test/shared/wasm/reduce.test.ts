@@ -3,19 +3,15 @@ import t from 'tap';
 import { initWasmAsm } from '../../../shared/wasm/asm.ts';
 import { allFinite, reduceSimdActive, setReduceSimd, sumOfSquares64, sumOfSquaresInOrder, weightedSumInto } from '../../../shared/wasm/reduce.ts';
 import { weightedSum } from '../../../shared/parallel/reduce.ts';
+import { randomFloats } from '../../helpers.ts';
 
-/** Deterministic float32 values (mulberry32): mostly in [-scale, scale), with zeros, large values and subnormals mixed in. */
+/** Reproducible float32 values (test/helpers.ts randomFloats) in [-scale, scale), with zeros, large values and subnormals mixed in. */
 function values(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    const u = ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-    out[i] = i % 17 === 0 ? 0 : i % 29 === 0 ? (u - 0.5) * 1e30 : i % 31 === 0 ? (u - 0.5) * 1e-40 : (u * 2 - 1) * scale;
-  }
+  const out = randomFloats(n, seed, scale);
+  const u = randomFloats(n, seed + 1);
+  for (let i = 0; i < n; i++) if (i % 17 === 0) out[i] = 0;
+  else if (i % 29 === 0) out[i] = u[i]! * 0.5e30;
+  else if (i % 31 === 0) out[i] = u[i]! * 0.5e-40;
   return out;
 }
 
