@@ -18,7 +18,7 @@ export interface ExchangeServerOptions {
   maxMessageBytes: () => number; // the limit of an authenticated link
   onLink: (id: string, peer: Peer) => void; // a link said who it is
   onClosed: (id: string, peer: Peer) => void; // an authenticated link closed
-  onMessage: (msg: Message, id: string, peer: Peer) => void; // a message after `link`
+  onMessage: (msg: Message, id: string, peer: Peer, bytes: number) => void; // a message after `link`, and its frame bytes
   onError: (err: ProtocolError, from: string) => void;
 }
 
@@ -69,8 +69,8 @@ export class ExchangeServer {
       if (id !== null) this.o.onClosed(id, peer);
     });
     peer.onError((err) => this.o.onError(err, id ?? from));
-    peer.onMessage((msg) => {
-      if (id !== null) return this.o.onMessage(msg, id, peer);
+    peer.onMessage((msg, info) => {
+      if (id !== null) return this.o.onMessage(msg, id, peer, info.bytes);
       try {
         if (msg.type !== 'link') throw protocolError('E_UNEXPECTED', `expected link, got ${msg.type}`);
         if (msg.protocol !== PROTOCOL_VERSION) throw protocolError('E_VERSION', `protocol ${msg.protocol}, this owner speaks ${PROTOCOL_VERSION}`);

@@ -42,7 +42,7 @@ export class OwnersStep {
   private masksFrom = new Map<string, Masks>(); // --synced-blend workers, a holder: this step's masks, by owner
   private applied: number[] = []; // --synced-blend workers, a holder: the checksums of the masks it applied, per chunk
   private cpuAt: { user: number; system: number } | undefined; // process.cpuUsage() at the last done (or load)
-  private bytesAt = { sent: 0, received: 0, outSent: 0, outReceived: 0, inSent: 0, inReceived: 0 }; // the counts at the last done (or load)
+  private bytesAt = { sent: 0, received: 0, sharesSent: 0, sharesReceived: 0, valuesSent: 0, valuesReceived: 0 }; // the counts at the last done (or load)
   selfId = '';
 
   constructor(
@@ -116,9 +116,9 @@ export class OwnersStep {
       for (const o of this.plan.owners) {
         if (o.workerId === this.selfId) continue; // its own part once the others' are out (below)
         const tensors = o.tensors.map((j) => r.grads[j]!);
-        const link = this.exchange.to(o.workerId);
+        const link = this.exchange.linkTo(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
-        const sent = link.send({ type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encodeArrays(wire, tensors), ...shareDtype(wire) });
+        const sent = this.exchange.send(link, { type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encodeArrays(wire, tensors), ...shareDtype(wire) });
         sends.push(sent.catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
         if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
       }
@@ -241,8 +241,8 @@ export class OwnersStep {
         this.owned!.acceptBlend(step, round, chunk, asReceived(wire, tensors, false));
         continue;
       }
-      const link = this.exchange.to(o.workerId);
-      if (link) sends.push(link.send({ type: 'share', step, round, chunk, tensors: encodeArrays(wire, tensors), blended: true, ...shareDtype(wire) }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
+      const link = this.exchange.linkTo(o.workerId);
+      if (link) sends.push(this.exchange.send(link, { type: 'share', step, round, chunk, tensors: encodeArrays(wire, tensors), blended: true, ...shareDtype(wire) }).catch((e: Error) => this.log(`blend to ${o.workerId}: ${e.message}`)));
     }
     await Promise.all(sends);
   }
@@ -310,7 +310,7 @@ export class OwnersStep {
           return this.blendWithMasks();
         }
         const link = await this.exchange.inboundFrom(id);
-        await link.send(msg).catch((e: Error) => this.log(`masks to ${id}: ${e.message}`));
+        await this.exchange.send(link, msg).catch((e: Error) => this.log(`masks to ${id}: ${e.message}`));
       }));
       return this.apply();
     }
@@ -341,7 +341,7 @@ export class OwnersStep {
     let sentTo = 0;
     await Promise.all(others.map(async (id) => {
       const link = await this.exchange.inboundFrom(id);
-      await link.send({ type: 'values', step: c.step, round: c.round, tensors: values }).catch((e: Error) => this.log(`values to ${id}: ${e.message}`));
+      await this.exchange.send(link, { type: 'values', step: c.step, round: c.round, tensors: values }).catch((e: Error) => this.log(`values to ${id}: ${e.message}`));
       if (++sentTo === 1) fault('mid-values', c.step);
     }));
     this.phase('all_gather_send', t1, performance.now() - t1);
@@ -367,8 +367,8 @@ export class OwnersStep {
       spans: this.spans.slice(0, MAX_SPANS), elapsed: performance.now() - this.taskAt,
       bytesSent: Math.max(0, b.sent + cb.sent - at.sent), bytesReceived: Math.max(0, b.received + cb.received - at.received),
       links: {
-        sharesSent: Math.max(0, b.outSent - at.outSent), sharesReceived: Math.max(0, b.inReceived - at.inReceived),
-        valuesSent: Math.max(0, b.inSent - at.inSent), valuesReceived: Math.max(0, b.outReceived - at.outReceived),
+        sharesSent: Math.max(0, b.sharesSent - at.sharesSent), sharesReceived: Math.max(0, b.sharesReceived - at.sharesReceived),
+        valuesSent: Math.max(0, b.valuesSent - at.valuesSent), valuesReceived: Math.max(0, b.valuesReceived - at.valuesReceived),
       },
       ...(this.maskChecksums ? { maskChecksums: this.maskChecksums } : {}),
       ...(this.applied.length ? { appliedChecksums: this.applied } : {}),

@@ -242,10 +242,10 @@ export interface Values {
 
 /** Bytes on a worker's exchange links in one step: toward the owners (shares, blends) and back from them (values, masks). */
 export interface LinkBytes {
-  sharesSent: number; // on its links to owners: its shares and blends
-  sharesReceived: number; // on links to it as an owner: the others' shares and blends
-  valuesSent: number; // on links to it as an owner: its values and masks to the others
-  valuesReceived: number; // on its links to owners: their values and masks
+  sharesSent: number; // its shares and blends, to the owners
+  sharesReceived: number; // the others' shares and blends, to it as an owner
+  valuesSent: number; // its values and masks, as an owner, to the others
+  valuesReceived: number; // the owners' values and masks
 }
 
 /** One phase of a worker's step: `start` ms after the task arrived (the worker's clock), `dur` ms. */

@@ -92,3 +92,40 @@ t.test('owners step: values are checked whole (count, lengths, finiteness) befor
   await other.close();
   compute.dispose();
 });
+
+t.test('exchange: two owners send to each other over the link the other opened (server to client: unmasked); a worker that cannot listen, over its own', async (t) => {
+  const got = new Map<string, [Message, string, boolean][]>();
+  const make = (id: string) => {
+    got.set(id, []);
+    const x = new Exchange({ token: 'tok', log: () => {}, onMessage: (m, from, inbound) => void got.get(id)!.push([m, from, inbound]) });
+    x.setSelf(id);
+    return x;
+  };
+  const a = make('A');
+  const b = make('B');
+  const c = make('C'); // compute-only: it never listens
+  const owners = [{ workerId: 'A', url: await a.listen('127.0.0.1', 0), tensors: [0] }, { workerId: 'B', url: await b.listen('127.0.0.1', 0), tensors: [1] }];
+  t.same(await Promise.all([a.connect(owners), b.connect(owners), c.connect(owners)]), [[], [], []], 'every link open');
+  const fromB = await a.inboundFrom('B');
+  await b.inboundFrom('A');
+  await a.inboundFrom('C');
+  t.equal(a.linkTo('B'), fromB, "A sends to B over the link B opened");
+  t.not(a.linkTo('B'), a.to('B'), 'not over its own link to B');
+  t.equal(c.linkTo('A'), c.to('A'), 'C, which has no server, sends over the link it opened');
+  const share = (chunk: number): Message => ({ type: 'share', step: 1, round: 0, chunk, tensors: [new Float32Array(1000).fill(chunk + 0.5)] });
+  const sentAB = await a.send(a.linkTo('B')!, share(0));
+  await b.send(b.linkTo('A')!, share(1));
+  await c.send(c.linkTo('A')!, share(2));
+  await a.send(fromB, { type: 'values', step: 1, round: 0, tensors: [Float32Array.of(3)] });
+  while (got.get('A')!.length < 2 || got.get('B')!.length < 2) await new Promise((r) => setTimeout(r, 10));
+  // a ws client refuses a masked frame (WS_ERR_UNEXPECTED_MASK): what arrives on a link this side opened came unmasked
+  t.same(got.get('B')!.map(([m, from, inbound]) => [m.type, from, inbound]), [['share', 'A', false], ['values', 'A', false]], "B gets A's share and values on the link it opened to A, as its client: unmasked");
+  t.same(got.get('A')!.map(([m, from, inbound]) => [m.type, from, inbound]).sort(), [['share', 'B', false], ['share', 'C', true]], "A gets B's share on its own link, C's on C's");
+  const [ba, bb, bc] = [a.bytes(), b.bytes(), c.bytes()];
+  t.equal(ba.sharesSent, sentAB.bytes, "A's shares sent: the share's frame bytes");
+  t.equal(bb.sharesReceived, ba.sharesSent, "B received as many bytes of shares as A sent, on whichever link");
+  t.equal(ba.sharesReceived, bb.sharesSent + bc.sharesSent, "A received B's and C's");
+  t.equal(bb.valuesReceived, ba.valuesSent, 'values counted apart from shares');
+  t.ok(ba.valuesSent > 0 && ba.sharesSent + ba.valuesSent <= ba.sent, "the data's bytes are part of A's total");
+  await Promise.all([a.close(), b.close(), c.close()]);
+});
