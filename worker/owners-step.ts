@@ -122,15 +122,20 @@ export class OwnersStep {
         sends.push(sent.catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
         if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
       }
-      await Promise.all(sends);
-      this.phase('reduce_scatter', t0, performance.now() - t0);
+      // its own part while the others' drain: what is not yet written waits for an owner still computing, and
+      // the check (and, synced, the magnitudes) of the own part must come before the reduce in any case
       const own = this.owned ? this.plan.owners.find((o) => o.workerId === this.selfId) : undefined;
+      let ownMs = 0;
       if (own) {
+        const ta = performance.now();
         // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
         const copy = t.mine.length > 1;
         const tensors = own.tensors.map((j) => r.grads[j]!);
         this.spectralPhase(this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy)));
+        ownMs = performance.now() - ta;
       }
+      await Promise.all(sends);
+      this.phase('reduce_scatter', t0, performance.now() - t0 - ownMs);
       this.sending = false;
       this.replay(this.held.splice(0));
       await this.toCoordinator({ type: 'computed', step: t.step, round: t.round, chunk: chunk.index, sequences: chunk.offsets.length, loss: r.loss, phases: r.phases });
