@@ -114,7 +114,7 @@ export class OwnersStep {
       fault('before-shares', t.step);
       this.sending = true;
       for (const o of this.plan.owners) {
-        if (o.workerId === this.selfId) continue; // its own part once the others' are out (below)
+        if (o.workerId === this.selfId) continue; // its own part while the others' drain (below)
         const tensors = o.tensors.map((j) => r.grads[j]!);
         const link = this.exchange.linkTo(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
