@@ -2,7 +2,7 @@
 import type { ProtocolError } from '../shared/errors.ts';
 import { MAX_MESSAGE_BYTES } from '../shared/net/frames.ts';
 import { Peer, type SendInfo } from '../shared/net/peer.ts';
-import { PROTOCOL_VERSION, type Message, type PlanOwner } from '../shared/net/protocol.ts';
+import { PROTOCOL_VERSION, type LinkBytes, type Message, type PlanOwner } from '../shared/net/protocol.ts';
 import { openSocket } from '../shared/net/socket.ts';
 import { ExchangeServer } from './exchange-server.ts';
 
@@ -18,14 +18,6 @@ export interface ExchangeOptions {
   onMessage: (msg: Message, from: string, inbound: boolean, link: Peer) => void;
   /** A message handler's ProtocolError, or a link closed with one: the link is closed; a bad share is the sender's fault. */
   onError?: (err: ProtocolError, from: string) => void;
-}
-
-/** Exchange bytes by what they carry: shares and blends (toward owners), values and masks (back from owners). */
-export interface DataBytes {
-  sharesSent: number;
-  sharesReceived: number;
-  valuesSent: number;
-  valuesReceived: number;
 }
 
 const kindOf = (type: Message['type']): 'shares' | 'values' | null => (type === 'share' ? 'shares' : type === 'values' || type === 'masks' ? 'values' : null);
@@ -49,7 +41,7 @@ export class Exchange {
   url: string | null = null;
   maxMessageBytes = MAX_MESSAGE_BYTES;
   private selfId = '';
-  private readonly data: DataBytes = { sharesSent: 0, sharesReceived: 0, valuesSent: 0, valuesReceived: 0 };
+  private readonly data: LinkBytes = { sharesSent: 0, sharesReceived: 0, valuesSent: 0, valuesReceived: 0 }; // by what they carry, on whichever link
 
   constructor(private readonly o: ExchangeOptions) {}
 
@@ -174,7 +166,7 @@ export class Exchange {
    * Bytes sent and received on every open link, and the data's bytes by what they carry, on whichever link (the
    * caller keeps the totals it started from).
    */
-  bytes(): { sent: number; received: number } & DataBytes {
+  bytes(): { sent: number; received: number } & LinkBytes {
     const sum = (ps: Iterable<Peer>) => {
       let sent = 0;
       let received = 0;
