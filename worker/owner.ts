@@ -49,6 +49,7 @@ export class OwnedTensors {
   private readonly valuesBuf: Float32Array[];
   private reduction: Reduction | null = null;
   private readonly magnitudePool = new Map<number, Float32Array[]>(); // synced: per chunk index, the buffers of its last magnitudes
+  private readonly sharePool = new Map<number, Float32Array[]>(); // per chunk index, the buffers its last decoded share went into
   private readonly spectral: BackendInfo['spectral'];
 
   constructor(model: GPT, readonly tensors: readonly number[], cfg: TrainConfig, backend: Pick<BackendInfo, 'spectral'>, state?: OwnedState) {
@@ -105,6 +106,20 @@ export class OwnedTensors {
       }
     } else out = spectrumMagnitudes(tensors, this.shard.shapes, pool);
     this.magnitudePool.set(chunk, out);
+    return out;
+  }
+
+  /**
+   * Buffers (one per owned tensor) for chunk `chunk`'s share as this owner holds it (a bf16 share decoded, its own
+   * part rounded or copied): those of the chunk's share of an earlier step, once no kept share still holds them (a
+   * reduce lets go of its shares), else new ones. Fresh buffers of 20 MB cost more than the conversion into them.
+   */
+  shareBuffers(chunk: number): Float32Array[] {
+    const pool = this.sharePool.get(chunk);
+    const held = (x: Float32Array[]) => [...this.shares.values()].some((m) => [...m.values()].some((k) => x.some((b) => k.tensors.includes(b))));
+    if (pool && !held(pool)) return pool;
+    const out = this.sizes.map((n) => new Float32Array(n));
+    this.sharePool.set(chunk, out);
     return out;
   }
 

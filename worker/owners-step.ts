@@ -42,6 +42,7 @@ export class OwnersStep {
   private masksFrom = new Map<string, Masks>(); // --synced-blend workers, a holder: this step's masks, by owner
   private applied: number[] = []; // --synced-blend workers, a holder: the checksums of the masks it applied, per chunk
   private cpuAt: { user: number; system: number } | undefined; // process.cpuUsage() at the last done (or load)
+  private readonly sendBuffers = new Map<string, Uint16Array[]>(); // --wire-dtype bf16: per owner, the buffers this worker's last share to it was encoded into
   private bytesAt = { sent: 0, received: 0, sharesSent: 0, sharesReceived: 0, valuesSent: 0, valuesReceived: 0 }; // the counts at the last done (or load)
   selfId = '';
 
@@ -118,7 +119,10 @@ export class OwnersStep {
         const tensors = o.tensors.map((j) => r.grads[j]!);
         const link = this.exchange.linkTo(o.workerId);
         if (!link) continue; // that owner is gone: the coordinator sees it and loads a new plan
-        const sent = this.exchange.send(link, { type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encodeArrays(wire, tensors), ...shareDtype(wire) });
+        // bf16: into this worker's buffers of its last share to that owner, whose send is out (awaited below)
+        const encoded = encodeArrays(wire, tensors, this.sendBuffers.get(o.workerId));
+        if (wire === 'bf16') this.sendBuffers.set(o.workerId, encoded as Uint16Array[]);
+        const sent = this.exchange.send(link, { type: 'share', step: t.step, round: t.round, chunk: chunk.index, tensors: encoded, ...shareDtype(wire) });
         sends.push(sent.catch((e: Error) => this.log(`share to ${o.workerId}: ${e.message}`)));
         if (sends.length === 1 && faultArmed('after-share')) await sent.then(() => fault('after-share', t.step), () => {});
       }
@@ -131,7 +135,8 @@ export class OwnersStep {
         // the gradient buffers are reused by the next chunk's compute: this owner's part is copied only then
         const copy = t.mine.length > 1;
         const tensors = own.tensors.map((j) => r.grads[j]!);
-        this.spectralPhase(this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy)));
+        const into = wire === 'bf16' || copy ? this.owned!.shareBuffers(chunk.index) : undefined;
+        this.spectralPhase(this.owned!.accept(t.step, t.round, chunk.index, asReceived(wire, tensors, copy, into)));
         ownMs = performance.now() - ta;
       }
       await Promise.all(sends);
@@ -162,7 +167,8 @@ export class OwnersStep {
       if (!this.owned) throw protocolError('E_UNEXPECTED', 'a share for a worker that owns nothing');
       if (t.holders[msg.chunk] !== from) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} from ${from}; its holder is ${t.holders[msg.chunk] ?? 'nobody'}`);
       try {
-        const tensors = decodeShare(this.compute().cfg.wire_dtype, msg);
+        const wire = this.compute().cfg.wire_dtype;
+        const tensors = decodeShare(wire, msg, wire === 'bf16' && !msg.blended ? this.owned.shareBuffers(msg.chunk) : undefined);
         if (msg.blended) this.owned.acceptBlend(msg.step, msg.round, msg.chunk, tensors);
         else this.spectralPhase(this.owned.accept(msg.step, msg.round, msg.chunk, tensors));
       } catch (e) {

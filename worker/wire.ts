@@ -8,9 +8,19 @@ import type { WireDtype } from '../shared/config.ts';
 import { fromBf16, roundToBf16, toBf16 } from '../shared/net/dtype.ts';
 import type { Share } from '../shared/net/protocol.ts';
 
-/** A share's arrays as sent: fp32 as they are (zero-copy), bf16 as new arrays of bit patterns. */
-export function encodeArrays(dtype: WireDtype, arrays: Float32Array[]): Float32Array[] | Uint16Array[] {
-  return dtype === 'bf16' ? arrays.map((a) => toBf16(a)) : arrays;
+/**
+ * A share's arrays as sent: fp32 as they are (zero-copy), bf16 as arrays of bit patterns, written into `into`'s
+ * (a sender's buffers of its last share to that owner, reused once that send is out) where their lengths fit.
+ */
+export function encodeArrays(dtype: WireDtype, arrays: Float32Array[], into?: Uint16Array[]): Float32Array[] | Uint16Array[] {
+  if (dtype !== 'bf16') return arrays;
+  return arrays.map((a, i) => toBf16(a, fits(into, i, a.length)));
+}
+
+/** `into[i]` when it holds n values, else undefined (the conversion then makes a new array). */
+function fits<T extends { length: number }>(into: readonly T[] | undefined, i: number, n: number): T | undefined {
+  const b = into?.[i];
+  return b && b.length === n ? b : undefined;
 }
 
 /** The `dtype` field a share of this run carries. */
@@ -19,21 +29,29 @@ export const shareDtype = (dtype: WireDtype): { dtype?: 'bf16' } => (dtype === '
 /**
  * An owner's own share, as it would hold it after the wire: bf16 rounds it (so that the mean does not depend on
  * which worker owns a tensor, and a replay under another plan reduces the same values); fp32 keeps it, copied
- * when `copy` (its buffers are reused by the next chunk's compute).
+ * when `copy` (its buffers are reused by the next chunk's compute). Rounded or copied into `into`'s arrays where
+ * their lengths fit (the owner's buffers for that chunk, OwnedTensors.shareBuffers).
  */
-export function asReceived(dtype: WireDtype, arrays: Float32Array[], copy: boolean): Float32Array[] {
-  if (dtype === 'bf16') return arrays.map((a) => roundToBf16(a));
-  return copy ? arrays.map((a) => a.slice()) : arrays;
+export function asReceived(dtype: WireDtype, arrays: Float32Array[], copy: boolean, into?: Float32Array[]): Float32Array[] {
+  const out = (a: Float32Array, i: number) => fits(into, i, a.length) ?? new Float32Array(a.length);
+  if (dtype === 'bf16') return arrays.map((a, i) => roundToBf16(a, out(a, i)));
+  if (!copy) return arrays;
+  return arrays.map((a, i) => {
+    const o = out(a, i);
+    o.set(a);
+    return o;
+  });
 }
 
 /**
  * A share's arrays in float32, refused unless they are in the run's dtype (E_UNEXPECTED; the guard has already
  * refused a section of another kind than its `dtype` says, E_MALFORMED). Lengths and finiteness are the owner's
- * checks (worker/owner.ts), on the decoded values: a bf16 NaN or Inf decodes to NaN or Inf.
+ * checks (worker/owner.ts), on the decoded values: a bf16 NaN or Inf decodes to NaN or Inf. bf16 is decoded into
+ * `into`'s arrays where their lengths fit.
  */
-export function decodeShare(dtype: WireDtype, msg: Share): Float32Array[] {
+export function decodeShare(dtype: WireDtype, msg: Share, into?: Float32Array[]): Float32Array[] {
   const got: WireDtype = msg.dtype ?? 'fp32';
   if (got !== dtype) throw protocolError('E_UNEXPECTED', `share of chunk ${msg.chunk} in ${got}, this run sends ${dtype} (--wire-dtype)`);
   if (dtype === 'fp32') return msg.tensors as Float32Array[];
-  return (msg.tensors as Uint16Array[]).map((x) => fromBf16(x));
+  return (msg.tensors as Uint16Array[]).map((x, i) => fromBf16(x, fits(into, i, x.length)));
 }

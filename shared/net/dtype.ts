@@ -6,6 +6,9 @@
 // Both directions read and write typed-array views in place (no intermediate copies), so a sender can encode
 // straight into a section of an outgoing buffer and a receiver decode a section of a received frame.
 // `--wire-dtype` (shared/cli/options.ts, TrainConfig.wire_dtype) chooses it for gradients; weights stay fp32.
+// Where the WAT assembler is loaded, the bulk of each conversion runs as wasm SIMD (shared/wasm/bf16.ts), the rest
+// in the loops below; the bits are the same (test/shared/net/dtype.test.ts).
+import { fromBf16Simd, roundToBf16Simd, toBf16Simd } from '../wasm/bf16.ts';
 
 /** Bytes per value on the wire for each wire dtype. */
 export const WIRE_DTYPE_BYTES = { fp32: 4, bf16: 2 } as const;
@@ -21,7 +24,7 @@ const bitsOf = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byt
 export function toBf16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   if (out.length !== src.length) throw new RangeError(`toBf16: ${src.length} values into a Uint16Array of ${out.length}`);
   const bits = bitsOf(src);
-  for (let i = 0; i < bits.length; i++) {
+  for (let i = toBf16Simd(src, out); i < bits.length; i++) {
     const b = bits[i]!;
     if ((b & 0x7fffffff) > 0x7f800000) out[i] = (b >>> 16) | 0x0040;
     else out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16; // +half−1, +1 more when the kept part is odd: ties go to even
@@ -33,7 +36,7 @@ export function toBf16(src: Float32Array, out: Uint16Array = new Uint16Array(src
 export function fromBf16(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   if (out.length !== src.length) throw new RangeError(`fromBf16: ${src.length} values into a Float32Array of ${out.length}`);
   const bits = bitsOf(out);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
+  for (let i = fromBf16Simd(src, out); i < src.length; i++) bits[i] = src[i]! << 16;
   return out;
 }
 
@@ -42,7 +45,7 @@ export function roundToBf16(src: Float32Array, out: Float32Array = new Float32Ar
   if (out.length !== src.length) throw new RangeError(`roundToBf16: ${src.length} values into a Float32Array of ${out.length}`);
   const from = bitsOf(src);
   const to = bitsOf(out);
-  for (let i = 0; i < from.length; i++) {
+  for (let i = roundToBf16Simd(src, out); i < from.length; i++) {
     const b = from[i]!;
     to[i] = (b & 0x7fffffff) > 0x7f800000 ? (b | 0x00400000) & 0xffff0000 : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
   }

@@ -160,3 +160,23 @@ t.test('a local owner: a blend over 2κ‖g_c‖ is found before the update', as
   local.dispose();
   model.dispose();
 });
+
+t.test("shareBuffers: a chunk's buffers of the last step again once its reduce let go of them, new ones while a kept share holds them", async (t) => {
+  const info = await initBackend('wasm');
+  const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'global', overrides: { max_iters: 4 } });
+  const model = new GPT(cfg, cfg.seed);
+  const owner = new OwnedTensors(model, [0, 1], cfg, info);
+  const share = (b: Float32Array[], v: number) => b.map((x) => x.fill(v));
+  const a = owner.shareBuffers(0);
+  t.same(a.map((x) => x.length), owner.sizes, 'one buffer per owned tensor, of its size');
+  t.equal(owner.shareBuffers(0), a, 'not held yet: the same buffers');
+  owner.accept(1, 0, 0, share(a, 0.01));
+  const b = owner.shareBuffers(0);
+  t.not(b, a, 'held by the kept share of step 1: new buffers');
+  t.not(owner.shareBuffers(1), b, 'another chunk has its own');
+  owner.accept(1, 0, 1, share(owner.shareBuffers(1), 0.02));
+  owner.reduce(1, 0, [1, 1]);
+  t.equal(owner.shareBuffers(0), b, 'after the reduce: the pool is free again');
+  t.ok(a[0]!.every((x) => x === Math.fround(0.01)), 'the kept share\'s values were never written over');
+  owner.dispose();
+});

@@ -1,7 +1,10 @@
-// The bf16 wire codec (shared/net/dtype.ts): property tests (fast-check, seeded) against a float64 reference rounding.
+// The bf16 wire codec (shared/net/dtype.ts): property tests (fast-check, seeded) against a float64 reference rounding;
+// its wasm SIMD path (shared/wasm/bf16.ts) against its JS loops, bit for bit.
 import fc from 'fast-check';
 import t from 'tap';
 import { fromBf16, roundToBf16, toBf16 } from '../../../shared/net/dtype.ts';
+import { initWasmAsm } from '../../../shared/wasm/asm.ts';
+import { bf16SimdActive, setBf16Simd } from '../../../shared/wasm/bf16.ts';
 
 const SEED = 0xbf16;
 const RUNS = 20_000;
@@ -103,4 +106,35 @@ t.test('zero-copy: encodes into a section of a larger buffer and decodes views a
   t.ok(Object.is(back[4], -0) && back[5] === Infinity);
   t.throws(() => toBf16(src, new Uint16Array(9)), RangeError, 'a view of the wrong length is refused');
   t.throws(() => fromBf16(out, new Float32Array(11)), RangeError);
+});
+
+t.test('the wasm SIMD conversions (shared/wasm/bf16.ts) give the JS loops\' bits, for every length and every kind of value', async (t) => {
+  t.equal(bf16SimdActive(), false, 'before initWasmAsm(): the JS loops');
+  await initWasmAsm();
+  t.equal(bf16SimdActive(), true, 'after it: the SIMD kernels');
+  // random bit patterns (every exponent, NaNs with payloads anywhere, ±Inf, subnormals) plus ties and the edges
+  let seed = 0x5eed;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const edges = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7f800001, 0xff800001, 0x7fc00000, 0xffffffff, 0x7f7f8000, 0x7f7f7fff, 0x3f808000, 0x3f818000, 0x00008000, 0x00018000, 0x807f8000];
+  for (const n of [1, 7, 8, 9, 16_383, 16_384, 16_385, 40_003]) {
+    const bits = Uint32Array.from({ length: n }, (_, i) => (i < edges.length ? edges[i]! : next()));
+    const x = new Float32Array(bits.buffer);
+    setBf16Simd(false);
+    const h0 = toBf16(x);
+    const r0 = new Uint32Array(roundToBf16(x).buffer);
+    const d0 = new Uint32Array(fromBf16(h0).buffer);
+    setBf16Simd(true);
+    const h1 = toBf16(x);
+    const r1 = new Uint32Array(roundToBf16(x).buffer);
+    const d1 = new Uint32Array(fromBf16(h1).buffer);
+    const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => v === b[i]);
+    t.ok(same(h0, h1) && same(r0, r1) && same(d0, d1), `${n} values: toBf16, roundToBf16 and fromBf16 bit for bit`);
+  }
+  // into views of a larger buffer, at an offset: a sender's section of an outgoing frame
+  const x = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 1e-3);
+  const buf = new Uint16Array(1016);
+  toBf16(x, buf.subarray(8, 1008));
+  t.same([...buf.subarray(8, 1008)], [...toBf16(x)], 'into a view at an offset');
+  t.equal(buf[7], 0, 'nothing written before the view');
+  t.equal(buf[1008], 0, 'nor after it');
 });
