@@ -2,7 +2,7 @@
 //
 // Points of the owners' step: before-shares (computed, nothing sent), after-share (one owner has its share, the
 // others not), after-reduce (an owner with every share in, before it tells the coordinator), mid-values (an owner
-// that has sent its new values to one worker, not the rest), gather (an owner asked for its state), evaluate (a
+// that has sent the first part of its new values to one worker, the rest still going out), gather (an owner asked for its state), evaluate (a
 // worker asked for its evaluation batches' losses). Used by
 // test/e2e/faults.test.ts, whose titles name the point; unset, it costs one comparison per point.
 export const FAULT_POINTS = ['before-shares', 'after-share', 'after-reduce', 'mid-values', 'gather', 'evaluate'] as const;

@@ -11,9 +11,22 @@ import { blendedBound } from '../shared/parallel/share-bounds.ts';
 import { SharedSpectralHistory, spectrumMagnitudes, tfGradientMagnitudes } from '../shared/parallel/spectral.ts';
 import { SMI_RUNS } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
-import { applyUpdate, sumOfSquares, type Shard } from '../shared/train/step.ts';
+import { applyUpdate, sumOfSquares, type Shard, type UpdatePart } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
 import { sumOfSquares64, sumOfSquaresInOrder } from '../shared/wasm/reduce.ts';
+
+/**
+ * The values an owner sends in parts, each part once it is updated, so that the next part's update hides the
+ * previous part's transfer: a part is a run of consecutive owned tensors of at least this many values (the last
+ * may be smaller). 2^20 values are 4 MB at fp32; the cpu preset's owners have one part, the paper preset's 5–6.
+ */
+export const VALUES_PART = 1 << 20;
+
+/** One part of an owner's new values: its tensors from `first` on (the owner's order). */
+export interface ValuesPart {
+  first: number;
+  values: Float32Array[];
+}
 
 /** A step's reduced gradient, kept from `reduced` to `commit`. */
 interface Reduction {
@@ -51,8 +64,10 @@ export class OwnedTensors {
   private readonly magnitudePool = new Map<number, Float32Array[]>(); // synced: per chunk index, the buffers of its last magnitudes
   private readonly sharePool = new Map<number, Float32Array[]>(); // per chunk index, the buffers its last decoded share went into
   private readonly spectral: BackendInfo['spectral'];
+  /** the update's parts: runs of consecutive owned tensors of at least `o.partValues` (VALUES_PART) values */
+  readonly parts: number[][];
 
-  constructor(model: GPT, readonly tensors: readonly number[], cfg: TrainConfig, backend: Pick<BackendInfo, 'spectral'>, state?: OwnedState) {
+  constructor(model: GPT, readonly tensors: readonly number[], cfg: TrainConfig, backend: Pick<BackendInfo, 'spectral'>, state?: OwnedState, o: { partValues?: number } = {}) {
     const params = tensors.map((i) => model.params[i]!);
     this.spectral = backend.spectral;
     const opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay });
@@ -65,6 +80,19 @@ export class OwnedTensors {
     this.sizes = params.map((p) => p.variable.size);
     this.meanBuf = this.sizes.map((n) => new Float32Array(n));
     this.valuesBuf = this.sizes.map((n) => new Float32Array(n));
+    this.parts = [];
+    let group: number[] = [];
+    let n = 0;
+    this.sizes.forEach((size, i) => {
+      group.push(i);
+      n += size;
+      if (n >= (o.partValues ?? VALUES_PART)) {
+        this.parts.push(group);
+        group = [];
+        n = 0;
+      }
+    });
+    if (group.length) this.parts.push(group);
     if (state) {
       const moments = state.m.flatMap((m, i) => [m, state.v[i]!]);
       opt.setState([...this.shard.params], { step: state.adamStep, moments });
@@ -235,25 +263,59 @@ export class OwnedTensors {
    * applied to κḡ); returns the new values (buffers reused next step) and, synced, each tensor's mask checksum.
    */
   update(step: number, round: number, o: { clip: number; lr: number; alpha: number }): { values: Float32Array[]; maskChecksums?: number[] } {
+    const parts = this.updateParts(step, round, o);
+    for (let r = parts.next(); ; r = parts.next()) if (r.done) return { values: this.valuesBuf, ...r.value };
+  }
+
+  /**
+   * update() in parts (this.parts), one per next(): each yields its tensors' new values, read into this owner's
+   * buffers (reused next step), so that they can go out while the next part is updated; done, it returns the synced
+   * mask checksums. Every tensor's arithmetic is the whole update's (applyUpdate in parts); AdamW counts the step
+   * and the synced history is committed with the last part. A part's values stay valid until the next step.
+   */
+  *updateParts(step: number, round: number, o: { clip: number; lr: number; alpha: number }): Generator<ValuesPart, { maskChecksums?: number[] }, void> {
     const r = this.reduction;
     if (!r || r.step !== step || r.round !== round) throw protocolError('E_UNEXPECTED', `commit of step ${step} round ${round}, which this owner has not reduced`);
     this.reduction = null;
-    if (this.sizes.length === 0) return { values: this.values(), ...(this.synced ? { maskChecksums: [] } : {}) };
+    if (this.sizes.length === 0) {
+      yield { first: 0, values: [] };
+      return this.synced ? { maskChecksums: [] } : {};
+    }
+    const opts = { clip: o.clip, step, lr: o.lr, alpha: o.alpha };
+    let grads: readonly (tf.Tensor | Float32Array)[];
+    let form: { blended: true } | { magnitudes: { spectra: Float32Array[][]; weights: number[]; perTensor: true } } | Record<string, never>;
     if (this.blending) {
       this.blending = false;
       const key = `${step}/${round}`;
       const got = this.blends.get(key)!;
       this.blends.delete(key);
-      const lists = r.weights!.map((_, c) => got.get(c)!);
-      applyUpdate(this.shard, weightedSum(lists, r.weights!, this.meanBuf), { clip: o.clip, step, lr: o.lr, alpha: o.alpha, blended: true });
-      return { values: this.values() };
+      grads = weightedSum(r.weights!.map((_, c) => got.get(c)!), r.weights!, this.meanBuf);
+      form = { blended: true };
+    } else if (r.mean) {
+      grads = r.mean;
+      form = { magnitudes: { spectra: r.magnitudes!, weights: r.weights!, perTensor: true } };
+    } else {
+      grads = r.tensors; // applyUpdate disposes each part's tensors
+      form = {};
     }
-    if (r.mean) {
-      const res = applyUpdate(this.shard, r.mean, { clip: o.clip, step, lr: o.lr, alpha: o.alpha, magnitudes: { spectra: r.magnitudes!, weights: r.weights!, perTensor: true } });
-      return { values: this.values(), maskChecksums: res.maskChecksums };
+    const checksums: number[] = [];
+    let chain: number | undefined;
+    let handed = 0; // parts whose gradients went to applyUpdate (which disposes them)
+    try {
+      for (const [k, indices] of this.parts.entries()) {
+        const part: UpdatePart = { indices, last: k === this.parts.length - 1, chain };
+        handed = k + 1;
+        const res = applyUpdate(this.shard, indices.map((i) => grads[i]!) as tf.Tensor[] | Float32Array[], { ...opts, ...form }, part);
+        if (res.maskChecksums) checksums.push(...res.maskChecksums);
+        chain = this.shard.smi ? this.shard.smi.lastMaskChecksum : res.maskChecksum;
+        for (const i of indices) readInto(this.shard.params[i]!, this.valuesBuf[i]!);
+        yield { first: indices[0]!, values: indices.map((i) => this.valuesBuf[i]!) };
+      }
+    } finally {
+      // an update left before its end (an error): the global form's remaining gradient tensors
+      tf.dispose(this.parts.slice(handed).flat().map((i) => r.tensors[i]).filter((t): t is tf.Tensor => t !== undefined));
     }
-    applyUpdate(this.shard, r.tensors, { clip: o.clip, step, lr: o.lr, alpha: o.alpha });
-    return { values: this.values() };
+    return 'magnitudes' in form ? { maskChecksums: checksums } : {};
   }
 
   /** The owned tensors' current values. */

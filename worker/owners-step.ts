@@ -9,13 +9,16 @@ import type { Peer } from '../shared/net/peer.ts';
 import type { WorkerCompute } from './compute.ts';
 import type { Exchange } from './exchange.ts';
 import { fault, faultArmed } from './fault.ts';
-import { OwnedTensors } from './owner.ts';
+import { OwnedTensors, VALUES_PART } from './owner.ts';
 import { asReceived, decodeShare, encodeArrays, shareDtype } from './wire.ts';
 import { allFinite } from '../shared/wasm/reduce.ts';
 
 type ToCoordinator = (msg: Message) => Promise<unknown>;
 
 const key = (step: number, round: number) => `${step}/${round}`;
+
+/** One turn of the event loop, its I/O included (setImmediate runs after the poll phase; a browser has none). */
+const yieldToIo = (): Promise<void> => new Promise((r) => (typeof setImmediate === 'function' ? setImmediate(r) : setTimeout(r, 0)));
 
 /**
  * One worker's side of a step under a plan (docs/distributed.md, "The owners' step"): nothing reaches its weights
@@ -28,7 +31,8 @@ export class OwnersStep {
   private task: Task | null = null;
   private reducedSent = false;
   private ownUpdated = false;
-  private valuesFrom = new Set<string>();
+  private valuesFrom = new Set<string>(); // owners all of whose values of this step are in
+  private valuesGot = new Map<string, number>(); // per owner, how many of its tensors' values of this step are in (parts come in order)
   private readonly early = new Map<string, { msg: Share | Values | Masks; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
   // shares and values that come in while this worker's own are still going out: checking and taking them in would
   // block the event loop, and with it the outbound data the others wait for, until it was done
@@ -45,6 +49,8 @@ export class OwnersStep {
   private readonly sendBuffers = new Map<string, Uint16Array[]>(); // --wire-dtype bf16: per owner, the buffers this worker's last share to it was encoded into
   private bytesAt = { sent: 0, received: 0, sharesSent: 0, sharesReceived: 0, valuesSent: 0, valuesReceived: 0 }; // the counts at the last done (or load)
   selfId = '';
+  /** the values of the update's parts (OwnedTensors' partValues; tests make it small to have many parts) */
+  valuesPart = VALUES_PART;
 
   constructor(
     private readonly compute: () => WorkerCompute,
@@ -64,7 +70,7 @@ export class OwnersStep {
     this.owned?.dispose();
     this.owned = null;
     const mine = msg.owners.find((o) => o.workerId === this.selfId);
-    if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state);
+    if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state, { partValues: this.valuesPart });
     this.plan = { version: msg.planVersion, members: msg.members, owners: msg.owners };
     const unreachable = await this.exchange.connect(msg.owners);
     this.markBytes();
@@ -77,6 +83,7 @@ export class OwnersStep {
     this.reducedSent = false;
     this.ownUpdated = false;
     this.valuesFrom = new Set();
+    this.valuesGot = new Map();
     this.early.clear();
     this.sending = false;
     this.held = [];
@@ -93,6 +100,7 @@ export class OwnersStep {
     this.reducedSent = false;
     this.ownUpdated = false;
     this.valuesFrom = new Set();
+    this.valuesGot = new Map();
     for (const k of Object.keys(this.phases)) delete this.phases[k];
     this.taskAt = performance.now();
     this.spans = [];
@@ -258,23 +266,35 @@ export class OwnersStep {
     await Promise.all(sends);
   }
 
+  /**
+   * An owner's values, or a part of them (`first`: the index, in the owner's order, of its first tensor; parts come
+   * in order): each part checked whole (shapes, finiteness) before any of it is assigned. A bad part closes the
+   * link with its code, so this step's values never complete here: the coordinator loads the plan again, with the
+   * committed weights, whatever earlier parts had set.
+   */
   private takeValues(v: Values, from: string): void {
     const owner = this.plan?.owners.find((o) => o.workerId === from);
     if (!owner) throw protocolError('E_UNEXPECTED', `values from ${from}, which owns nothing in this plan`);
-    if (this.valuesFrom.has(from)) throw protocolError('E_UNEXPECTED', `second values from ${from} for step ${v.step}`);
+    if (this.valuesFrom.has(from)) throw protocolError('E_UNEXPECTED', `values from ${from} for step ${v.step} after all of its tensors came in`);
+    const got = this.valuesGot.get(from) ?? 0;
+    const first = v.first ?? 0;
+    if (first !== got) throw protocolError('E_UNEXPECTED', `values from ${from} from tensor ${first} on; ${got} of its tensors came in so far`);
     const params = this.compute().model.params;
-    if (v.tensors.length !== owner.tensors.length) throw protocolError('E_SHAPE', `values from ${from}: ${v.tensors.length} tensors, it owns ${owner.tensors.length}`);
+    if (v.tensors.length === 0 && owner.tensors.length > 0) throw protocolError('E_SHAPE', `values from ${from}: no tensors, it owns ${owner.tensors.length}`);
+    if (first + v.tensors.length > owner.tensors.length) throw protocolError('E_SHAPE', `values from ${from}: tensors ${first}–${first + v.tensors.length - 1}, it owns ${owner.tensors.length}`);
+    const at = (i: number) => params[owner.tensors[first + i]!]!;
     v.tensors.forEach((x, i) => {
-      const p = params[owner.tensors[i]!]!;
+      const p = at(i);
       if (x.length !== p.variable.size) throw protocolError('E_SHAPE', `values of ${p.name}: ${x.length} values, expected ${p.variable.size}`);
       if (!allFinite(x)) throw protocolError('E_NONFINITE', `values of ${p.name} hold NaN or Inf`);
     });
-    // checked whole before any is assigned: a bad message leaves the replica as it was
+    // checked whole before any is assigned: a bad part leaves the replica's tensors as they were
     v.tensors.forEach((x, i) => {
-      const p = params[owner.tensors[i]!]!;
+      const p = at(i);
       tf.tidy(() => p.variable.assign(tf.tensor(x, p.shape)));
     });
-    this.valuesFrom.add(from);
+    this.valuesGot.set(from, first + v.tensors.length);
+    if (first + v.tensors.length === owner.tensors.length) this.valuesFrom.add(from);
   }
 
   private async maybeReduce(): Promise<void> {
@@ -342,23 +362,34 @@ export class OwnersStep {
       await this.toCoordinator({ type: 'rejected', step: t.step, round: t.round, chunk: bad.chunk, code: 'E_OUTLIER', message: bad.message });
       return;
     }
-    const t0 = performance.now();
-    const { values, maskChecksums } = this.owned.update(c.step, c.round, c);
-    if (maskChecksums) this.maskChecksums = maskChecksums;
-    const t1 = performance.now();
-    this.phase('update', t0, t1 - t0);
+    // the update in parts (OwnedTensors.parts), each part's values to every other member as soon as it is
+    // updated: the event loop runs between parts, so those values go out, and the other owners' come in and are
+    // taken, while the next part is updated
     const others = this.plan!.members.filter((m) => m !== this.selfId);
-    this.sending = true;
+    const links = await Promise.all(others.map((id) => this.exchange.inboundFrom(id)));
+    const sends: Promise<unknown>[] = [];
     let sentTo = 0;
-    await Promise.all(others.map(async (id) => {
-      const link = await this.exchange.inboundFrom(id);
-      await this.exchange.send(link, { type: 'values', step: c.step, round: c.round, tensors: values }).catch((e: Error) => this.log(`values to ${id}: ${e.message}`));
-      if (++sentTo === 1) fault('mid-values', c.step);
-    }));
+    const parts = this.owned.updateParts(c.step, c.round, c);
+    let t1 = performance.now();
+    for (;;) {
+      const t0 = performance.now();
+      const r = parts.next();
+      if (r.done) {
+        if (r.value.maskChecksums) this.maskChecksums = r.value.maskChecksums;
+        break;
+      }
+      t1 = performance.now();
+      this.phase('update', t0, t1 - t0);
+      const { first, values } = r.value;
+      others.forEach((id, k) => {
+        const sent = this.exchange.send(links[k]!, { type: 'values', step: c.step, round: c.round, ...(first > 0 ? { first } : {}), tensors: values });
+        sends.push(sent.then(() => (++sentTo === 1 ? fault('mid-values', c.step) : undefined), (e: Error) => this.log(`values to ${id}: ${e.message}`)));
+      });
+      await yieldToIo();
+    }
+    await Promise.all(sends);
     this.phase('all_gather_send', t1, performance.now() - t1);
     this.ownUpdated = true;
-    this.sending = false;
-    this.replay(this.held.splice(0));
     await this.maybeDone();
   }
 

@@ -37,13 +37,23 @@ export class AdamW {
     this.opts = opts;
   }
 
-  /** One update of `params` with gradients `grads` (same order) at learning rate `lr`. Does not dispose grads. */
-  apply(params: tf.Variable[], grads: tf.Tensor[], lr: number): void {
+  /**
+   * One update of `params` with gradients `grads` (same order) at learning rate `lr`. Does not dispose grads.
+   * In parts (`part`): `params` is still every tensor of the optimizer, `grads` those of `part.indices` (in that
+   * order), and every part of one update runs at the same step; the step count moves on with the `last` part.
+   */
+  apply(params: tf.Variable[], grads: tf.Tensor[], lr: number, part?: { indices: readonly number[]; last: boolean }): void {
     if (this.m.length === 0) {
       this.m = params.map((p) => moment(tf.zerosLike(p)));
       this.v = params.map((p) => moment(tf.zerosLike(p)));
     }
+    const idx = part ? part.indices : params.map((_, i) => i);
+    if (grads.length !== idx.length) throw new RangeError(`AdamW: ${grads.length} gradients for ${idx.length} tensors`);
+    const ps = idx.map((i) => params[i]!);
+    const ms = idx.map((i) => this.m[i]!);
+    const vs = idx.map((i) => this.v[i]!);
     const step = this.step + 1;
+    const done = !part || part.last;
     const { beta1, beta2, eps, weightDecay } = this.opts;
     const bc1 = 1 - beta1 ** step;
     const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
@@ -51,20 +61,20 @@ export class AdamW {
     if (this.opts.engine !== 'tensor' && wasmAdamWAvailable()) {
       // each constant rounded to float32 as a tensor op's scalar operand is
       const f = Math.fround;
-      const decay = params.map((p) => (p.rank >= 2 && weightDecay > 0 ? f(1 - lr * weightDecay) : 1));
+      const decay = ps.map((p) => (p.rank >= 2 && weightDecay > 0 ? f(1 - lr * weightDecay) : 1));
       const c = { beta1: f(beta1), oneMinusBeta1: f(1 - beta1), beta2: f(beta2), oneMinusBeta2: f(1 - beta2), bc2Sqrt: f(bc2Sqrt), eps: f(eps), stepSize: f(stepSize) };
-      wasmAdamW(params, grads, this.m, this.v, decay, c); // checks every tensor before it writes any
-      this.step = step;
+      wasmAdamW(ps, grads, ms, vs, decay, c); // checks every tensor before it writes any
+      if (done) this.step = step;
       return;
     }
-    this.step = step;
+    if (done) this.step = step;
     tf.tidy(() => {
-      params.forEach((p, i) => {
+      ps.forEach((p, i) => {
         const g = grads[i]!;
-        const m = this.m[i]!.mul(beta1).add(g.mul(1 - beta1));
-        const v = this.v[i]!.mul(beta2).add(g.square().mul(1 - beta2));
-        this.m[i]!.assign(m);
-        this.v[i]!.assign(v);
+        const m = ms[i]!.mul(beta1).add(g.mul(1 - beta1));
+        const v = vs[i]!.mul(beta2).add(g.square().mul(1 - beta2));
+        ms[i]!.assign(m);
+        vs[i]!.assign(v);
         const decayed = p.rank >= 2 && weightDecay > 0 ? p.mul(1 - lr * weightDecay) : p;
         const denom = v.sqrt().div(bc2Sqrt).add(eps);
         p.assign(decayed.sub(m.div(denom).mul(stepSize)));

@@ -6,7 +6,7 @@ import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, typ
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
-export const PROTOCOL_VERSION = 5; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable; evaluation on the workers (evaluate, evaluated). 5: share without magnitudes (a synced owner computes |FFT2(g_c)| from the share's gradient), done.cpuMs
+export const PROTOCOL_VERSION = 6; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable; evaluation on the workers (evaluate, evaluated). 5: share without magnitudes (a synced owner computes |FFT2(g_c)| from the share's gradient), done.cpuMs. 6: values in parts (values.first), each sent as the owner updates the next
 
 /** worker → coordinator, first message on a connection. */
 export interface Hello {
@@ -232,11 +232,15 @@ export interface Masks {
   checksums: number[]; // per owned tensor, its mask's checksum
 }
 
-/** owner → worker: the owner's tensors after the step (the owner's order). */
+/**
+ * owner → worker: the owner's tensors after the step (the owner's order), whole or in parts sent in order as the
+ * owner updates them: a part holds its tensors from index `first` (absent: 0) on.
+ */
 export interface Values {
   type: 'values';
   step: number;
   round: number;
+  first?: number;
   tensors: Float32Array[];
 }
 
@@ -707,9 +711,10 @@ export function parseMessage(value: unknown): Message {
       list(o, kind, 'checksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`)));
       break;
     case 'values':
-      fields(o, kind, ['type', 'step', 'round', 'tensors']);
+      fields(o, kind, ['type', 'step', 'round', 'tensors'], ['first']);
       count(o, kind, 'step');
       count(o, kind, 'round');
+      opt(o, 'first', () => count(o, kind, 'first'));
       f32s(o, kind, 'tensors');
       break;
     case 'done':

@@ -165,9 +165,11 @@ export class SharedSpectralHistory {
    * and the shared mask applied once to the clipped mean gradient, b̄ = α·Re(IFFT2(FFT2(κḡ) ⊙ Ω)) + (1−α)·κḡ
    * (fused: shared/smi/host.ts hostStep). Returns b̄ per parameter and the masks' chained checksum (the same
    * value prepare() gives for these inputs). Nothing is committed. The returned arrays are reused by the next
-   * call: use them (e.g. copy them into tensors) before. Needs `await initFft()`.
+   * call: use them (e.g. copy them into tensors) before. Needs `await initFft()`. `o.part`: these tensors are a
+   * later part of the same step (an owner updating its tensors in parts): the earlier parts' pending H stay, and
+   * the chained checksum (without perTensor) goes on from `o.chain`.
    */
-  blendMean(names: readonly string[], shapes: readonly number[][], mean: readonly Float32Array[], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, alpha: number, o: { perTensor?: boolean } = {}): { tensors: Float32Array[]; checksum: number; checksums?: number[] } {
+  blendMean(names: readonly string[], shapes: readonly number[][], mean: readonly Float32Array[], magnitudes: readonly (readonly Float32Array[])[], weights: readonly number[], coef: number, alpha: number, o: { perTensor?: boolean; part?: boolean; chain?: number } = {}): { tensors: Float32Array[]; checksum: number; checksums?: number[] } {
     const bufs = names.map((name, p) => {
       let b = this.buffers.get(name);
       if (!b || b.G.length !== mean[p]!.length) {
@@ -178,10 +180,10 @@ export class SharedSpectralHistory {
       return b;
     });
     const mbar = weightedSum(magnitudes, weights.map((w) => w * coef), bufs.map((b) => b.mbar));
-    this.pending = new Map();
+    if (!o.part || !this.pending) this.pending = new Map();
     const tensors: Float32Array[] = [];
     const checksums: number[] = [];
-    let checksum = MASK_CHECKSUM_SEED;
+    let checksum = o.part && o.chain !== undefined ? o.chain : MASK_CHECKSUM_SEED;
     names.forEach((name, p) => {
       const [rows, cols] = view2d(shapes[p]!);
       const prev = this.hist.get(name);

@@ -70,15 +70,16 @@ export class SpectralMomentum {
 
   /**
    * Applies SMI at step `t` (1-based) with blend factor α (alphaAt(run, t, T)) to every gradient; returns new
-   * tensors in the same order, owned by the caller.
+   * tensors in the same order, owned by the caller. `chain`: the checksum to chain this call's masks onto (a later
+   * part of one step's tensors: the previous part's lastMaskChecksum).
    */
-  apply(list: readonly NamedTensor[], t: number, alpha: number): NamedTensor[] {
+  apply(list: readonly NamedTensor[], t: number, alpha: number, chain = MASK_CHECKSUM_SEED): NamedTensor[] {
     const seen = new Set<string>();
     for (const { name } of list) {
       if (seen.has(name)) throw new Error(`SMI: gradient ${name} given twice`);
       seen.add(name);
     }
-    let checksum = MASK_CHECKSUM_SEED;
+    let checksum = chain;
     const out = list.map(({ name, tensor }) => {
       if (this.run.schedule === 'none') return { name, tensor: tf.clone(tensor) };
       if (tensor.dtype !== 'float32') throw new TypeError(`SMI: gradient ${name} is ${tensor.dtype}, not float32`);

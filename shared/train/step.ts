@@ -71,11 +71,11 @@ export function globalClip(sums: readonly number[], maxNorm: number, step: numbe
  * κ·g, then SMI at step `step` with blend factor α when `smi` is given: new tensors the caller owns (the inputs
  * are left as they are). κ = 1 copies. A worker's own filter in local mode is this too.
  */
-export function clipAndFilter(smi: SpectralMomentum | null, names: readonly string[], grads: readonly tf.Tensor[], clip: number, step: number, alpha: number): tf.Tensor[] {
+export function clipAndFilter(smi: SpectralMomentum | null, names: readonly string[], grads: readonly tf.Tensor[], clip: number, step: number, alpha: number, chain?: number): tf.Tensor[] {
   const clipped = grads.map((g) => (clip < 1 ? tf.mul(g, clip) : tf.clone(g)));
   if (!smi) return clipped;
   try {
-    return smi.apply(clipped.map((tensor, i) => ({ name: names[i]!, tensor })), step, alpha).map((n) => n.tensor);
+    return smi.apply(clipped.map((tensor, i) => ({ name: names[i]!, tensor })), step, alpha, chain).map((n) => n.tensor);
   } finally {
     tf.dispose(clipped);
   }
@@ -99,38 +99,55 @@ export interface UpdateResult {
 }
 
 /**
+ * A part of one update of a shard: its tensors `indices`, the gradients given being theirs in that order. The
+ * parts of one update are contiguous and in order, the first starting at tensor 0.
+ */
+export interface UpdatePart {
+  indices: readonly number[];
+  /** the last part of the update: AdamW counts the step, the synced history is committed */
+  last: boolean;
+  /** the parts before: their chained mask checksum (SMI's lastMaskChecksum; synced without perTensor, its checksum) */
+  chain?: number;
+}
+
+/**
  * One optimizer step of a shard from its mean gradient (see the file's head for the three forms). Tensors given
  * are disposed. The synced shared history is committed once AdamW has run (a step redone after a failure starts
- * from the history before it).
+ * from the history before it). In parts (an owner sending each part's values while it updates the next): call
+ * it once per part, in order, with the same options; each tensor's arithmetic is the one the whole update does.
  */
-export function applyUpdate(shard: Shard, grads: MeanGradient, o: UpdateOptions): UpdateResult {
+export function applyUpdate(shard: Shard, grads: MeanGradient, o: UpdateOptions, part?: UpdatePart): UpdateResult {
   const t0 = performance.now();
-  if (grads.length !== shard.params.length) throw new RangeError(`applyUpdate: ${grads.length} gradients for a shard of ${shard.params.length} tensors`);
+  const idx = part ? part.indices : shard.params.map((_, i) => i);
+  if (grads.length !== idx.length) throw new RangeError(`applyUpdate: ${grads.length} gradients for ${idx.length} tensors of the shard`);
+  const names = part ? idx.map((i) => shard.names[i]!) : shard.names;
+  const shapes = part ? idx.map((i) => shard.shapes[i]!) : shard.shapes;
   let final: tf.Tensor[];
   let maskChecksum: number | undefined;
   let maskChecksums: number[] | undefined;
-  const asTensors = (g: MeanGradient) => (isTensors(g) ? [...g] : g.map((x, i) => tf.tensor(x, shard.shapes[i]!)));
+  const asTensors = (g: MeanGradient) => (isTensors(g) ? [...g] : g.map((x, i) => tf.tensor(x, shapes[i]!)));
   if (o.blended) {
     final = asTensors(grads);
   } else if (o.magnitudes) {
     if (!shard.shared) throw new RangeError('applyUpdate: magnitudes for a shard without a shared history');
     if (isTensors(grads)) throw new TypeError('applyUpdate: the synced blend takes the mean gradient as host arrays');
-    const { tensors, checksum, checksums } = shard.shared.blendMean(shard.names, shard.shapes, grads, o.magnitudes.spectra, o.magnitudes.weights, o.clip, o.alpha, { perTensor: o.magnitudes.perTensor });
+    const spectra = part ? o.magnitudes.spectra.map((c) => idx.map((i) => c[i]!)) : o.magnitudes.spectra;
+    const { tensors, checksum, checksums } = shard.shared.blendMean(names, shapes, grads, spectra, o.magnitudes.weights, o.clip, o.alpha, { perTensor: o.magnitudes.perTensor, part: part !== undefined && idx[0] !== 0, chain: part?.chain });
     maskChecksum = checksum;
     maskChecksums = checksums;
-    final = tensors.map((g, i) => tf.tensor(g, shard.shapes[i]!));
+    final = tensors.map((g, i) => tf.tensor(g, shapes[i]!));
   } else {
     const tensors = asTensors(grads);
     try {
-      final = clipAndFilter(shard.smi, shard.names, tensors, o.clip, o.step, o.alpha);
+      final = clipAndFilter(shard.smi, names, tensors, o.clip, o.step, o.alpha, part?.chain);
     } finally {
       tf.dispose(tensors);
     }
   }
   const t1 = performance.now();
-  shard.opt.apply([...shard.params], final, o.lr);
+  shard.opt.apply([...shard.params], final, o.lr, part);
   tf.dispose(final);
-  shard.shared?.commit();
+  if (!part || part.last) shard.shared?.commit();
   const t2 = performance.now();
   return { maskChecksum, maskChecksums, ms: { spectral: t1 - t0, optimizer: t2 - t1 } };
 }

@@ -49,7 +49,7 @@ t.test('exchange: a link with a wrong token, protocol or first message is closed
   await a.close();
 });
 
-t.test('owners step: values are checked whole (count, lengths, finiteness) before any reaches the replica', async (t) => {
+t.test('owners step: values (each part) are checked whole (count, lengths, finiteness, parts in order) before any reaches the replica', async (t) => {
   const info = await initBackend('wasm');
   const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'global' });
   const compute = new WorkerCompute(cfg, info);
@@ -82,11 +82,15 @@ t.test('owners step: values are checked whole (count, lengths, finiteness) befor
   const nan = new Float32Array(last.variable.size);
   nan[3] = Infinity;
   throwsCode(bad([nan]), 'E_NONFINITE', 'a tensor holding Inf');
+  const good = () => [new Float32Array(last.variable.size).fill(0.25)];
+  throwsCode(() => step.data({ type: 'values', step: 1, round: 0, first: 1, tensors: good() }, 'O'), 'E_UNEXPECTED', 'a part from tensor 1 on before tensor 0 came in');
+  throwsCode(bad([...good(), ...good()]), 'E_SHAPE', 'a part of two tensors from an owner of one');
   throwsCode(() => step.data({ type: 'values', step: 1, round: 0, tensors: [] }, 'stranger'), 'E_UNEXPECTED', 'values from a worker that owns nothing');
   throwsCode(() => step.data({ type: 'share', step: 1, round: 0, chunk: 0, tensors: [] }, 'stranger'), 'E_UNEXPECTED', "a share of a chunk from a worker that is not its holder");
   t.same([...(last.variable.dataSync() as Float32Array)], [...before], 'the replica is as it was');
-  step.data({ type: 'values', step: 1, round: 0, tensors: [new Float32Array(last.variable.size).fill(0.25)] }, 'O');
+  step.data({ type: 'values', step: 1, round: 0, tensors: good() }, 'O');
   t.ok((last.variable.dataSync() as Float32Array).every((x) => x === 0.25), 'good values are assigned');
+  throwsCode(bad(good()), 'E_UNEXPECTED', 'values once all of that owner\'s came in');
   step.dispose();
   await ex.close();
   await other.close();

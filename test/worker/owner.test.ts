@@ -25,14 +25,16 @@ const code = (t: Test, fn: () => unknown, c: string, what: string) => {
   }
 };
 
-t.test('two owners of a model, fed the same chunks, step as one process would (wasm); bad shares refused; numTensors flat', async (t) => {
+t.test('two owners of a model, fed the same chunks, step as one process would (wasm), one of them in parts; bad shares refused; numTensors flat', async (t) => {
   const info = await initBackend('wasm');
   const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'global', overrides: { max_iters: 8 } });
   const ref = createModelState(cfg, info);
   const shard = wholeModel(ref);
   const model = new GPT(cfg, cfg.seed); // the owners' replica
   const n = model.params.length;
-  const owners = [new OwnedTensors(model, [...Array(n).keys()].filter((i) => i % 2 === 0), cfg, info), new OwnedTensors(model, [...Array(n).keys()].filter((i) => i % 2 === 1), cfg, info)];
+  // the first owner updates (and would send) its tensors one part each, the second all in one part
+  const owners = [new OwnedTensors(model, [...Array(n).keys()].filter((i) => i % 2 === 0), cfg, info, undefined, { partValues: 1 }), new OwnedTensors(model, [...Array(n).keys()].filter((i) => i % 2 === 1), cfg, info)];
+  t.same(owners.map((o) => o.parts.length), [owners[0]!.tensors.length, 1], 'a part per tensor, and one part');
   const sizes = model.params.map((p) => p.variable.size);
   const rand = (seed: number) => sizes.map((s, p) => Float32Array.from({ length: s }, (_, i) => Math.sin(seed * 7.1 + p * 1.3 + i * 0.37) * 0.05));
   let counts: number[] = [];
@@ -89,13 +91,14 @@ t.test('two owners of a model, fed the same chunks, step as one process would (w
   model.dispose();
 });
 
-t.test('a synced owner computes every share\'s magnitudes itself: its steps equal the star\'s synced update on the workers\' spectra, to the bit, through a step started again; numTensors flat', async (t) => {
+for (const partValues of [undefined, 1]) t.test(`a synced owner${partValues ? ', a part per tensor,' : ''} computes every share's magnitudes itself: its steps equal the star's synced update on the workers' spectra, to the bit, through a step started again; numTensors flat`, async (t) => {
   const info = await initBackend('wasm');
   const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral: 'synced', overrides: { max_iters: 6 } });
   const model = new GPT(cfg, cfg.seed);
   const refModel = new GPT(cfg, cfg.seed);
   const tensors = [0, 2, 3];
-  const owner = new OwnedTensors(model, tensors, cfg, info);
+  const owner = new OwnedTensors(model, tensors, cfg, info, undefined, { partValues });
+  t.equal(owner.parts.length, partValues ? 3 : 1, `${owner.parts.length} part(s)`);
   const params = tensors.map((j) => refModel.params[j]!);
   // the star's synced update of the same tensors: the one shared history fed the workers' own spectrumMagnitudes
   const ref: Shard = {

@@ -26,18 +26,20 @@ async function until(pred: () => boolean): Promise<void> {
 
 const shareBytes: Record<string, number> = {}; // `${spectral} ${wire}` → the bytes worker A sent to B's tensors at step 2
 
-for (const [spectral, wire] of [['global', 'fp32'], ['synced', 'fp32'], ['global', 'bf16'], ['synced', 'bf16']] as const) {
-  t.test(`${spectral}, shares in ${wire}: two owners over real links, 6 steps: every step both replicas hold the same weights; numTensors flat`, async (t) => {
+for (const [spectral, wire, parts] of [['global', 'fp32', false], ['synced', 'fp32', false], ['global', 'bf16', false], ['synced', 'bf16', false], ['global', 'fp32', true], ['synced', 'fp32', true]] as const) {
+  t.test(`${spectral}, shares in ${wire}${parts ? ', values in a part per tensor' : ''}: two owners over real links, 6 steps: every step both replicas hold the same weights; numTensors flat`, async (t) => {
     const info = await initBackend('wasm');
     const cfg = resolveConfig({ preset: 'test', smi: 'cosine', spectral, wireDtype: wire, overrides: { max_iters: 6 } }, corpus.chars.length);
     const ids = ['A', 'B'];
     const got: Record<string, Message[]> = { A: [], B: [] };
+    const valuesIn: Record<string, number> = { A: 0, B: 0 }; // values messages each took in, this step
     const workers = ids.map((id) => {
       const compute = new WorkerCompute(cfg, info);
       let step: OwnersStep | null = null;
-      const ex = new Exchange({ token: 'tok', log: () => {}, onMessage: (m, from, _in, link) => step!.data(m, from, link) });
+      const ex = new Exchange({ token: 'tok', log: () => {}, onMessage: (m, from, _in, link) => (m.type === 'values' && valuesIn[id]!++, step!.data(m, from, link)) });
       step = new OwnersStep(() => compute, ex, info, async (m) => void got[id]!.push(m), () => ({ sent: 0, received: 0 }), () => {}, (what, e) => t.fail(`${id} ${what}: ${(e as Error).message}`));
       step.selfId = id;
+      if (parts) step.valuesPart = 1;
       ex.setSelf(id);
       return { id, compute, ex, step };
     });
@@ -48,7 +50,10 @@ for (const [spectral, wire] of [['global', 'fp32'], ['synced', 'fp32'], ['global
     await Promise.all(workers.map((w) => w.step.load({ type: 'load', planVersion: 1, step: 0, members: ids, owners, weights })));
     const counts: number[] = [];
     for (let k = 1; k <= 6; k++) {
-      for (const id of ids) got[id] = [];
+      for (const id of ids) {
+        got[id] = [];
+        valuesIn[id] = 0;
+      }
       const offsets = trainOffsets(cfg.seed, k, cfg.batch_size, cfg.block_size, corpus.train.length);
       const chunks = splitBatch(offsets, 2);
       const sequences = chunks.map((c) => c.length);
@@ -69,8 +74,9 @@ for (const [spectral, wire] of [['global', 'fp32'], ['synced', 'fp32'], ['global
       const [a, b] = workers.map((w) => w.compute.model.params.map((p) => p.variable.dataSync() as Float32Array));
       const same = a!.every((x, j) => x.every((v, i) => v === b![j]![i]));
       t.ok(same, `step ${k}: both replicas hold the same weights`);
+      t.same([valuesIn.A, valuesIn.B], parts ? [owners[1]!.tensors.length, owners[0]!.tensors.length] : [1, 1], `step ${k}: values in ${valuesIn.A} and ${valuesIn.B} message(s)`);
       const doneA = got.A!.find((m) => m.type === 'done') as Extract<Message, { type: 'done' }>;
-      if (k === 2) shareBytes[`${spectral} ${wire}`] = doneA.links!.sharesSent;
+      if (k === 2 && !parts) shareBytes[`${spectral} ${wire}`] = doneA.links!.sharesSent;
       t.ok(doneA.links!.sharesSent > 0 && doneA.links!.valuesReceived > 0, `step ${k}: A's bytes toward the owner and back counted (${doneA.links!.sharesSent}, ${doneA.links!.valuesReceived})`);
       t.ok(doneA.cpuMs! > 0, `step ${k}: A's CPU time in the step reported (${doneA.cpuMs} ms)`);
       if (spectral === 'synced') {
