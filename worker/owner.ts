@@ -13,6 +13,7 @@ import { SMI_RUNS } from '../shared/smi/runs.ts';
 import { SpectralMomentum } from '../shared/smi/smi.ts';
 import { applyUpdate, sumOfSquares, type Shard, type UpdatePart } from '../shared/train/step.ts';
 import { readInto } from '../shared/wasm/heap.ts';
+import { partFields, partRuns } from './wire.ts';
 import { sumOfSquares64, sumOfSquaresInOrder } from '../shared/wasm/reduce.ts';
 
 /**
@@ -22,10 +23,10 @@ import { sumOfSquares64, sumOfSquaresInOrder } from '../shared/wasm/reduce.ts';
  */
 export const VALUES_PART = 1 << 20;
 
-/** One part of an owner's new values: its tensors from `first` on (the owner's order). */
+/** One part of an owner's new values (the owner's order) and the `first`/`more` fields its message carries (none: whole). */
 export interface ValuesPart {
-  first: number;
   values: Float32Array[];
+  fields: { first?: number; more?: boolean };
 }
 
 /** A step's reduced gradient, kept from `reduced` to `commit`. */
@@ -80,19 +81,7 @@ export class OwnedTensors {
     this.sizes = params.map((p) => p.variable.size);
     this.meanBuf = this.sizes.map((n) => new Float32Array(n));
     this.valuesBuf = this.sizes.map((n) => new Float32Array(n));
-    this.parts = [];
-    let group: number[] = [];
-    let n = 0;
-    this.sizes.forEach((size, i) => {
-      group.push(i);
-      n += size;
-      if (n >= (o.partValues ?? VALUES_PART)) {
-        this.parts.push(group);
-        group = [];
-        n = 0;
-      }
-    });
-    if (group.length) this.parts.push(group);
+    this.parts = partRuns(this.sizes, o.partValues ?? VALUES_PART).map(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i));
     if (state) {
       const moments = state.m.flatMap((m, i) => [m, state.v[i]!]);
       opt.setState([...this.shard.params], { step: state.adamStep, moments });
@@ -278,7 +267,7 @@ export class OwnedTensors {
     if (!r || r.step !== step || r.round !== round) throw protocolError('E_UNEXPECTED', `commit of step ${step} round ${round}, which this owner has not reduced`);
     this.reduction = null;
     if (this.sizes.length === 0) {
-      yield { first: 0, values: [] };
+      yield { values: [], fields: {} };
       return this.synced ? { maskChecksums: [] } : {};
     }
     const opts = { clip: o.clip, step, lr: o.lr, alpha: o.alpha };
@@ -301,6 +290,7 @@ export class OwnedTensors {
     const checksums: number[] = [];
     let chain: number | undefined;
     let handed = 0; // parts whose gradients went to applyUpdate (which disposes them)
+    const runs = this.parts.map((p) => [p[0]!, p[p.length - 1]! + 1] as [number, number]);
     try {
       for (const [k, indices] of this.parts.entries()) {
         const part: UpdatePart = { indices, last: k === this.parts.length - 1, chain };
@@ -309,7 +299,7 @@ export class OwnedTensors {
         if (res.maskChecksums) checksums.push(...res.maskChecksums);
         chain = this.shard.smi ? this.shard.smi.lastMaskChecksum : res.maskChecksum;
         for (const i of indices) readInto(this.shard.params[i]!, this.valuesBuf[i]!);
-        yield { first: indices[0]!, values: indices.map((i) => this.valuesBuf[i]!) };
+        yield { values: indices.map((i) => this.valuesBuf[i]!), fields: partFields(runs, k) };
       }
     } finally {
       // an update left before its end (an error): the global form's remaining gradient tensors

@@ -10,7 +10,7 @@ import type { WorkerCompute } from './compute.ts';
 import type { Exchange } from './exchange.ts';
 import { fault, faultArmed } from './fault.ts';
 import { OwnedTensors, VALUES_PART } from './owner.ts';
-import { asReceived, decodeShare, encodeArrays, shareDtype } from './wire.ts';
+import { asReceived, decodeShare, encodeArrays, partEnd, shareDtype } from './wire.ts';
 import { allFinite } from '../shared/wasm/reduce.ts';
 
 type ToCoordinator = (msg: Message) => Promise<unknown>;
@@ -267,21 +267,18 @@ export class OwnersStep {
   }
 
   /**
-   * An owner's values, or a part of them (`first`: the index, in the owner's order, of its first tensor; parts come
-   * in order): each part checked whole (shapes, finiteness) before any of it is assigned. A bad part closes the
-   * link with its code, so this step's values never complete here: the coordinator loads the plan again, with the
-   * committed weights, whatever earlier parts had set.
+   * An owner's values, whole or a part of them (protocol.ts, Values; the parts in order): each part checked whole
+   * (its place, shapes, finiteness) before any of it is assigned. A bad part closes the link with its code, so this
+   * step's values never complete here: the coordinator loads the plan again, with the committed weights, whatever
+   * earlier parts had set.
    */
   private takeValues(v: Values, from: string): void {
     const owner = this.plan?.owners.find((o) => o.workerId === from);
     if (!owner) throw protocolError('E_UNEXPECTED', `values from ${from}, which owns nothing in this plan`);
     if (this.valuesFrom.has(from)) throw protocolError('E_UNEXPECTED', `values from ${from} for step ${v.step} after all of its tensors came in`);
-    const got = this.valuesGot.get(from) ?? 0;
-    const first = v.first ?? 0;
-    if (first !== got) throw protocolError('E_UNEXPECTED', `values from ${from} from tensor ${first} on; ${got} of its tensors came in so far`);
+    const first = this.valuesGot.get(from) ?? 0;
+    const end = partEnd(`values from ${from}`, v, first, owner.tensors.length);
     const params = this.compute().model.params;
-    if (v.tensors.length === 0 && owner.tensors.length > 0) throw protocolError('E_SHAPE', `values from ${from}: no tensors, it owns ${owner.tensors.length}`);
-    if (first + v.tensors.length > owner.tensors.length) throw protocolError('E_SHAPE', `values from ${from}: tensors ${first}–${first + v.tensors.length - 1}, it owns ${owner.tensors.length}`);
     const at = (i: number) => params[owner.tensors[first + i]!]!;
     v.tensors.forEach((x, i) => {
       const p = at(i);
@@ -293,8 +290,8 @@ export class OwnersStep {
       const p = at(i);
       tf.tidy(() => p.variable.assign(tf.tensor(x, p.shape)));
     });
-    this.valuesGot.set(from, first + v.tensors.length);
-    if (first + v.tensors.length === owner.tensors.length) this.valuesFrom.add(from);
+    this.valuesGot.set(from, end);
+    if (end === owner.tensors.length) this.valuesFrom.add(from);
   }
 
   private async maybeReduce(): Promise<void> {
@@ -380,9 +377,9 @@ export class OwnersStep {
       }
       t1 = performance.now();
       this.phase('update', t0, t1 - t0);
-      const { first, values } = r.value;
+      const { values, fields } = r.value;
       others.forEach((id, k) => {
-        const sent = this.exchange.send(links[k]!, { type: 'values', step: c.step, round: c.round, ...(first > 0 ? { first } : {}), tensors: values });
+        const sent = this.exchange.send(links[k]!, { type: 'values', step: c.step, round: c.round, ...fields, tensors: values });
         sends.push(sent.then(() => (++sentTo === 1 ? fault('mid-values', c.step) : undefined), (e: Error) => this.log(`values to ${id}: ${e.message}`)));
       });
       await yieldToIo();

@@ -55,3 +55,45 @@ export function decodeShare(dtype: WireDtype, msg: Share, into?: Float32Array[])
   if (dtype === 'fp32') return msg.tensors as Float32Array[];
   return (msg.tensors as Uint16Array[]).map((x, i) => fromBf16(x, fits(into, i, x.length)));
 }
+
+/**
+ * Where a values message (whole, or a part: protocol.ts, Values) lies among the `total` tensors of its owner, `got`
+ * of which came in before it: its end index, once it is the next part and its extent fits (E_UNEXPECTED out of
+ * order, E_SHAPE a part that does not fit, or a whole one of the wrong count). `what` names it in the errors.
+ */
+export function partEnd(what: string, msg: { first?: number; more?: boolean; tensors: ArrayLike<unknown>[] }, got: number, total: number): number {
+  const n = msg.tensors.length;
+  if (msg.first === undefined && !msg.more) {
+    if (got > 0) throw protocolError('E_UNEXPECTED', `${what}: a whole message after ${got} of its ${total} tensors came in parts`);
+    if (n !== total) throw protocolError('E_SHAPE', `${what}: ${n} tensors, expected ${total}`);
+    return n;
+  }
+  const first = msg.first ?? 0;
+  if (first !== got) throw protocolError('E_UNEXPECTED', `${what}: a part from tensor ${first} on, where ${got} of its ${total} came in so far`);
+  const end = first + n;
+  if (n === 0 || end > total || (msg.more ? end >= total : end !== total)) throw protocolError('E_SHAPE', `${what}: a part of tensors ${first}–${end - 1}${msg.more ? ' with more to follow' : ', the last'}, of ${total}`);
+  return end;
+}
+
+/** Runs [start, end) of consecutive tensors of these sizes, each of at least `min` values but the last: an owner's parts. */
+export function partRuns(sizes: readonly number[], min: number): [number, number][] {
+  const runs: [number, number][] = [];
+  let start = 0;
+  let n = 0;
+  sizes.forEach((size, i) => {
+    n += size;
+    if (n >= min) {
+      runs.push([start, i + 1]);
+      start = i + 1;
+      n = 0;
+    }
+  });
+  if (start < sizes.length) runs.push([start, sizes.length]);
+  return runs;
+}
+
+/** The `first`/`more` fields of part k of `runs` (none when there is one part: a whole message). */
+export function partFields(runs: readonly [number, number][], k: number): { first?: number; more?: boolean } {
+  if (runs.length <= 1) return {};
+  return k < runs.length - 1 ? { first: runs[k]![0], more: true } : { first: runs[k]![0] };
+}

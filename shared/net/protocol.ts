@@ -6,7 +6,7 @@ import { BACKENDS, PRESET_NAMES, SMI_RUN_NAMES, SPECTRAL_MODES, WIRE_DTYPES, typ
 import { ConfigError, type ErrorCode, isErrorCode, protocolError } from '../errors.ts';
 
 /** Bumped on any change to a message's fields or meaning; sent in `hello`, checked by the coordinator. */
-export const PROTOCOL_VERSION = 6; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable; evaluation on the workers (evaluate, evaluated). 5: share without magnitudes (a synced owner computes |FFT2(g_c)| from the share's gradient), done.cpuMs. 6: values in parts (values.first), each sent as the owner updates the next
+export const PROTOCOL_VERSION = 6; // 3: hello.listen; the owners' step (load, loaded, task, computed, link, share, reduced, commit, values, done, gather, state). 4: share.dtype (bf16), done.links and done.spans, loaded.unreachable; evaluation on the workers (evaluate, evaluated). 5: share without magnitudes (a synced owner computes |FFT2(g_c)| from the share's gradient), done.cpuMs. 6: values in parts (values.first, values.more), each sent as the owner updates the next
 
 /** worker → coordinator, first message on a connection. */
 export interface Hello {
@@ -233,14 +233,17 @@ export interface Masks {
 }
 
 /**
- * owner → worker: the owner's tensors after the step (the owner's order), whole or in parts sent in order as the
- * owner updates them: a part holds its tensors from index `first` (absent: 0) on.
+ * owner → worker: the owner's tensors after the step (the owner's order), whole or in parts as the owner updates
+ * them (protocol 6): a part carries a run of them from index `first` (absent: 0) on, with `more` set while further
+ * parts follow; the parts come in order on one link, and the last ends at the owner's last tensor. Without either
+ * field the message is whole. A worker checks and takes in each part as it comes.
  */
 export interface Values {
   type: 'values';
   step: number;
   round: number;
   first?: number;
+  more?: boolean;
   tensors: Float32Array[];
 }
 
@@ -711,10 +714,11 @@ export function parseMessage(value: unknown): Message {
       list(o, kind, 'checksums', (v, w) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? undefined : bad(w, `expected a uint32, got ${describe(v)}`)));
       break;
     case 'values':
-      fields(o, kind, ['type', 'step', 'round', 'tensors'], ['first']);
+      fields(o, kind, ['type', 'step', 'round', 'tensors'], ['first', 'more']);
       count(o, kind, 'step');
       count(o, kind, 'round');
       opt(o, 'first', () => count(o, kind, 'first'));
+      opt(o, 'more', () => bool(o, kind, 'more'));
       f32s(o, kind, 'tensors');
       break;
     case 'done':

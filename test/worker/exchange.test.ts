@@ -84,7 +84,8 @@ t.test('owners step: values (each part) are checked whole (count, lengths, finit
   throwsCode(bad([nan]), 'E_NONFINITE', 'a tensor holding Inf');
   const good = () => [new Float32Array(last.variable.size).fill(0.25)];
   throwsCode(() => step.data({ type: 'values', step: 1, round: 0, first: 1, tensors: good() }, 'O'), 'E_UNEXPECTED', 'a part from tensor 1 on before tensor 0 came in');
-  throwsCode(bad([...good(), ...good()]), 'E_SHAPE', 'a part of two tensors from an owner of one');
+  throwsCode(bad([...good(), ...good()]), 'E_SHAPE', 'two tensors from an owner of one');
+  throwsCode(() => step.data({ type: 'values', step: 1, round: 0, first: 0, more: true, tensors: good() }, 'O'), 'E_SHAPE', 'a part that announces more after the owner\'s last tensor');
   throwsCode(() => step.data({ type: 'values', step: 1, round: 0, tensors: [] }, 'stranger'), 'E_UNEXPECTED', 'values from a worker that owns nothing');
   throwsCode(() => step.data({ type: 'share', step: 1, round: 0, chunk: 0, tensors: [] }, 'stranger'), 'E_UNEXPECTED', "a share of a chunk from a worker that is not its holder");
   t.same([...(last.variable.dataSync() as Float32Array)], [...before], 'the replica is as it was');

@@ -59,6 +59,8 @@ t.test('the guard: every kind rejects wrong types, non-integers, wrong typed-arr
     [{ type: 'share', step: 1, round: 0, chunk: 0, tensors: [new Float32Array(2)], magnitudes: [new Float32Array(2)] }, /share.magnitudes: unknown field/],
     [{ type: 'values', step: 1, round: 0, first: -1, tensors: [] }, /values.first: expected a non-negative integer/],
     [{ type: 'values', step: 1, round: 0, first: 1.5, tensors: [] }, /values.first: expected a non-negative integer/],
+    [{ type: 'values', step: 1, round: 0, more: 1, tensors: [] }, /values.more: expected a boolean/],
+    [{ type: 'share', step: 1, round: 0, chunk: 0, first: 1, tensors: [] }, /share.first: unknown field/],
     [{ type: 'done', step: 1, round: 0, phases: {}, bytesSent: 0, bytesReceived: 0, cpuMs: -1 }, /done.cpuMs: expected ms ≥ 0/],
     [{ type: 'done', step: 1, round: 0, phases: {}, bytesSent: 0, bytesReceived: 0, links: { sharesSent: -1, sharesReceived: 0, valuesSent: 0, valuesReceived: 0 } }, /done.links.sharesSent: expected a non-negative integer/],
     [{ type: 'done', step: 1, round: 0, phases: {}, bytesSent: 0, bytesReceived: 0, spans: [{ name: 'compute', start: -1, dur: 0 }] }, /done.spans\[0\].start: expected ms ≥ 0/],

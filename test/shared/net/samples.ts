@@ -42,7 +42,7 @@ export const SAMPLES: Message[] = [
   { type: 'done', step: 4, round: 1, phases: { update: 2 }, bytesSent: 10, bytesReceived: 20, links: { sharesSent: 4, sharesReceived: 3, valuesSent: 2, valuesReceived: 1 }, spans: [{ name: 'compute', start: 0.5, dur: 12.25 }, { name: 'update', start: 20, dur: 0 }], elapsed: 31.5, cpuMs: 28.125 },
   { type: 'commit', step: 4, round: 1, clip: 0.75, lr: 1e-3, alpha: 0.5 },
   { type: 'values', step: 4, round: 1, tensors: [f32(4, 5), f32(2, 5)] },
-  { type: 'values', step: 4, round: 1, first: 2, tensors: [f32(3, 6)] },
+  { type: 'values', step: 4, round: 1, first: 2, more: true, tensors: [f32(3, 6)] },
   { type: 'done', step: 4, round: 1, phases: { all_gather: 3 }, bytesSent: 1000, bytesReceived: 2000 },
   { type: 'done', step: 4, round: 1, phases: {}, bytesSent: 0, bytesReceived: 0, maskChecksums: [0, 0xffffffff] },
   { type: 'gather', step: 4 },
