@@ -141,7 +141,7 @@ export const MODEL_LEAVES_OUT = [
   'latency: a message costs its bytes ÷ rate, with no round-trip time, no TCP slow start, no TCP window limits',
   'stragglers: every worker computes in exactly the compute time, while a real step waits for the slowest',
   'congestion: every link runs at its full rate in both directions at once, through a non-blocking switch',
-  'overlap: compute, exchange, reduce and update are added; neither design hides one behind another here, though both could (the owners\' forward FFTs as shares complete, the all-gather under the next forward)',
+  'overlap: compute, exchange, reduce and update are added, though the owners now send their values in parts under their update (the all-gather hides behind the update but for its last part), and both designs could hide more (the owners\' forward FFTs as shares complete, the all-gather under the next forward)',
   'evaluation, checkpoints, the commits that fault recovery needs, and the control messages',
   'memory bandwidth shared by the processes of one host, and more than one worker per host',
   'the CPUs of GPU hosts: the costs were measured per core on a 2-core VM (a GPU host’s cores may be faster or slower)',

@@ -33,6 +33,7 @@ export interface Spec {
   flags: string[]; // everything but --out
   base: string; // the id whose tokens/s the ratio is taken against, in the same repetition
   mode?: 'synced' | 'global';
+  wire?: 'bf16'; // --wire-dtype bf16 (its shares: 2 bytes a value); absent: fp32
   model: { params: number; magnitudes: number }; // its sizes (scale-model.ts), beside the log's parameter count
   target?: { vsLocal?: number; outsideMs?: number; cpuMs?: number; efficiency?: number }; // issue 14's bars
 }
@@ -212,8 +213,10 @@ export function specsFor(o: { quick: boolean; workers: number[]; twoHosts: boole
   }
   if (o.twoHosts) {
     // the probe's global weak run with one of its workers behind the 1 Gbit/s link (its base: the same run on loopback)
+    // and the same with bf16 shares (--wire-dtype), where halving the gradients' bytes should pay: on a real link
     const weak = specs.find((s) => s.id === 'probe-global-weak')!;
     specs.push({ ...weak, id: 'two-hosts', group: 'two-hosts', label: `${weak.label}, worker 2 on host B over 1 Gbit/s`, base: 'probe-global-weak', target: undefined });
+    specs.push({ ...weak, id: 'two-hosts-bf16', group: 'two-hosts', label: `the same with --wire-dtype bf16`, flags: [...weak.flags, '--wire-dtype', 'bf16'], wire: 'bf16', base: 'probe-global-weak', target: undefined });
   }
   return { specs, warmup: o.quick ? 2 : 5 };
 }
@@ -357,10 +360,10 @@ export function scaleMarkdown(r: ScaleResult): string {
   }
   if (two.length) {
     lines.push('', '### Two hosts, emulated (network namespaces, veth rate-limited to 1 Gbit/s by tc tbf)', '',
-      '| run | ms/step | tokens/s vs the same run on loopback | outside slowest compute, ms | phases per process, ms |', '|---|---|---|---|---|');
+      '| run | ms/step | tokens/s vs the same run (fp32) on loopback | outside slowest compute, ms | busiest worker MB/step | phases per process, ms |', '|---|---|---|---|---|---|');
     for (const x of two) {
       const f = x.figures;
-      lines.push(`| ${x.spec.label} | ${f1(f.msPerStep)} | ${ratio(x.vsBase)} | ${f1(f.outsideMs)} | ${Object.entries(f.phases).map(([p, ph]) => `${p}: ${phaseList(ph, ['step'])}`).join('; ')} |`);
+      lines.push(`| ${x.spec.label} | ${f1(f.msPerStep)} | ${ratio(x.vsBase)} | ${f1(f.outsideMs)} | ${mb(busiest(f).worker)} | ${Object.entries(f.phases).map(([p, ph]) => `${p}: ${phaseList(ph, ['step'])}`).join('; ')} |`);
     }
   }
   for (const s of r.skipped) lines.push('', `Skipped: ${s}.`);

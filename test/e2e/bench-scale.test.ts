@@ -16,7 +16,7 @@ t.test('the quick variant runs every probe once and writes scale.json and scale.
   const res = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')) as ScaleResult;
   const md = readFileSync(join(out, 'scale.md'), 'utf8');
   const twoHosts = netnsUnavailable() === null;
-  const ids = ['probe-local', 'probe-synced-weak', 'probe-synced-strong', 'probe-global-weak', 'probe-global-strong', 'cpu-local', 'cpu-1', 'cpu-2', ...(twoHosts ? ['two-hosts'] : [])];
+  const ids = ['probe-local', 'probe-synced-weak', 'probe-synced-strong', 'probe-global-weak', 'probe-global-strong', 'cpu-local', 'cpu-1', 'cpu-2', ...(twoHosts ? ['two-hosts', 'two-hosts-bf16'] : [])];
   t.same(res.rows.map((x) => x.spec.id), ids, `one row per probe${twoHosts ? ', the two-host run included' : ''}`);
   if (!twoHosts) t.match(md, /Skipped: the two-host run: /, 'the two-host run says why it was skipped');
   for (const row of res.rows) {
@@ -38,7 +38,7 @@ t.test('the quick variant runs every probe once and writes scale.json and scale.
     } else if (row.spec.workers >= 2) {
       // the owners: 2·(N−1)/N of (gradient + values) per process, worker to worker, no magnitudes (exact for N = 2
       // whatever the plan's balance; the framing and the coordinator's token windows within 2%)
-      const formula = exchangeBytes(row.spec.workers, f.params, { magnitudes }).sharded;
+      const formula = exchangeBytes(row.spec.workers, f.params, { magnitudes, gradBytes: row.spec.wire === 'bf16' ? 2 : 4 }).sharded;
       for (const w of ws) t.ok(w.sent + w.received >= 0.98 * formula && w.sent + w.received < 1.02 * formula, `${row.spec.id} ${w.process}: ${w.sent + w.received} bytes/step, the sharded formula ${formula}`);
     }
   }

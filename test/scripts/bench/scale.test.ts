@@ -89,7 +89,7 @@ t.test('combine: each ratio against the base of the same repetition; E(N) agains
   const md = scaleMarkdown({ machine: 'm', quick: false, repeat: 3, warmup: 5, rows: combine([...specs, spec('two-hosts', 'two-hosts', 2, 'two')], [...reps.slice(0, 2), new Map([...reps[2]!, ['probe', fig(100)], ['two-hosts', fig(75)]])]), skipped: ['the two-host run: needs root'] });
   t.match(md, /\| two \| 4 \| 6\.7 \| 150 \| 1\.71 \(1\.50–1\.80\) \| 0\.95 \(0\.75–1\.00\) \|/, 'the cpu table: ratio and E(N) with their ranges');
   t.match(md, /\| probe \| 32 \| 10\.0 \| 1\.00 \|/, 'the probe table');
-  t.match(md, /\| two-hosts \| 13\.3 \| 0\.50 \|/, 'the two-host run against the same run on loopback');
+  t.match(md, /\| two-hosts \| 13\.3 \| 0\.50 \| [\d.]+ \| [\d.–]+ \|/, 'the two-host run against the same run on loopback, and its bytes');
   t.match(md, /Skipped: the two-host run: needs root\./);
   t.match(md, /\| cpu: two \| 2 \| 10 \| 160 \| 160 \| 80 \| 80 \| 80 \|/, 'bytes beside the formulas (global mode: no magnitudes)');
 });
@@ -106,7 +106,8 @@ t.test('the probes are issue 14\'s: flags, batches, bars; --quick is the test pr
   t.same(specs.find((s) => s.id === 'probe-synced-weak')!.target, { vsLocal: 1.8, outsideMs: 250, cpuMs: 10 });
   t.same(specs.find((s) => s.id === 'probe-global-strong')!.target!.vsLocal, 1.3);
   t.same(specs.find((s) => s.id === 'cpu-2')!.target, { vsLocal: 1.7, efficiency: 0.9 });
-  t.equal(specs.at(-1)!.id, 'two-hosts');
+  t.same(specs.slice(-2).map((s) => s.id), ['two-hosts', 'two-hosts-bf16'], 'the two-host runs last, fp32 and bf16');
+  t.same(flags('two-hosts-bf16'), [...flags('probe-global-weak'), '--wire-dtype', 'bf16']);
   t.notOk(specsFor({ quick: false, workers: [1], twoHosts: false }).specs.some((s) => s.group === 'two-hosts'), 'no two-host run where namespaces cannot be made');
   t.ok(specsFor({ quick: true, workers: [1, 2], twoHosts: false }).specs.every((s) => s.flags[1] === 'test'), '--quick: the test preset');
 });
