@@ -34,8 +34,9 @@ export class OwnersStep {
   private valuesFrom = new Set<string>(); // owners all of whose values of this step are in
   private valuesGot = new Map<string, number>(); // per owner, how many of its tensors' values of this step are in (parts come in order)
   private readonly early = new Map<string, { msg: Share | Values | Masks; from: string; link?: Peer }[]>(); // data for a step/round whose task is not in yet
-  // shares and values that come in while this worker's own are still going out: checking and taking them in would
-  // block the event loop, and with it the outbound data the others wait for, until it was done
+  // shares (and values) that come in while this worker's own shares are still going out: checking and taking them in
+  // would block the event loop, and with it the outbound data the others wait for, until it was done (an owner's
+  // values go out in parts under its update, and the others' are taken in as they come)
   private sending = false;
   private held: { msg: Share | Values; from: string; link?: Peer }[] = [];
   private readonly phases: Record<string, number> = {};
@@ -49,8 +50,8 @@ export class OwnersStep {
   private readonly sendBuffers = new Map<string, Uint16Array[]>(); // --wire-dtype bf16: per owner, the buffers this worker's last share to it was encoded into
   private bytesAt = { sent: 0, received: 0, sharesSent: 0, sharesReceived: 0, valuesSent: 0, valuesReceived: 0 }; // the counts at the last done (or load)
   selfId = '';
-  /** the values of the update's parts (OwnedTensors' partValues; tests make it small to have many parts) */
-  valuesPart = VALUES_PART;
+  /** at least how many values each part of an owner's values holds (OwnedTensors' partValues; tests make it small to have many parts) */
+  partValues = VALUES_PART;
 
   constructor(
     private readonly compute: () => WorkerCompute,
@@ -70,7 +71,7 @@ export class OwnersStep {
     this.owned?.dispose();
     this.owned = null;
     const mine = msg.owners.find((o) => o.workerId === this.selfId);
-    if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state, { partValues: this.valuesPart });
+    if (mine) this.owned = new OwnedTensors(c.model, mine.tensors, c.cfg, this.backend, msg.state, { partValues: this.partValues });
     this.plan = { version: msg.planVersion, members: msg.members, owners: msg.owners };
     const unreachable = await this.exchange.connect(msg.owners);
     this.markBytes();

@@ -39,7 +39,7 @@ for (const [spectral, wire, parts] of [['global', 'fp32', false], ['synced', 'fp
       const ex = new Exchange({ token: 'tok', log: () => {}, onMessage: (m, from, _in, link) => (m.type === 'values' && valuesIn[id]!++, step!.data(m, from, link)) });
       step = new OwnersStep(() => compute, ex, info, async (m) => void got[id]!.push(m), () => ({ sent: 0, received: 0 }), () => {}, (what, e) => t.fail(`${id} ${what}: ${(e as Error).message}`));
       step.selfId = id;
-      if (parts) step.valuesPart = 1;
+      if (parts) step.partValues = 1;
       ex.setSelf(id);
       return { id, compute, ex, step };
     });
