@@ -19,7 +19,8 @@ import { sumOfSquares64, sumOfSquaresInOrder } from '../shared/wasm/reduce.ts';
 /**
  * The values an owner sends in parts, each part once it is updated, so that the next part's update hides the
  * previous part's transfer: a part is a run of consecutive owned tensors of at least this many values (the last
- * may be smaller). 2^20 values are 4 MB at fp32; the cpu preset's owners have one part, the paper preset's 5–6.
+ * may be smaller). 2^20 values are 4 MB at fp32; the cpu preset's owners have one part, the paper preset's 5 (2
+ * owners; 2–4 with 3 or 4).
  */
 export const VALUES_PART = 1 << 20;
 
