@@ -66,8 +66,8 @@ export class OwnedTensors {
   private readonly magnitudePool = new Map<number, Float32Array[]>(); // synced: per chunk index, the buffers of its last magnitudes
   private readonly sharePool = new Map<number, Float32Array[]>(); // per chunk index, the buffers its last decoded share went into
   private readonly spectral: BackendInfo['spectral'];
-  /** the update's parts: runs of consecutive owned tensors of at least `o.partValues` (VALUES_PART) values */
-  readonly parts: number[][];
+  /** the update's parts: runs [start, end) of consecutive owned tensors of at least `o.partValues` (VALUES_PART) values */
+  readonly parts: [number, number][];
 
   constructor(model: GPT, readonly tensors: readonly number[], cfg: TrainConfig, backend: Pick<BackendInfo, 'spectral'>, state?: OwnedState, o: { partValues?: number } = {}) {
     const params = tensors.map((i) => model.params[i]!);
@@ -82,7 +82,7 @@ export class OwnedTensors {
     this.sizes = params.map((p) => p.variable.size);
     this.meanBuf = this.sizes.map((n) => new Float32Array(n));
     this.valuesBuf = this.sizes.map((n) => new Float32Array(n));
-    this.parts = partRuns(this.sizes, o.partValues ?? VALUES_PART).map(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i));
+    this.parts = partRuns(this.sizes, o.partValues ?? VALUES_PART);
     if (state) {
       const moments = state.m.flatMap((m, i) => [m, state.v[i]!]);
       opt.setState([...this.shard.params], { step: state.adamStep, moments });
@@ -290,21 +290,21 @@ export class OwnedTensors {
     }
     const checksums: number[] = [];
     let chain: number | undefined;
-    let handed = 0; // parts whose gradients went to applyUpdate (which disposes them)
-    const runs = this.parts.map((p) => [p[0]!, p[p.length - 1]! + 1] as [number, number]);
+    let handed = 0; // tensors whose gradients went to applyUpdate (which disposes them)
     try {
-      for (const [k, indices] of this.parts.entries()) {
+      for (const [k, [a, b]] of this.parts.entries()) {
+        const indices = Array.from({ length: b - a }, (_, i) => a + i);
         const part: UpdatePart = { indices, last: k === this.parts.length - 1, chain };
-        handed = k + 1;
-        const res = applyUpdate(this.shard, indices.map((i) => grads[i]!) as tf.Tensor[] | Float32Array[], { ...opts, ...form }, part);
+        handed = b;
+        const res = applyUpdate(this.shard, grads.slice(a, b) as tf.Tensor[] | Float32Array[], { ...opts, ...form }, part);
         if (res.maskChecksums) checksums.push(...res.maskChecksums);
         chain = this.shard.smi ? this.shard.smi.lastMaskChecksum : res.maskChecksum;
         for (const i of indices) readInto(this.shard.params[i]!, this.valuesBuf[i]!);
-        yield { values: indices.map((i) => this.valuesBuf[i]!), fields: partFields(runs, k) };
+        yield { values: this.valuesBuf.slice(a, b), fields: partFields(this.parts, k) };
       }
     } finally {
       // an update left before its end (an error): the global form's remaining gradient tensors
-      tf.dispose(this.parts.slice(handed).flat().map((i) => r.tensors[i]).filter((t): t is tf.Tensor => t !== undefined));
+      tf.dispose(r.tensors.slice(handed));
     }
     return 'magnitudes' in form ? { maskChecksums: checksums } : {};
   }
