@@ -1,4 +1,5 @@
-// Fast, complete tfjs `wasm` backend kernels for transformer training (UnsortedSegmentSum, BatchMatMul, slicing).
+// Fast, complete tfjs `wasm` backend kernels for transformer training (UnsortedSegmentSum, BatchMatMul, slicing,
+// Identity).
 //
 // Why one file of ~610 lines: every kernel here is registered and unregistered together and shares the few helpers
 // that reach the wasm backend's tensor data (its heap, its native matMul); each kernel is tested against the cpu
@@ -51,6 +52,12 @@ import type {
  *   the packing dominated a forward + backward. A few rows against a large b are therefore
  *   computed swapped, `(b·aᵀ)ᵀ` for a·bᵀ and `(bᵀ·aᵀ)ᵀ` for a new b's a·b: the small aᵀ is
  *   packed, the large operand streamed. Equal to the bit (tested); `npm run bench -- kernels` (d).
+ * - Identity: the stock wasm kernel copies its input into a new heap tensor, and the engine runs it for every
+ *   tensor a kernel saves for its gradient (Engine.saveTensorsForBackwardMode → clone): every weight matrix of a
+ *   forward pass was copied once a step (about 10 ms of a paper-preset worker's step at block 8). Here it shares
+ *   the input's data and counts a reference, as the cpu and webgl backends' Identity and the stock wasm Reshape
+ *   do. That is sound because no tfjs kernel writes into its inputs; the one in-place writer of this project,
+ *   the fused AdamW (shared/wasm/adamw.ts), writes only into its own moments, which nothing clones.
  */
 
 /** Kernel names this module registers for the `wasm` backend. */
@@ -61,6 +68,7 @@ export const WASM_KERNELS: string[] = [
   'Unpack',
   'SplitV',
   'StridedSlice',
+  'Identity',
 ];
 
 /** Options for {@link registerWasmKernels}. */
@@ -591,6 +599,14 @@ function batchMatMulKernel(args: KernelArgs): TensorInfo | TensorInfo[] {
   }
 }
 
+/** `Identity` kernel: the output shares x's data (one more reference), no copy; strings go to the stock kernel. */
+function identityKernel(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const x = input(args, 'x');
+  if (x.dtype === 'string') return callOriginal('Identity', args);
+  asWasm(args.backend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+}
+
 // ---------------------------------------------------------------------------------------
 // Registration
 // ---------------------------------------------------------------------------------------
@@ -602,6 +618,7 @@ const kernelFuncs: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[
   Unpack: unpackKernel,
   SplitV: splitVKernel,
   StridedSlice: stridedSliceKernel,
+  Identity: identityKernel,
 };
 
 /**
