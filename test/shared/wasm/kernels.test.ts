@@ -339,6 +339,38 @@ t.test('embedding via variableGrads on wasm matches cpu', async (tt) => {
   close(tt, r.wasm[1], r.cpu[1], 'dEmb');
 });
 
+t.test('Identity shares its input\'s data: a clone costs no heap copy, outlives its source, and gradients are unchanged', async (tt) => {
+  await tf.setBackend('wasm');
+  const be = tf.backend() as unknown as WasmInternals;
+  const x = tf.tensor(randData([3, 5]), [3, 5]);
+  const want = Array.from(x.dataSync());
+  const ids0 = be.numDataIds();
+  const c = tf.clone(x);
+  tt.equal(be.numDataIds(), ids0, 'no new heap tensor for the clone');
+  x.dispose();
+  tt.same(Array.from(c.dataSync()), want, 'the clone keeps the values after its source is disposed');
+  c.dispose();
+  tt.equal(be.numDataIds(), ids0 - 1, 'the data is freed with its last reference');
+  const s = tf.clone(tf.tensor(['a', 'b']));
+  tt.same(s.dataSync(), ['a', 'b'], 'strings take the stock kernel');
+  s.dispose();
+  // gradients through products that save their operands (the engine clones them): wasm equals cpu
+  const a = randData([4, 6]);
+  const w = randData([6, 5]);
+  const f = (): Host[] => {
+    const av = tf.tensor(a, [4, 6]);
+    const wv = tf.tensor(w, [6, 5]);
+    const g = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.matMul(tf.tanh(p), q))))([av, wv]);
+    tf.dispose([av, wv]);
+    return g.map(host);
+  };
+  const { cpu, wasm } = await onBoth(f);
+  for (let i = 0; i < 2; i++) {
+    tt.same(wasm[i]!.shape, cpu[i]!.shape);
+    tt.ok(wasm[i]!.data.every((v, j) => Math.abs(v - cpu[i]!.data[j]!) < 1e-4), `gradient ${i} equals cpu's`);
+  }
+});
+
 t.test('no leaks of tensors, data ids or temporary view ids', async (tt) => {
   await tf.setBackend('wasm');
   const be = tf.backend() as unknown as WasmInternals;
@@ -377,6 +409,8 @@ t.test('no leaks of tensors, data ids or temporary view ids', async (tt) => {
         tf.slice(big, [1, 1, 1], [3, 3, 3]);
         tf.stridedSlice(big, [1, 0, 0], [4, 9, 10], [1, 1, 1]);
         tf.grad((e: tf.Tensor) => tf.sum(tf.gather(e, ids)))(emb);
+        tf.grad((e: tf.Tensor) => tf.sum(tf.matMul(e, e, false, true)))(emb); // saves (clones) its inputs
+        tf.clone(big);
       });
     };
     step();
