@@ -120,12 +120,11 @@ interface SharedHistory {
   H: Float32Array;
 }
 
-/** blendMean's per-parameter buffers, reused from step to step: the next H, κḡ, b̄ and the mean magnitudes. */
+/** blendMean's per-parameter buffers, reused from step to step: the next H, κḡ and b̄. */
 interface BlendBuffers {
   H: Float32Array;
   G: Float32Array;
   out: Float32Array;
-  mbar: Float32Array;
 }
 
 /**
@@ -174,12 +173,12 @@ export class SharedSpectralHistory {
       let b = this.buffers.get(name);
       if (!b || b.G.length !== mean[p]!.length) {
         const n = magnitudes[0]![p]!.length;
-        b = { H: new Float32Array(n), G: new Float32Array(mean[p]!.length), out: new Float32Array(mean[p]!.length), mbar: new Float32Array(n) };
+        b = { H: new Float32Array(n), G: new Float32Array(mean[p]!.length), out: new Float32Array(mean[p]!.length) };
         this.buffers.set(name, b);
       }
       return b;
     });
-    const mbar = weightedSum(magnitudes, weights.map((w) => w * coef), bufs.map((b) => b.mbar));
+    const wk = weights.map((w) => w * coef); // M̄ = Σ (κ·w_c) M_c, taken by hostStep where its EMA reads it
     if (!o.part || !this.pending) this.pending = new Map();
     const tensors: Float32Array[] = [];
     const checksums: number[] = [];
@@ -193,7 +192,8 @@ export class SharedSpectralHistory {
       if (prev) H.set(prev.H);
       const G = scaled(mean[p]!, coef, b.G);
       const out = b.out;
-      checksum = hostStep(G, rows, cols, H, !prev, { beta: this.beta, q: this.q, alpha }, checksum, () => ({ G, out }), undefined, mbar[p]!);
+      const mbar = { arrays: magnitudes.map((c) => c[p]!), weights: wk };
+      checksum = hostStep(G, rows, cols, H, !prev, { beta: this.beta, q: this.q, alpha }, checksum, () => ({ G, out }), undefined, mbar);
       checksums.push(checksum);
       tensors.push(out);
       this.pending!.set(name, { rows, cols, H });

@@ -1,4 +1,5 @@
-// The fused host step's three passes as wasm SIMD kernels in pffft's heap (WAT, assembled at load): |X| + EMA, mask + checksum, blend.
+// The fused host step's passes as wasm SIMD kernels in pffft's heap (WAT, assembled at load): |X| + EMA (or the EMA
+// of given magnitudes), mask + checksum, blend.
 //
 // They give the bits of the JS passes in host.ts: float32 SIMD arithmetic rounds once per operation as
 // Math.fround(double op) does for +, − and × of float32 values, and what must be double (|X| = √(re² + im²), the
@@ -9,10 +10,12 @@ import { instantiate } from '../wasm/asm.ts';
 /** FNV-1a's prime: the mask checksum's multiplier (host.ts and the mask kernel). */
 export const FNV_PRIME = 0x01000193;
 
-/** Pointers in bytes; counts a multiple of 4 (mag_ema, blend) or 8 (mask). */
+/** Pointers in bytes; counts a multiple of 4 (mag_ema, ema, blend) or 8 (mask). */
 export interface SimdKernels {
   /** magnitudeRange over n values (no self-conjugate column among them) */
   mag_ema(spec: number, h: number, n: number, b: number, c: number, first: number): void;
+  /** H ← f32(b·H) + f32(c·M) over n values (host.ts emaRange without `first`) */
+  ema(h: number, m: number, n: number, b: number, c: number): void;
   /** maskRange over n values; returns the checksum as an int32 */
   mask(src: number, dst: number, h: number, n: number, tau: number, seed: number): number;
   /** blendRange with stride 1 over n values, a = fround(α) and c = fround(1 − α) */
@@ -62,6 +65,24 @@ const SIMD_WAT = `
           f32x4.add v128.store
         end
         local.get $spec i32.const 32 i32.add local.set $spec
+        local.get $h i32.const 16 i32.add local.tee $h
+        local.get $end i32.lt_u br_if $top
+      end
+    end)
+
+  (func $ema (export "ema") (param $h i32) (param $m i32) (param $n i32) (param $b f32) (param $c f32)
+    (local $end i32) (local $bv v128) (local $cv v128)
+    local.get $h local.get $n i32.const 2 i32.shl i32.add local.set $end
+    local.get $b f32x4.splat local.set $bv
+    local.get $c f32x4.splat local.set $cv
+    block $done
+      local.get $h local.get $end i32.ge_u br_if $done
+      loop $top
+        local.get $h
+        local.get $bv local.get $h v128.load f32x4.mul
+        local.get $cv local.get $m v128.load f32x4.mul
+        f32x4.add v128.store
+        local.get $m i32.const 16 i32.add local.set $m
         local.get $h i32.const 16 i32.add local.tee $h
         local.get $end i32.lt_u br_if $top
       end

@@ -16,6 +16,7 @@ import { halfSpectrumQuantile } from './quantile.ts';
 import type { Rng } from '../model/rng.ts';
 import { FNV_PRIME, kernelsFor, type SimdKernels } from './host-kernels.ts';
 import { keptBins, pairedEndOf, randomMask, selfConjugateColumns } from './spectrum.ts';
+import { weightedSumInto } from '../wasm/reduce.ts';
 
 /** FNV-1a offset basis: the seed of a new mask checksum. */
 export const MASK_CHECKSUM_SEED = 0x811c9dc5;
@@ -48,6 +49,15 @@ export interface HostStepParams {
  * - shrink: G′ = c·G, c = Σ_kept |Ĝ|² / Σ |Ĝ|² over the full spectrum (= ‖G′_smi‖² / ‖G‖² by Parseval): no filtering.
  */
 export type HostControl = { kind: 'random-mask'; rng: Rng } | { kind: 'shrink' };
+
+/**
+ * The synced history's magnitudes as their weighted sum M = Σ_c w_c·M_c (weightedSumInto's bits: the products in
+ * double, in chunk order), which hostStep computes where it uses them, so that M is never a separate pass.
+ */
+export interface WeightedMagnitudes {
+  arrays: readonly Float32Array[];
+  weights: readonly number[];
+}
 
 /** Where the gradient is read and the result written, asked for only when the output is written. */
 export type HostStepIo = () => { G: Float32Array; out: Float32Array };
@@ -84,11 +94,12 @@ export function lap(profile: HostStepProfile | undefined, stage: number, last: n
  * (maskChecksum(H, τ, seed)). Needs `await initFft()`.
  *
  * With `magnitudes` ([half, rows]) the history takes them in place of |Ĝ| (updateHistory(H, magnitudes, β)):
- * the synced mode's coordinator, whose M is the workers' averaged magnitudes, not those of the mean gradient.
+ * the synced mode's coordinator, whose M is the workers' averaged magnitudes, not those of the mean gradient; given
+ * as WeightedMagnitudes, the average is taken here (into pffft's heap, where the EMA reads it).
  */
 export function hostStep(
   G0: Float32Array, rows: number, cols: number, H: Float32Array, first: boolean, p: HostStepParams, seed: number, io: HostStepIo,
-  profile?: HostStepProfile, magnitudes?: Float32Array,
+  profile?: HostStepProfile, magnitudes?: Float32Array | WeightedMagnitudes,
 ): number {
   let t = profile ? performance.now() : 0;
   const half = halfCols(cols);
@@ -96,7 +107,9 @@ export function hostStep(
   const size = rows * cols;
   if (H.length !== n) throw new RangeError(`SMI: history has ${H.length} values, the ${rows}×${cols} spectrum ${n}`);
   if (G0.length !== size) throw new RangeError(`SMI: gradient has ${G0.length} values, not ${rows}×${cols}`);
-  if (magnitudes && magnitudes.length !== n) throw new RangeError(`SMI: ${magnitudes.length} magnitudes, the ${rows}×${cols} spectrum has ${n}`);
+  for (const m of magnitudes === undefined ? [] : magnitudes instanceof Float32Array ? [magnitudes] : magnitudes.arrays) {
+    if (m.length !== n) throw new RangeError(`SMI: ${m.length} magnitudes, the ${rows}×${cols} spectrum has ${n}`);
+  }
   const b = Math.fround(p.beta);
   const c = Math.fround(1 - p.beta);
   const fwd = rfft2Heap(G0, rows, cols);
@@ -107,7 +120,7 @@ export function hostStep(
 
   if (!k) {
     const heap = fwd.mem.HEAPF32;
-    if (magnitudes) emaRange(H, magnitudes, first, b, c);
+    if (magnitudes) emaRange(H, magnitudesOf(magnitudes, n), first, b, c);
     else {
       for (const col of selfConjugateColumns(cols)) magnitudeSelfConjugate(heap, fwd.spec, rows, H, col, first, b, c);
       magnitudeRange(heap, fwd.spec, H, rows, pairedEnd, first, b, c);
@@ -130,12 +143,23 @@ export function hostStep(
   const gAt = pffftScratchBuffer(0, size);
   const hAt = pffftScratchBuffer(1, n);
   const outAt = pffftScratchBuffer(2, size);
+  const mAt = magnitudes ? pffftScratchBuffer(3, n) : 0;
   let heap = fwd.mem.HEAPF32; // after the allocations above
   heap.set(G0, gAt);
   if (!first) heap.set(H, hAt);
   const Hh = heap.subarray(hAt, hAt + n);
-  if (magnitudes) emaRange(Hh, magnitudes, first, b, c);
-  else magnitudesSimd(k, heap, fwd.spec, rows, cols, hAt, Hh, first, b, c);
+  if (magnitudes) {
+    // M into the heap (the weighted sum written there), then the EMA as a SIMD pass (emaRange's bits)
+    const Mh = heap.subarray(mAt, mAt + n);
+    if (magnitudes instanceof Float32Array) Mh.set(magnitudes);
+    else weightedSumInto(magnitudes.arrays, magnitudes.weights, Mh); // its own module's memory: this heap stays
+    if (first) Hh.set(Mh);
+    else {
+      const n4 = n & ~3;
+      k.ema(4 * hAt, 4 * mAt, n4, b, c);
+      for (let i = n4; i < n; i++) Hh[i] = Math.fround(b * Hh[i]!) + Math.fround(c * Mh[i]!);
+    }
+  } else magnitudesSimd(k, heap, fwd.spec, rows, cols, hAt, Hh, first, b, c);
   t = lap(profile, 2, t);
   const tau = float32AtLeast(halfSpectrumQuantile(Hh, rows, cols, p.q));
   t = lap(profile, 3, t);
@@ -263,6 +287,17 @@ function magnitudesSimd(k: SimdKernels, heap: Float32Array, spec: number, rows: 
 }
 
 // ---- the three passes in JS --------------------------------------------------------------------------------
+
+let weightedBuf = new Float32Array(0);
+
+/** The magnitudes as an array: given, or their weighted sum in a buffer reused from call to call (the JS path). */
+function magnitudesOf(m: Float32Array | WeightedMagnitudes, n: number): Float32Array {
+  if (m instanceof Float32Array) return m;
+  if (weightedBuf.length < n) weightedBuf = new Float32Array(n);
+  const out = weightedBuf.subarray(0, n);
+  weightedSumInto(m.arrays, m.weights, out);
+  return out;
+}
 
 /** H ← β·H + (1−β)·M (M itself when `first`), float32 rounding after each operation (updateHistory()). */
 function emaRange(H: Float32Array, M: Float32Array, first: boolean, b: number, c: number): void {

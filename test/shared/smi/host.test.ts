@@ -9,6 +9,7 @@ import { HOST_STAGES, hostMagnitude, hostStep, setHostSimd, MASK_CHECKSUM_SEED }
 import { SMI_RUNS, alphaAt, view2d, type SmiRun } from '../../../shared/smi/runs.ts';
 import { SpectralMomentum, type NamedTensor } from '../../../shared/smi/smi.ts';
 import { forward, magnitude, maskChecksum, maskedBlend, threshold, updateHistory } from '../../../shared/smi/steps.ts';
+import { weightedSumInto } from '../../../shared/wasm/reduce.ts';
 
 await tf.setBackend('cpu');
 await initFft();
@@ -132,6 +133,38 @@ t.test('hostStep with given magnitudes: the history takes them in place of |Ĝ|,
     }
   }
   setHostSimd(true);
+});
+
+t.test('hostStep with weighted magnitudes: Σ w_c·M_c taken where the EMA reads it, as the separable steps on that sum (bit for bit)', async (t) => {
+  const beta = 0.9; // β ≠ 1 − β: the EMA's two factors told apart
+  for (const simd of [true, false]) {
+    setHostSimd(simd);
+    for (const shape of [[64, 128], [65, 128], [16, 7], [1, 32], [3, 5]]) {
+      const [rows, cols] = view2d(shape);
+      const grads = gradsFor(shape, 3, 21);
+      const magsA = gradsFor(shape, 3, 31).map((g) => magnitude(forward(g, rows, cols)));
+      const magsB = gradsFor(shape, 3, 41).map((g) => magnitude(forward(g, rows, cols)));
+      const weights = [0.375 * 0.8123, 0.625 * 0.8123]; // n_c / B times a clip coefficient: products in double
+      let Hr: Float32Array | null = null;
+      const H = new Float32Array(magsA[0].length);
+      grads.forEach((G, s) => {
+        const alpha = alphaAt(RUN, s + 1, T);
+        const sum = new Float32Array(magsA[s].length);
+        weightedSumInto([magsA[s], magsB[s]], weights, sum);
+        Hr = updateHistory(Hr, sum, beta);
+        const tau = threshold(Hr, rows, cols, RUN.q);
+        const want = maskedBlend(forward(G, rows, cols), G, Hr, tau, alpha);
+        const out = new Float32Array(G.length);
+        const got = hostStep(G, rows, cols, H, s === 0, { beta, q: RUN.q, alpha }, MASK_CHECKSUM_SEED, () => ({ G, out }), undefined, { arrays: [magsA[s], magsB[s]], weights });
+        const label = `[${shape}] step ${s + 1}${simd ? '' : ', JS passes'}`;
+        t.ok(sameBits(out, want), `${label}: output`);
+        t.ok(sameBits(H, Hr), `${label}: history`);
+        t.equal(got, maskChecksum(Hr, tau, MASK_CHECKSUM_SEED), `${label}: checksum`);
+      });
+    }
+  }
+  setHostSimd(true);
+  t.throws(() => hostStep(new Float32Array(6), 2, 3, new Float32Array(4), true, { beta, q: 0.5, alpha: 0.5 }, MASK_CHECKSUM_SEED, () => ({ G: new Float32Array(6), out: new Float32Array(6) }), undefined, { arrays: [new Float32Array(4), new Float32Array(3)], weights: [0.5, 0.5] }), RangeError, 'a chunk\'s magnitudes of the wrong size');
 });
 
 t.test('top75 and linear-0.9 runs (q = 0.25, 0.5) also match, over a sequence with a zero gradient', async (t) => {
