@@ -22,6 +22,7 @@ import type {
   UnpackAttrs,
   UnsortedSegmentSumAttrs,
 } from '@tensorflow/tfjs';
+import { instantiate, wasmAsmReady } from './asm.ts';
 
 /*
  * Design notes
@@ -85,6 +86,11 @@ export interface WasmKernelOptions {
    * benchmarking.
    */
   swapSmallRows?: boolean;
+  /**
+   * The products' transposes (of a new b, of aᵀ, of a swapped result) as a cache-blocked SIMD pass in the heap
+   * (default true); false: the stock Transpose kernel. Kept for benchmarking.
+   */
+  simdTranspose?: boolean;
   /**
    * Subset of {@link WASM_KERNELS} to install (default: all). Kernels of this module that are
    * not listed are put back to stock. E.g. `['UnsortedSegmentSum']` gives the stock backend plus
@@ -389,9 +395,112 @@ function unsortedSegmentSumKernel(args: KernelArgs): TensorInfo | TensorInfo[] {
 // BatchMatMul
 // ---------------------------------------------------------------------------------------
 
-/** Swaps the last two axes of `t` with the native Transpose kernel (new heap tensor). */
+/**
+ * A cache-blocked float32 transpose in the backend's heap: dst (C × R) = srcᵀ for src (R × C), both row-major, over
+ * the rows [0, r4) and columns [0, c4) (multiples of 4): 4 × 4 blocks loaded as 4 vectors and transposed with
+ * shuffles, 32 × 32 tiles so that the strided writes stay in cache. The stock Transpose kernel's element loop
+ * cost ~4.6 ns a value here, most of it cache misses: with it the paper preset's forward spent ~49 ms a step
+ * turning its weights (the swapped products above transpose every new b). A copy: equal to the bit.
+ */
+const TRANSPOSE_WAT = `
+(module
+  (import "env" "memory" (memory 0))
+  (func (export "transpose") (param $src i32) (param $dst i32) (param $R i32) (param $C i32) (param $r4 i32) (param $c4 i32)
+    (local $rt i32) (local $ct i32) (local $re i32) (local $ce i32) (local $r i32) (local $c i32)
+    (local $sRow i32) (local $dRow i32) (local $p i32) (local $q i32)
+    (local $a v128) (local $b v128) (local $x v128) (local $y v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    local.get $C i32.const 2 i32.shl local.set $sRow ;; bytes per source row
+    local.get $R i32.const 2 i32.shl local.set $dRow ;; bytes per destination row
+    block $rtDone loop $rtTop
+      local.get $rt local.get $r4 i32.ge_u br_if $rtDone
+      local.get $rt i32.const 32 i32.add local.tee $re local.get $r4 i32.gt_u if local.get $r4 local.set $re end
+      i32.const 0 local.set $ct
+      block $ctDone loop $ctTop
+        local.get $ct local.get $c4 i32.ge_u br_if $ctDone
+        local.get $ct i32.const 32 i32.add local.tee $ce local.get $c4 i32.gt_u if local.get $c4 local.set $ce end
+        local.get $rt local.set $r
+        block $rDone loop $rTop
+          local.get $r local.get $re i32.ge_u br_if $rDone
+          local.get $ct local.set $c
+          block $cDone loop $cTop
+            local.get $c local.get $ce i32.ge_u br_if $cDone
+            ;; p = src + (r·C + c)·4: rows r … r+3 at column c
+            local.get $src local.get $r local.get $C i32.mul local.get $c i32.add i32.const 2 i32.shl i32.add local.tee $p
+            v128.load local.set $a
+            local.get $p local.get $sRow i32.add local.tee $p v128.load local.set $b
+            local.get $p local.get $sRow i32.add local.tee $p v128.load local.set $x
+            local.get $p local.get $sRow i32.add v128.load local.set $y
+            local.get $a local.get $b i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 local.set $t0 ;; a0 b0 a1 b1
+            local.get $a local.get $b i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 local.set $t1 ;; a2 b2 a3 b3
+            local.get $x local.get $y i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 local.set $t2 ;; x0 y0 x1 y1
+            local.get $x local.get $y i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 local.set $t3 ;; x2 y2 x3 y3
+            ;; q = dst + (c·R + r)·4: columns c … c+3 become rows
+            local.get $dst local.get $c local.get $R i32.mul local.get $r i32.add i32.const 2 i32.shl i32.add local.tee $q
+            local.get $t0 local.get $t2 i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 v128.store
+            local.get $q local.get $dRow i32.add local.tee $q
+            local.get $t0 local.get $t2 i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 v128.store
+            local.get $q local.get $dRow i32.add local.tee $q
+            local.get $t1 local.get $t3 i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 v128.store
+            local.get $q local.get $dRow i32.add
+            local.get $t1 local.get $t3 i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 v128.store
+            local.get $c i32.const 4 i32.add local.set $c
+            br $cTop
+          end end
+          local.get $r i32.const 4 i32.add local.set $r
+          br $rTop
+        end end
+        local.get $ce local.set $ct
+        br $ctTop
+      end end
+      local.get $re local.set $rt
+      br $rtTop
+    end end))
+`;
+
+type TransposeFn = (src: number, dst: number, R: number, C: number, r4: number, c4: number) => void;
+let transposer: { memory: WebAssembly.Memory; fn: TransposeFn } | undefined;
+/** false: the stock Transpose kernel for every transposeLast2 (kept for benchmarking and tests). */
+let simdTranspose = true;
+
+/** The SIMD transpose in this backend's heap, or undefined (a shared heap, no assembler loaded, switched off). */
+function transposerOf(be: WasmBackendLike): TransposeFn | undefined {
+  const memory = (be.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
+  if (!simdTranspose || !(memory instanceof WebAssembly.Memory) || !(memory.buffer instanceof ArrayBuffer) || !wasmAsmReady()) return undefined;
+  if (transposer?.memory !== memory) transposer = { memory, fn: instantiate<{ transpose: TransposeFn }>(TRANSPOSE_WAT, { env: { memory } }, 'transpose.wat').transpose };
+  return transposer.fn;
+}
+
+/**
+ * Swaps the last two axes of float32 `t` (new heap tensor): the SIMD transpose above for each batch entry where it
+ * can run (the edges that are not a multiple of 4 in JS), else the native Transpose kernel.
+ */
 function transposeLast2(be: WasmBackendLike, t: TensorInfo): TensorInfo {
   const rank = t.shape.length;
+  const R = t.shape[rank - 2]!;
+  const C = t.shape[rank - 1]!;
+  const fn = t.dtype === 'float32' && R >= 4 && C >= 4 ? transposerOf(be) : undefined;
+  if (fn) {
+    const shape = t.shape.slice();
+    shape[rank - 2] = C;
+    shape[rank - 1] = R;
+    const out = be.makeOutput(shape, 'float32');
+    const src = dataOf(be, t).memoryOffset;
+    const dst = dataOf(be, out).memoryOffset;
+    const r4 = R & ~3;
+    const c4 = C & ~3;
+    const batch = sizeOf(t.shape.slice(0, -2));
+    const heap = new Float32Array((be.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer); // after makeOutput's malloc
+    for (let b = 0; b < batch; b++) {
+      const s0 = src + 4 * b * R * C;
+      const d0 = dst + 4 * b * R * C;
+      fn(s0, d0, R, C, r4, c4);
+      if (r4 === R && c4 === C) continue;
+      const s = s0 >> 2;
+      const d = d0 >> 2;
+      for (let r = 0; r < R; r++) for (let c = r < r4 ? c4 : 0; c < C; c++) heap[d + c * R + r] = heap[s + r * C + c]!;
+    }
+    return out;
+  }
   const perm = Array.from({ length: rank }, (_, i) => i);
   perm[rank - 2] = rank - 1;
   perm[rank - 1] = rank - 2;
@@ -632,6 +741,7 @@ const kernelFuncs: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[
 export function registerWasmKernels(options: WasmKernelOptions = {}): void {
   if (options.matMulSlices != null) matMulSlices = options.matMulSlices;
   if (options.swapSmallRows != null) swapSmallRows = options.swapSmallRows;
+  if (options.simdTranspose != null) simdTranspose = options.simdTranspose;
   multiplied = new WeakSet<DataId>();
   const wanted = options.kernels ?? WASM_KERNELS;
   for (const name of wanted) {

@@ -3,6 +3,7 @@ import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmKernels, unregisterWasmKernels, WASM_KERNELS } from '../../../shared/wasm/kernels.ts';
+import { initWasmAsm } from '../../../shared/wasm/asm.ts';
 
 type Host = { data: number[]; shape: number[] };
 
@@ -192,6 +193,60 @@ t.test('few-row products: swapped equals the plain path to the bit, on a new b a
     a.dispose();
   }
   registerWasmKernels({ swapSmallRows: true });
+});
+
+t.test('the products\' SIMD transposes equal the stock Transpose kernel\'s to the bit, and replace it', async (tt) => {
+  await initWasmAsm(); // the assembler the SIMD transpose is built with (initBackend() loads it)
+  await tf.setBackend('wasm');
+  // products that transpose: a few rows against a new b (b turned), aᵀ·b (a turned), a·bᵀ batched (b turned per entry)
+  const cases: Array<[number[], number[], boolean, boolean]> = [
+    [[8, 384], [384, 1152], false, false],
+    [[6, 37], [37, 333], false, false], // edges that are not a multiple of 4
+    [[16, 130], [16, 66], true, false],
+    [[3, 5, 9], [3, 7, 9], false, true],
+    [[2, 4, 4], [2, 4, 6], true, false],
+    [[33, 5], [33, 7], true, false],
+  ];
+  const stock = tf.getKernel('Transpose', 'wasm')!;
+  let stockCalls = 0;
+  const data = cases.map(([sa, sb]) => [randData(sa), randData(sb)] as const);
+  const run = (simd: boolean): Float32Array[] => {
+    registerWasmKernels({ simdTranspose: simd });
+    stockCalls = 0;
+    return cases.map(([sa, sb, ta, tb], i) => {
+      const a = tf.tensor(data[i]![0], sa);
+      const b = tf.tensor(data[i]![1], sb);
+      const o = tf.matMul(a, b, ta, tb);
+      const d = o.dataSync() as Float32Array;
+      tf.dispose([a, b, o]);
+      return d;
+    });
+  };
+  tf.unregisterKernel('Transpose', 'wasm');
+  tf.registerKernel({ ...stock, kernelFunc: (args) => (stockCalls++, stock.kernelFunc(args)) });
+  try {
+    const plain = run(false);
+    const plainCalls = stockCalls;
+    const simd = run(true);
+    tt.ok(plainCalls > 0, `the stock kernel does the products' transposes when switched off (${plainCalls} calls)`);
+    tt.equal(stockCalls, 0, 'the SIMD transpose does all of them');
+    cases.forEach(([sa, sb, ta, tb], i) => {
+      let same = simd[i]!.length === plain[i]!.length;
+      for (let j = 0; same && j < plain[i]!.length; j++) same = Object.is(simd[i]![j], plain[i]![j]);
+      tt.ok(same, `${sa}${ta ? 'ᵀ' : ''} × ${sb}${tb ? 'ᵀ' : ''}: equal to the bit`);
+    });
+  } finally {
+    tf.unregisterKernel('Transpose', 'wasm');
+    tf.registerKernel(stock);
+    registerWasmKernels({ simdTranspose: true });
+  }
+  // and the values are the transpose: against cpu
+  for (const [sa, sb, ta, tb] of cases) {
+    const ad = randData(sa);
+    const bd = randData(sb);
+    const { cpu, wasm } = await onBoth(() => host(tf.matMul(tf.tensor(ad, sa), tf.tensor(bd, sb), ta, tb)));
+    close(tt, wasm, cpu, `${sa}${ta ? 'ᵀ' : ''} × ${sb}${tb ? 'ᵀ' : ''} vs cpu`);
+  }
 });
 
 t.test('Slice matches cpu', async (tt) => {
