@@ -332,6 +332,57 @@ function benchReduce(): void {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// (g) the products' transposes: the stock Transpose kernel against the SIMD pass (shared/wasm/kernels.ts)
+// ---------------------------------------------------------------------------------------
+
+/** The swapped forward of a new b turns all of b: the stock kernel against the SIMD one, and a whole forward + backward. */
+function benchTranspose(): void {
+  console.log('\n(g) the products\' transposes, a new b per product (the swapped forward turns b), median ms (stock Transpose, then SIMD)');
+  row('shape', ['stock', 'SIMD', 'speedup']);
+  const cases: Array<[string, number[], number[]]> = [
+    ['fwd, 4 seq: [32,384]x[384,1152]', [32, 384], [384, 1152]],
+    ['fwd, 4 seq: [32,384]x[384,1536]', [32, 384], [384, 1536]],
+    ['fwd, 4 seq: [32,1536]x[1536,384]', [32, 1536], [1536, 384]],
+  ];
+  for (const [label, sa, sb] of cases) {
+    const a = tf.randomNormal(sa);
+    const bRandom = tf.randomNormal(sb);
+    const bd = bRandom.dataSync() as Float32Array;
+    bRandom.dispose();
+    const product = (): tf.Tensor => tf.tidy(() => tf.matMul(a, tf.tensor(bd, sb)));
+    registerWasmKernels({ simdTranspose: false });
+    const stock = timeMs(product, 3 * RUNS, 2);
+    registerWasmKernels({ simdTranspose: true });
+    const simd = timeMs(product, 3 * RUNS, 2);
+    row(label, [stock, simd, `${(stock / simd).toFixed(1)}x`]);
+    a.dispose();
+  }
+  const model = buildGpt(resolveConfig({ preset: 'paper', overrides: { block_size: 8, dropout: 0, batch_size: 4 } }));
+  const step = (): tf.Tensor[] => model.step({ freshWeights: true });
+  const seen: Float32Array[][] = [];
+  for (const simd of [false, true]) {
+    registerWasmKernels({ simdTranspose: simd });
+    const g = step(); // also the warm-up
+    seen.push(g.map((t) => t.dataSync() as Float32Array));
+    tf.dispose(g);
+  }
+  // interleaved, one step of each in turn: the machine's drift falls on both
+  const times: [number[], number[]] = [[], []];
+  for (let r = 0; r < Math.max(5, RUNS); r++) {
+    for (const k of [0, 1] as const) {
+      registerWasmKernels({ simdTranspose: k === 1 });
+      const t0 = performance.now();
+      tf.dispose(step());
+      times[k].push(performance.now() - t0);
+    }
+  }
+  const [stock, simd] = times.map((ts) => [...ts].sort((a, b) => a - b)[ts.length >> 1]!) as [number, number];
+  const same = seen[0]!.every((g, i) => g.every((v, j) => Object.is(v, seen[1]![i]![j])));
+  row('paper GPT, 4 sequences of 8: fwd+bwd', [stock, simd, `${(stock / simd).toFixed(1)}x`, same ? 'same bits' : 'BITS DIFFER']);
+  model.dispose();
+}
+
 await initWasmAsm();
 await tf.setBackend('wasm');
 await tf.ready();
@@ -342,4 +393,5 @@ benchGpt();
 benchSmallRows();
 benchAdamW();
 benchReduce();
+benchTranspose();
 console.log(`\nnumTensors at exit: ${tf.memory().numTensors}`);
