@@ -1,7 +1,7 @@
 // Fast, complete tfjs `wasm` backend kernels for transformer training (UnsortedSegmentSum, BatchMatMul, slicing,
 // Identity).
 //
-// Why one file of ~610 lines: every kernel here is registered and unregistered together and shares the few helpers
+// Why one file of ~790 lines: every kernel here is registered and unregistered together and shares the few helpers
 // that reach the wasm backend's tensor data (its heap, its native matMul); each kernel is tested against the cpu
 // backend in test/shared/wasm/kernels.test.ts.
 import * as tf from '@tensorflow/tfjs';
@@ -489,7 +489,7 @@ function transposeLast2(be: WasmBackendLike, t: TensorInfo): TensorInfo {
     const r4 = R & ~3;
     const c4 = C & ~3;
     const batch = sizeOf(t.shape.slice(0, -2));
-    const heap = new Float32Array((be.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer); // after makeOutput's malloc
+    const heap = new Float32Array(be.wasm.HEAPU8.buffer); // after makeOutput's malloc
     for (let b = 0; b < batch; b++) {
       const s0 = src + 4 * b * R * C;
       const d0 = dst + 4 * b * R * C;
